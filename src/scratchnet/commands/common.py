@@ -1,0 +1,139 @@
+"""Flags shared by every command that trains: one place that turns argv into a TrainConfig."""
+from __future__ import annotations
+
+import argparse
+
+from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..losses import LOSSES
+from ..network import INITS
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """``7`` or ``16,8`` → (16, 8), positive integers."""
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers")
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"'{text}' needs positive integers")
+    return vals
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' must be a positive number")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' must be >= 0")
+    return v
+
+
+def fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be between 0 and 1")
+    return v
+
+
+def add_data_args(p: argparse.ArgumentParser, default: str | None = "ps5") -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default, required=default is None,
+                   help="CSV path or bundled name: ps5, moons, circles, xor, gaussians, spiral "
+                   f"(default: {default})")
+    g.add_argument("--features", type=lambda s: tuple(c.strip() for c in s.split(",")),
+                   help="comma-separated feature columns (default: x_1,x_2)")
+    g.add_argument("--target", help="target column (default: classification)")
+    g.add_argument("--n-samples", type=nonneg_int, help="rows of a generated data set")
+    g.add_argument("--noise", type=float, help="noise of a generated data set")
+    g.add_argument("--data-seed", type=int, help="seed of a generated data set")
+    g.add_argument("--n-classes", type=nonneg_int, help="classes of gaussians / spiral")
+
+
+def add_training_args(p: argparse.ArgumentParser, epochs: int = 100_000) -> None:
+    add_data_args(p)
+    g = p.add_argument_group("network and training")
+    g.add_argument("--hidden", type=int_list, default=(7,),
+                   help="hidden layer sizes, e.g. 7 or 16,8 (default: 7)")
+    g.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid",
+                   help="hidden activation (default: sigmoid)")
+    g.add_argument("--output", choices=OUTPUT_ACTIVATIONS, default="sigmoid",
+                   help="output activation (default: sigmoid)")
+    g.add_argument("--loss", choices=tuple(LOSSES), default="sse",
+                   help="sse = ½Σ(y − ŷ)² (default), bce, ce (with softmax)")
+    g.add_argument("--init", choices=INITS, default="normal",
+                   help="normal = the problem set's np.random.randn draw (default), xavier, he")
+    g.add_argument("--lr", type=positive_float, default=1e-4, help="learning rate η (1e-4)")
+    g.add_argument("--epochs", type=nonneg_int, default=epochs,
+                   help=f"full-batch epochs (default: {epochs})")
+    g.add_argument("--seed", type=int, default=0, help="weight init seed (default: 0)")
+    g.add_argument("--test-size", type=fraction, default=0.2, help="test fraction (0.2)")
+    g.add_argument("--split-seed", type=int, default=0, help="split random_state (0)")
+    g.add_argument("--faithful", action="store_true",
+                   help="reproduce PS5 Question 2 exactly: standardize inputs AND 0/1 targets "
+                   "with the whole data set's statistics")
+    g.add_argument("--standardize-targets", action="store_true",
+                   help="standardize the 0/1 targets as the problem set did")
+    g.add_argument("--log-every", type=nonneg_int, default=1000,
+                   help="print the loss every N epochs, 0 = never (default: 1000)")
+    g.add_argument("--engine", choices=("auto", "numpy", "fast"), default="auto",
+                   help="auto = compiled when available (default)")
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..train import TrainConfig
+
+    return TrainConfig(
+        data=args.data, features=args.features, target=args.target, hidden=args.hidden,
+        activation=args.activation, output=args.output, loss=args.loss, init=args.init,
+        lr=args.lr, epochs=args.epochs, seed=args.seed, test_size=args.test_size,
+        split_seed=args.split_seed, faithful=args.faithful,
+        standardize_targets=args.standardize_targets, log_every=args.log_every,
+        engine=args.engine, n_samples=args.n_samples, noise=args.noise,
+        data_seed=args.data_seed, n_classes=args.n_classes)
+
+
+def run_training(config, quiet: bool = False, desc: str = "training"):
+    """Train with the problem set's log lines on stdout and a progress bar on stderr.
+
+    Returns (result, exit_code): on Ctrl-C the partial result and 130; on divergence the
+    partial result and 2 (the message printed). The caller saves whatever it gets."""
+    import sys
+
+    from ..errors import DivergedError
+    from ..progress import ProgressBar
+    from ..train import train
+
+    bar = ProgressBar(config.epochs, desc, enabled=None if not quiet else False)
+
+    def log(t, tr, te):
+        if not quiet:
+            if bar.enabled:
+                sys.stderr.write("\r\033[K")
+            print(f"epoch {t:>7}  train loss {tr:.6f}  test loss {te:.6f}", flush=True)
+
+    try:
+        result = train(config, on_log=log, progress=bar)
+    except DivergedError as e:
+        bar.close()
+        print(f"scratchnet: {e}", file=sys.stderr)
+        return e.result, 2
+    if result.stopped == "interrupted":
+        bar.close()
+        print(f"scratchnet: interrupted after {result.final['epochs']} epochs; keeping what "
+              "was trained", file=sys.stderr)
+        return result, 130
+    return result, 0

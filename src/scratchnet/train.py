@@ -1,0 +1,284 @@
+"""Training: the configuration, the data preparation and full-batch gradient descent.
+
+One epoch, exactly as the problem set orders it:
+  a. forward pass on the training rows and on the test rows with the current weights;
+  b. record train and test loss (and accuracy) for those weights;
+  c. w ← w − η ∂E/∂w from the training forward pass (sums over rows, no averaging).
+``history.train_loss[t]`` is therefore the loss of the weights after t updates.
+"""
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .backprop import backward, forward, output_delta, predict
+from .data import (Dataset, Standardizer, check_classification, check_features, load_data,
+                   split_indices)
+from .errors import DivergedError, ScratchnetError
+from .losses import LOSSES
+from .model import Model
+from .network import Layout, init_weights
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; filled by the CLI and the Python API alike."""
+
+    data: str = "ps5"
+    features: tuple[str, ...] | None = None
+    target: str | None = None
+    hidden: tuple[int, ...] = (7,)
+    activation: str = "sigmoid"
+    output: str = "sigmoid"
+    loss: str = "sse"
+    init: str = "normal"
+    lr: float = 1e-4
+    epochs: int = 100_000
+    seed: int = 0
+    test_size: float = 0.2
+    split_seed: int = 0
+    faithful: bool = False  # the problem set exactly: whole-data standardizing of x AND y
+    standardize_targets: bool = False  # only the targets as the problem set (implied by faithful)
+    log_every: int = 1000
+    engine: str = "auto"  # auto | numpy | fast
+    # options of generated data sets (moons, spiral, …)
+    n_samples: int | None = None
+    noise: float | None = None
+    data_seed: int | None = None
+    n_classes: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.hidden, int):
+            self.hidden = (self.hidden,)
+        self.hidden = tuple(int(h) for h in self.hidden)
+        if self.loss not in LOSSES:
+            raise ScratchnetError(f"--loss: unknown '{self.loss}' (choose from "
+                                  f"{', '.join(LOSSES)})")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ScratchnetError(f"--lr must be a positive number, got {self.lr}")
+        if self.epochs < 0:
+            raise ScratchnetError(f"--epochs must be >= 0, got {self.epochs}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["features"] = list(self.features) if self.features else None
+        return d
+
+
+@dataclass
+class Problem:
+    """The arrays one training run works on, already standardized and encoded."""
+
+    x_train: np.ndarray  # (N, D)
+    y_train: np.ndarray  # (N, n_out) targets in network space
+    x_test: np.ndarray
+    y_test: np.ndarray
+    l_train: np.ndarray  # (N,) class indices 0..K−1, for accuracy
+    l_test: np.ndarray
+    threshold: float = 0.5  # one output unit: class 1 when ŷ > threshold (network space)
+
+
+@dataclass
+class History:
+    train_loss: np.ndarray
+    test_loss: np.ndarray
+    train_acc: np.ndarray
+    test_acc: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> "History":
+        return cls(*(np.full(n, np.nan) for _ in range(4)))
+
+    def truncate(self, n: int) -> "History":
+        return History(self.train_loss[:n].copy(), self.test_loss[:n].copy(),
+                       self.train_acc[:n].copy(), self.test_acc[:n].copy())
+
+    def __len__(self) -> int:
+        return len(self.train_loss)
+
+    def to_csv(self, path: str) -> None:
+        with open(path, "w", newline="") as fh:
+            wr = csv.writer(fh)
+            wr.writerow(["epoch", "train_loss", "test_loss", "train_acc", "test_acc"])
+            for t in range(len(self)):
+                wr.writerow([t, repr(float(self.train_loss[t])), repr(float(self.test_loss[t])),
+                             repr(float(self.train_acc[t])), repr(float(self.test_acc[t]))])
+
+
+@dataclass
+class Prepared:
+    dataset: Dataset
+    layout: Layout
+    problem: Problem
+    x_scaler: Standardizer
+    y_scaler: Standardizer | None
+    classes: np.ndarray
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    history: History
+    config: TrainConfig
+    prepared: Prepared
+    seconds: float = 0.0
+    stopped: str = "completed"  # completed | interrupted | diverged
+    engine: str = "numpy"
+    final: dict = field(default_factory=dict)
+
+
+def prepare(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
+    """Load, validate, split, standardize and encode the data; build the layout."""
+    ds = dataset or load_data(config.data, config.features, config.target,
+                              n_samples=config.n_samples, noise=config.noise,
+                              seed=config.data_seed, n_classes=config.n_classes)
+    classes = check_classification(ds)
+    check_features(ds)
+    labels = np.searchsorted(classes, ds.y)  # class indices 0..K−1
+    K = classes.size
+    if config.output == "softmax":
+        n_out, Y = K, np.eye(K)[labels]
+    elif K == 2:
+        n_out, Y = 1, labels[:, None].astype(float)
+    else:
+        raise ScratchnetError(f"{ds.source}: {K} classes need one output per class: use "
+                              "--output softmax --loss ce")
+    if config.loss == "ce" and config.output != "softmax":
+        raise ScratchnetError("--loss ce needs --output softmax")
+    train_idx, test_idx = split_indices(len(ds.y), config.test_size, config.split_seed)
+    if config.faithful:
+        # The problem set standardizes with the WHOLE data set's statistics, before the split.
+        x_scaler = Standardizer.fit(ds.X)
+    else:
+        x_scaler = Standardizer.fit(ds.X[train_idx])
+    y_scaler = None
+    threshold = 0.5
+    if (config.faithful or config.standardize_targets) and n_out == 1:
+        y_scaler = Standardizer.fit(Y)  # targets become −0.98 / +1.02 for balanced 0/1 labels
+        Y = y_scaler.transform(Y)
+        threshold = float(y_scaler.transform(np.array([[0.5]]))[0, 0])
+    x = x_scaler.transform(ds.X)
+    hidden_act = config.activation
+    layout = Layout.build(ds.X.shape[1], config.hidden, n_out, hidden_act, config.output,
+                          ds.feature_names)
+    problem = Problem(x[train_idx], Y[train_idx], x[test_idx], Y[test_idx],
+                      labels[train_idx], labels[test_idx], threshold)
+    return Prepared(ds, layout, problem, x_scaler, y_scaler, classes, train_idx, test_idx)
+
+
+def accuracy(y_pred: np.ndarray, labels: np.ndarray, threshold: float) -> float:
+    if y_pred.shape[1] == 1:
+        return float(np.mean((y_pred[:, 0] > threshold) == (labels == 1)))
+    return float(np.mean(y_pred.argmax(axis=1) == labels))
+
+
+def run_epochs(layout: Layout, loss: str, w: np.ndarray, P: Problem, lr: float,
+               start: int, stop: int, hist: History) -> None:
+    """Epochs start..stop−1 of full-batch gradient descent with the readable engine.
+
+    Updates ``w`` in place and fills ``hist[start:stop]``.  The fast path
+    (``scratchnet.fast.run_epochs``) has the same signature and computes the same numbers.
+    """
+    E = LOSSES[loss].value
+    for t in range(start, stop):
+        betas = forward(layout, w, P.x_train)  # β_0 … β_L on the training rows
+        y_test = predict(layout, w, P.x_test)
+        hist.train_loss[t] = E(P.y_train, betas[-1])
+        hist.test_loss[t] = E(P.y_test, y_test)
+        hist.train_acc[t] = accuracy(betas[-1], P.l_train, P.threshold)
+        hist.test_acc[t] = accuracy(y_test, P.l_test, P.threshold)
+        w -= lr * backward(layout, w, betas, output_delta(layout, loss, betas[-1], P.y_train))
+
+
+def select_engine(name: str = "auto"):
+    """(engine name, run_epochs function). ``auto`` takes the compiled path when available."""
+    if name not in ("auto", "numpy", "fast"):
+        raise ScratchnetError(f"--engine: unknown '{name}' (choose from auto, numpy, fast)")
+    if name in ("auto", "fast"):
+        try:
+            from . import fast
+        except ImportError:
+            fast = None
+        if fast is not None and fast.available():
+            return "fast", fast.run_epochs
+        if name == "fast":
+            raise ScratchnetError("--engine fast: the compiled engine is unavailable "
+                                  "(is numba installed?)")
+    return "numpy", run_epochs
+
+
+def final_metrics(layout: Layout, loss: str, w: np.ndarray, P: Problem) -> dict:
+    """Losses and accuracies of the final weights (after the last update)."""
+    E = LOSSES[loss].value
+    ptr, pte = predict(layout, w, P.x_train), predict(layout, w, P.x_test)
+    return {"train_loss": E(P.y_train, ptr), "test_loss": E(P.y_test, pte),
+            "train_acc": accuracy(ptr, P.l_train, P.threshold),
+            "test_acc": accuracy(pte, P.l_test, P.threshold)}
+
+
+def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
+          w0: np.ndarray | None = None, on_log=None, progress=None) -> TrainResult:
+    """Train one network as ``config`` says; returns the model and its per-epoch history.
+
+    ``on_log(epoch, train_loss, test_loss)`` is called every ``config.log_every`` epochs (the
+    problem set's print); ``progress(done, total, train_loss, test_loss)`` after every chunk.
+    Ctrl-C stops cleanly (``stopped="interrupted"``, the weights and history up to the last
+    finished chunk kept).  A non-finite loss raises :class:`DivergedError` carrying the partial
+    result: weights and history up to the last epoch whose loss was finite.
+    """
+    config = config or TrainConfig()
+    prep = prepare(config, dataset)
+    layout, P = prep.layout, prep.problem
+    w = init_weights(layout, config.init, config.seed) if w0 is None else np.array(w0, float)
+    engine, run = select_engine(config.engine)
+    hist = History.empty(config.epochs)
+    chunk = max(1, min(config.log_every or 1000, 1000))
+    done, stopped = 0, "completed"
+    t0 = time.perf_counter()
+    diverged_at = None
+    while done < config.epochs:
+        stop = min(done + chunk, config.epochs)
+        w_start = w.copy()
+        try:
+            run(layout, config.loss, w, P, config.lr, done, stop, hist)
+        except KeyboardInterrupt:
+            w[:] = w_start  # the chunk in flight is dropped; everything before it is kept
+            stopped = "interrupted"
+            break
+        bad = np.flatnonzero(~np.isfinite(hist.train_loss[done:stop]))
+        if bad.size:
+            diverged_at = done + int(bad[0])
+            w[:] = w_start  # replay up to the last finite epoch to keep its weights exactly
+            if diverged_at - 1 > done:
+                run_epochs(layout, config.loss, w, P, config.lr, done, diverged_at - 1,
+                           History.empty(config.epochs))
+            done = max(diverged_at - 1, done)
+            stopped = "diverged"
+            break
+        if on_log and config.log_every:
+            for t in range(done, stop):
+                if t % config.log_every == 0:
+                    on_log(t, float(hist.train_loss[t]), float(hist.test_loss[t]))
+        done = stop
+        if progress:
+            progress(done, config.epochs, float(hist.train_loss[done - 1]),
+                     float(hist.test_loss[done - 1]))
+    seconds = time.perf_counter() - t0
+    bad_value = hist.train_loss[diverged_at] if diverged_at is not None else None
+    hist = hist.truncate(diverged_at if diverged_at is not None else done)
+    final = final_metrics(layout, config.loss, w, P)
+    final.update(epochs=done, seconds=seconds, stopped=stopped, engine=engine)
+    model = Model(layout, w, config.loss, prep.x_scaler, prep.y_scaler, prep.classes,
+                  prep.dataset.target_name, config.to_dict(), final)
+    result = TrainResult(model, hist, config, prep, seconds, stopped, engine, final)
+    if diverged_at is not None:
+        raise DivergedError(
+            f"training diverged at epoch {diverged_at} (train loss {bad_value}): try a lower "
+            f"--lr (now {config.lr:g}); the {done} epochs before it are kept", result)
+    return result
