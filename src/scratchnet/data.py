@@ -78,14 +78,14 @@ def read_csv(path: str, features=None, target=None, display: str | None = None,
     header = [c.strip() for c in rows[0]]
     if len(rows) == 1:
         raise DataError(f"{name}: has a header but no data rows")
+    hint = ""
     if features is None:
-        features = tuple(c for c in DEFAULT_FEATURES if c in header) \
-            if all(c in header for c in DEFAULT_FEATURES) else tuple(c for c in header
-                                                                     if c != target)
+        features, hint = DEFAULT_FEATURES, "; choose others with --features"
     has_target = target in header or not target_optional
     for col in (*features, target) if has_target else features:
         if col not in header:
-            raise DataError(f"{name}: no column '{col}' (columns found: {', '.join(header)})")
+            raise DataError(f"{name}: no column '{col}' (columns found: {', '.join(header)})"
+                            + (hint if col in features else "; choose another with --target"))
     if target in features:
         raise DataError(f"{name}: column '{target}' is both a feature and the target")
     if not features:

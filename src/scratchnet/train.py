@@ -246,7 +246,8 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
         stop = min(done + chunk, config.epochs)
         w_start = w.copy()
         try:
-            run(layout, config.loss, w, P, config.lr, done, stop, hist)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
+                run(layout, config.loss, w, P, config.lr, done, stop, hist)
         except KeyboardInterrupt:
             w[:] = w_start  # the chunk in flight is dropped; everything before it is kept
             stopped = "interrupted"
@@ -256,7 +257,7 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
             diverged_at = done + int(bad[0])
             w[:] = w_start  # replay up to the last finite epoch to keep its weights exactly
             if diverged_at - 1 > done:
-                run_epochs(layout, config.loss, w, P, config.lr, done, diverged_at - 1,
+                run(layout, config.loss, w, P, config.lr, done, diverged_at - 1,
                            History.empty(config.epochs))
             done = max(diverged_at - 1, done)
             stopped = "diverged"
