@@ -1,0 +1,191 @@
+"""scratchnet.sklearn: scikit-learn's own estimator checks, the problem set's numbers through
+the estimator API, and the estimator inside Pipeline / GridSearchCV / cross_val_score /
+pandas / joblib's Dask backend."""
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris, make_moons
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from scratchnet.data import load_data
+from scratchnet.model import Model
+from scratchnet.sklearn import ScratchNetClassifier, ScratchNetRegressor
+from scratchnet.train import TrainConfig, train
+
+# Small epoch counts keep the ~220 checks to about a second; they still have to reach
+# scikit-learn's accuracy (> 0.83) and R² (> 0.5) bars.  The second instance of each class
+# exercises mini-batches, momentum, a validation split and the non-default output/loss.
+ESTIMATORS = [
+    ScratchNetClassifier(epochs=50, lr=1.0),
+    ScratchNetClassifier(epochs=20, lr=1.0, output="softmax", loss="sse", batch_size=16,
+                         momentum=0.5, validation_fraction=0.2),
+    ScratchNetRegressor(epochs=50),
+    ScratchNetRegressor(epochs=20, lr=0.05, batch_size=16, momentum=0.5, standardize=False,
+                        validation_fraction=0.2),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_estimator_checks(estimator, check, monkeypatch):
+    # check_array_api_input (NumPy namespace) skips itself unless SCIPY_ARRAY_API is set; the
+    # variable only switches on scikit-learn's dispatch here (the estimator never calls scipy),
+    # so set it for the run of that check instead of leaving it skipped.
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    check(estimator)
+
+
+def ps5_xy():
+    ds = load_data("ps5")
+    return ds.X, ds.y
+
+
+def test_classifier_reproduces_the_problem_set_run():
+    # The problem set's setup through the estimator API: sigmoid / ½Σ loss / summed gradient,
+    # lr 1e-4, w1..w29 = np.random.seed(0); randn(29), 80/20 split with random_state 0 and the
+    # inputs standardized with the training rows' statistics.  Same numbers as `train`.
+    epochs = 300
+    result = train(TrainConfig(epochs=epochs, engine="numpy"))
+    X, y = ps5_xy()
+    clf = ScratchNetClassifier(hidden=7, output="sigmoid", loss="sse", lr=1e-4, epochs=epochs,
+                               init="normal", reduction="sum", validation_fraction=0.2,
+                               random_state=0).fit(X, y)
+    np.testing.assert_allclose(clf.w_, result.model.w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(clf.loss_curve_, result.history.train_loss, rtol=1e-12)
+    np.testing.assert_allclose(clf.validation_loss_curve_, result.history.test_loss,
+                               rtol=1e-12)
+    assert clf.n_iter_ == epochs and clf.loss_ == clf.loss_curve_[-1]
+    assert clf.layout_.sizes == (2, 7, 1) and clf.w_.shape == (29,)
+    np.testing.assert_allclose(clf.predict_proba(X), result.model.predict_proba(X),
+                               atol=1e-12)
+
+
+def test_coefs_are_views_of_w_in_problem_set_order():
+    X, y = ps5_xy()
+    clf = ScratchNetClassifier(epochs=5, random_state=0).fit(X, y)
+    W0, W1 = clf.coefs_
+    assert W0.shape == (3, 7) and W1.shape == (8, 1)  # rows: bias first, then inputs
+    assert np.shares_memory(W0, clf.w_) and np.shares_memory(W1, clf.w_)
+    np.testing.assert_array_equal(W0[1], clf.w_[7:14])  # w8..w14: x_1 → n1..n7
+    assert W1[0, 0] == clf.w_[21]  # w22: bias → output
+
+
+def test_partial_fit_continues_exactly_like_more_epochs():
+    X, y = make_moons(120, noise=0.2, random_state=1)
+    full = ScratchNetClassifier(epochs=30, momentum=0.5, random_state=3).fit(X, y)
+    inc = ScratchNetClassifier(momentum=0.5, random_state=3)
+    for _ in range(30):
+        inc.partial_fit(X, y)
+    assert inc.n_iter_ == 30
+    np.testing.assert_allclose(inc.w_, full.w_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(inc.loss_curve_, full.loss_curve_, rtol=1e-12)
+
+
+def test_partial_fit_takes_classes_on_the_first_call():
+    X, y = load_iris(return_X_y=True)
+    clf = ScratchNetClassifier(random_state=0)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])  # the first batch lacks class 2
+    assert clf.classes_.tolist() == [0, 1, 2] and clf.layout_.sizes[-1] == 3
+    clf.partial_fit(X, y)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X[:3], [0, 1, 7])
+
+
+def test_multiclass_gets_softmax_and_string_labels_work():
+    X, y = load_iris(return_X_y=True)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = ScratchNetClassifier(epochs=300, random_state=0).fit(X, names)
+    assert clf.layout_.output == "softmax" and clf.layout_.sizes == (4, 7, 3)
+    assert clf.classes_.tolist() == ["setosa", "versicolor", "virginica"]
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    assert clf.score(X, names) > 0.9
+    assert set(clf.predict(X)) <= set(names)
+    with pytest.raises(ValueError, match="one output unit"):
+        ScratchNetClassifier(output="sigmoid").fit(X, y)
+    with pytest.raises(ValueError, match="does not go with"):
+        ScratchNetClassifier(loss="ce").fit(X[y < 2], y[y < 2])
+
+
+def test_mean_reduction_makes_lr_independent_of_row_count():
+    X, y = make_moons(80, noise=0.2, random_state=0)
+    X2, y2 = np.vstack([X, X]), np.r_[y, y]  # every row twice: same mean gradient
+    a = ScratchNetClassifier(epochs=40, random_state=0).fit(X, y)
+    b = ScratchNetClassifier(epochs=40, random_state=0).fit(X2, y2)
+    np.testing.assert_allclose(a.w_, b.w_, rtol=1e-10, atol=1e-12)
+    s = ScratchNetClassifier(epochs=40, reduction="sum", lr=0.5 / 80, random_state=0)
+    c = s.fit(X, y)  # the summed gradient with lr / N is the same step
+    np.testing.assert_allclose(c.w_, a.w_, rtol=1e-10, atol=1e-12)
+    assert c.loss_curve_[0] == pytest.approx(80 * a.loss_curve_[0], rel=1e-12)
+
+
+def test_regressor_fits_a_smooth_function_and_multioutput():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(200, 2))
+    y = 300 + 100 * np.sin(X[:, 0]) + 50 * X[:, 1]  # large target scale: standardized inside
+    reg = ScratchNetRegressor(hidden=(16,), activation="tanh", epochs=2000, momentum=0.9,
+                              lr=0.1, random_state=0).fit(X, y)
+    assert reg.score(X, y) > 0.98
+    assert reg.predict(X).shape == (200,)
+    assert reg.loss_curve_[-1] < 0.05 * reg.loss_curve_[0]
+    Y = np.column_stack([y, -2 * y])
+    multi = ScratchNetRegressor(epochs=200, random_state=0).fit(X, Y)
+    assert multi.predict(X).shape == (200, 2) and multi.n_outputs_ == 2
+
+
+def test_divergence_is_a_clear_error():
+    X = np.linspace(-1, 1, 40)[:, None]
+    reg = ScratchNetRegressor(activation="identity", standardize=False, lr=50.0, epochs=500,
+                              random_state=0)
+    with pytest.raises(ValueError, match="diverged.*lower lr"):
+        reg.fit(X, 1e3 * X[:, 0])
+
+
+def test_pipeline_gridsearch_cross_val_and_dataframes():
+    pd = pytest.importorskip("pandas")
+    X, y = make_moons(150, noise=0.2, random_state=0)
+    df = pd.DataFrame(X, columns=["width", "height"])
+    pipe = make_pipeline(StandardScaler(), ScratchNetClassifier(epochs=200, standardize=False,
+                                                                random_state=0))
+    scores = cross_val_score(pipe, df, y, cv=3)
+    assert scores.mean() > 0.8
+    grid = GridSearchCV(ScratchNetClassifier(epochs=100, random_state=0),
+                        {"hidden": [3, (8, 4)], "activation": ["sigmoid", "tanh"]}, cv=3)
+    grid.fit(df, y)
+    assert grid.best_estimator_.feature_names_in_.tolist() == ["width", "height"]
+    assert grid.best_estimator_.layout_.input_names == ("width", "height")
+    assert grid.best_estimator_.layout_.weight_name(3).startswith("w4: width")
+    with pytest.raises(ValueError, match="feature names"):
+        grid.best_estimator_.predict(df.rename(columns={"width": "w"}))
+
+
+def test_to_model_predicts_the_same_and_saves(tmp_path):
+    X, y = ps5_xy()
+    clf = ScratchNetClassifier(epochs=50, random_state=0).fit(X, y)
+    model = clf.to_model()
+    model.save(tmp_path / "m.json")
+    loaded = Model.load(str(tmp_path / "m.json"))
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-12)
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+def test_gridsearch_on_dask_joblib_backend_matches_serial():
+    distributed = pytest.importorskip("distributed")
+    import joblib
+
+    X, y = make_moons(120, noise=0.25, random_state=2)
+    params = {"hidden": [3, 7], "lr": [0.3, 1.0]}
+    est = ScratchNetClassifier(epochs=100, random_state=0)
+    serial = GridSearchCV(est, params, cv=3).fit(X, y)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        with distributed.get_task_stream(client) as stream, joblib.parallel_backend("dask"):
+            dist = GridSearchCV(est, params, cv=3, n_jobs=-1).fit(X, y)
+        # the fits really ran on the cluster's worker processes
+        workers = {task["worker"] for task in stream.data}
+        assert stream.data and workers <= set(client.scheduler_info()["workers"])
+    assert dist.best_params_ == serial.best_params_
+    np.testing.assert_allclose(dist.cv_results_["mean_test_score"],
+                               serial.cv_results_["mean_test_score"], rtol=0, atol=1e-12)
