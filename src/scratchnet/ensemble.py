@@ -30,6 +30,8 @@ from .losses import CANONICAL_PAIRS, EPS, LOSSES
 from .network import Layout, init_weights
 
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
+# row-network-epochs per chunk: a fraction of a second on CPU cores, on a GPU
+CHUNK_WORK = {"cpu": 2e7, "cuda": 2e10}
 
 
 @dataclass
@@ -232,6 +234,11 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     """
     from .train import prepare
 
+    plain = getattr(config, "plain_gd", None)
+    if plain is not None and not plain():
+        raise ScratchnetError("train_ensemble runs plain full-batch gradient descent only "
+                              "(no optimizer, mini-batches, schedule, penalty, early stopping, "
+                              "jitter or monitor)")
     prep = prepared if prepared is not None else prepare(config)
     layout, P = prep.layout, prep.problem
     seeds_arr = np.atleast_1d(np.asarray(seeds))
@@ -254,9 +261,10 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     rec_epochs = np.arange(0, E, record_every)
     rec = {m: np.full((K, rec_epochs.size), np.nan) for m in METRICS}
     diverged_at = np.full(K, -1, np.int64)
-    # chunks of about 2e7 row-network-epochs: progress and Ctrl-C every fraction of a second
+    # chunks of a fraction of a second between progress reports and Ctrl-C checks
     rows = P.x_train.shape[0] + P.x_test.shape[0] / record_every
-    chunk = int(max(1, min(E, 2e7 // max(1.0, K * rows)))) if E else 1
+    budget = CHUNK_WORK["cuda" if name == "cuda" else "cpu"]
+    chunk = int(max(1, min(E, budget // max(1.0, K * rows)))) if E else 1
     done, stopped = 0, "completed"
     t0 = time.perf_counter()
     while done < E:

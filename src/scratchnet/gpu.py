@@ -1,0 +1,276 @@
+"""Ensembles on a CUDA GPU: one thread per network, the whole training loop in one kernel.
+
+Batched matrix products (one ``bmm`` per layer and epoch) leave a GPU mostly idle on a 2-7-1
+network: every epoch is a dozen tiny kernel launches.  Here thread k owns network k for the
+whole chunk of epochs: its weights, gradient and one row's β and δ live in registers / local
+memory, it walks the (shared, read-only) training rows one at a time, accumulates ∂E/∂w over
+them exactly as ``backprop.backward`` sums over rows, records the metrics and steps.  Nothing
+leaves the chip between epochs except the recorded metrics.
+
+The kernel is generated for one layout and loss (sizes, activations and loss are compile-time
+constants, so the loops unroll) and cached.  It is written with ``numba.cuda``; with
+``NUMBA_ENABLE_CUDASIM=1`` numba runs the same kernel on the CPU, which is how the tests check
+it against the CPU engine on machines without a GPU.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from .errors import ScratchnetError
+from .losses import CANONICAL_PAIRS, EPS
+
+THREADS = 128  # threads per block
+
+
+if not hasattr(np, "row_stack"):  # numba-cuda on numpy >= 2.5 still looks for it
+    np.row_stack = np.vstack
+try:  # a module global: the CUDA simulator swaps it for its own in the kernel's globals
+    from numba import cuda
+except ImportError:  # pragma: no cover
+    cuda = None
+
+
+def _cuda():
+    """numba.cuda, or None."""
+    return cuda
+
+
+def cuda_available() -> bool:
+    cuda = _cuda()
+    if cuda is None:
+        return False
+    try:
+        return bool(cuda.is_available())
+    except Exception:  # a broken driver is "no device" to the user
+        return False
+
+
+def require_cuda() -> None:
+    if not cuda_available():
+        raise ScratchnetError("--device cuda: no CUDA device (numba.cuda found none; "
+                              "use --device cpu)")
+
+
+def device_name() -> str:
+    cuda = _cuda()
+    if cuda is None or not cuda_available():
+        return "none"
+    name = cuda.get_current_device().name
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+@functools.lru_cache(maxsize=32)
+def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
+    """The training kernel for one layout (sizes, activation codes as in fast.ACT_CODES) and
+    loss code; closure constants become compile-time constants of the kernel."""
+    L = len(sizes) - 1
+    D, NO = sizes[0], sizes[-1]
+    OFFS = tuple(int(v) for v in np.concatenate([[0], np.cumsum(
+        [(sizes[l] + 1) * sizes[l + 1] for l in range(L)])]))
+    RO = tuple(int(v) for v in np.concatenate([[0], np.cumsum(sizes)]))
+    NP, NB, MW = OFFS[-1], RO[-1], max(sizes)
+    SIZES, ACTS = tuple(int(s) for s in sizes), tuple(int(a) for a in acts)
+    OUT = ACTS[-1]
+    LO = 1.0 - EPS
+
+    @cuda.jit(device=True)
+    def clip(p):
+        q = p
+        if q < EPS:
+            q = EPS
+        if q > LO:
+            q = LO
+        return q
+
+    @cuda.jit(device=True)
+    def forward_row(w, x, n, beta):
+        """β of every layer for row n of x into beta (one row, all layers)."""
+        for i in range(D):
+            beta[i] = x[n, i]
+        for l in range(L):
+            fi, fo, o, ri, rn = SIZES[l], SIZES[l + 1], OFFS[l], RO[l], RO[l + 1]
+            code = ACTS[l]
+            for j in range(fo):
+                a = beta[ri] * w[o + fo + j]  # α_j = Σ_i β_i W[1+i, j] + W[0, j]
+                for i in range(1, fi):
+                    a += beta[ri + i] * w[o + (1 + i) * fo + j]
+                a += w[o + j]
+                if code == 0:  # the overflow-free sigmoid of activations.py
+                    e = math.exp(-abs(a))
+                    inv = 1.0 / (1.0 + e)
+                    a = inv if a >= 0 else e * inv
+                elif code == 1:
+                    a = math.tanh(a)
+                elif code == 2:
+                    a = a if a > 0.0 else 0.0
+                beta[rn + j] = a
+            if code == 4:  # softmax over this layer's units
+                m = beta[rn]
+                for j in range(1, fo):
+                    m = max(m, beta[rn + j])
+                s = 0.0
+                for j in range(fo):
+                    beta[rn + j] = math.exp(beta[rn + j] - m)
+                    s += beta[rn + j]
+                for j in range(fo):
+                    beta[rn + j] = beta[rn + j] / s
+
+    @cuda.jit(device=True)
+    def row_loss_hit(beta, y, lab, n, thr):
+        """(E of row n, 1 if row n is classified right else 0)."""
+        e = 0.0
+        for j in range(NO):
+            p, t = beta[RO[L] + j], y[n, j]
+            if loss == 0:
+                e += (p - t) * (p - t)
+            elif loss == 1:
+                e += t * math.log(clip(p)) + (1.0 - t) * math.log(1.0 - clip(p))
+            else:
+                e += t * math.log(clip(p))
+        if NO == 1:
+            hit = 1 if (beta[RO[L]] > thr) == (lab[n] == 1) else 0
+        else:
+            best = 0
+            for j in range(NO):
+                if beta[RO[L] + j] != beta[RO[L] + j]:
+                    best = j
+                    break
+                if beta[RO[L] + j] > beta[RO[L] + best]:
+                    best = j
+            hit = 1 if best == lab[n] else 0
+        return e, hit
+
+    @cuda.jit(device=True)
+    def backward_row(w, beta, y, n, g, d, nd):
+        """Adds ∂E/∂w of row n to g: δ_L, then the backward loop of backprop.backward."""
+        for j in range(NO):
+            p, t = beta[RO[L] + j], y[n, j]
+            if canonical or loss == 0:
+                v = p - t
+            elif loss == 1:
+                v = (clip(p) - t) / (clip(p) * (1.0 - clip(p)))
+            else:
+                v = -t / clip(p)
+            if not canonical and OUT == 0:
+                v = v * (p * (1.0 - p))
+            d[j] = v
+        if not canonical and OUT == 4:
+            s = 0.0
+            for j in range(NO):
+                s += d[j] * beta[RO[L] + j]
+            for j in range(NO):
+                d[j] = beta[RO[L] + j] * (d[j] - s)
+        for l in range(L - 1, -1, -1):
+            fi, fo, o, ri = SIZES[l], SIZES[l + 1], OFFS[l], RO[l]
+            for j in range(fo):
+                g[o + j] += d[j]  # ∂E/∂W_l[0, j] += δ_j
+                for i in range(fi):
+                    g[o + (1 + i) * fo + j] += beta[ri + i] * d[j]  # += β_i δ_j
+            if l > 0:
+                code = ACTS[l - 1]
+                for i in range(fi):
+                    s = 0.0
+                    for j in range(fo):
+                        s += d[j] * w[o + (1 + i) * fo + j]
+                    b = beta[ri + i]
+                    if code == 0:
+                        s *= b * (1.0 - b)
+                    elif code == 1:
+                        s *= 1.0 - b * b
+                    elif code == 2:
+                        s *= 1.0 if b > 0 else 0.0
+                    nd[i] = s
+                for i in range(fi):
+                    d[i] = nd[i]
+
+    @cuda.jit
+    def kernel(W, lrs, xtr, ytr, ltr, xte, yte, lte, thr, start, stop, every, j0,
+               rtrl, rtel, rtra, rtea, diverged_at):
+        k = cuda.grid(1)
+        if k >= W.shape[0] or diverged_at[k] >= 0:
+            return
+        w = cuda.local.array(NP, np.float64)
+        wp = cuda.local.array(NP, np.float64)
+        g = cuda.local.array(NP, np.float64)
+        beta = cuda.local.array(NB, np.float64)
+        d = cuda.local.array(MW, np.float64)
+        nd = cuda.local.array(MW, np.float64)
+        for p in range(NP):
+            w[p] = W[k, p]
+        lr = lrs[k]
+        ntr, nte = xtr.shape[0], xte.shape[0]
+        for t in range(start, stop):
+            for p in range(NP):
+                g[p] = 0.0
+            e_train = 0.0
+            hits = 0
+            for n in range(ntr):
+                forward_row(w, xtr, n, beta)
+                e, h = row_loss_hit(beta, ytr, ltr, n, thr)
+                e_train += e
+                hits += h
+                backward_row(w, beta, ytr, n, g, d, nd)
+            e_train = 0.5 * e_train if loss == 0 else -e_train
+            if not math.isfinite(e_train):
+                for p in range(NP):
+                    w[p] = wp[p]  # keep the last weights with a finite loss
+                diverged_at[k] = t
+                break
+            if t % every == 0:
+                e_test = 0.0
+                hits_t = 0
+                for n in range(nte):
+                    forward_row(w, xte, n, beta)
+                    e, h = row_loss_hit(beta, yte, lte, n, thr)
+                    e_test += e
+                    hits_t += h
+                j = t // every - j0
+                rtrl[j, k] = e_train  # records are (n_records, K): coalesced writes
+                rtel[j, k] = 0.5 * e_test if loss == 0 else -e_test
+                rtra[j, k] = hits / ntr
+                rtea[j, k] = hits_t / nte
+            for p in range(NP):
+                wp[p] = w[p]
+                w[p] -= lr * g[p]
+        for p in range(NP):
+            W[k, p] = w[p]
+
+    return kernel
+
+
+def cuda_engine(layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, start: int, stop: int,
+                record_every: int, rec: dict, diverged_at: np.ndarray) -> None:
+    """``ensemble.numpy_engine`` on the GPU (same arguments, same results)."""
+    from .fast import ACT_CODES, LOSS_CODES
+
+    if stop <= start or W.shape[0] == 0:
+        return
+    acts = tuple(ACT_CODES[layout.activations[l] if l < layout.n_layers - 1 else layout.output]
+                 for l in range(layout.n_layers))
+    kernel = make_kernel(tuple(layout.sizes), acts, LOSS_CODES[loss],
+                         (layout.output, loss) in CANONICAL_PAIRS)
+    K = W.shape[0]
+    j0 = -(-start // record_every)  # first record column in this chunk
+    j1 = -(-stop // record_every)
+    nrec = max(j1 - j0, 1)
+    dev = {m: cuda.device_array((nrec, K)) for m in rec}
+    for a in dev.values():
+        a.copy_to_device(np.full((nrec, K), np.nan))
+    d_W = cuda.to_device(np.ascontiguousarray(W))
+    d_div = cuda.to_device(diverged_at)
+    args = [cuda.to_device(np.ascontiguousarray(a)) for a in (
+        np.asarray(lrs, np.float64), P.x_train, P.y_train, np.asarray(P.l_train, np.int64),
+        P.x_test, P.y_test, np.asarray(P.l_test, np.int64))]
+    blocks = -(-K // THREADS)
+    kernel[blocks, THREADS](d_W, *args, float(P.threshold), int(start), int(stop),
+                            int(record_every), int(j0), dev["train_loss"], dev["test_loss"],
+                            dev["train_acc"], dev["test_acc"], d_div)
+    cuda.synchronize()
+    W[:] = d_W.copy_to_host()
+    diverged_at[:] = d_div.copy_to_host()
+    if j1 > j0:
+        for m in rec:
+            rec[m][:, j0:j1] = dev[m].copy_to_host().T

@@ -1,0 +1,164 @@
+"""train_ensemble: K networks at once, each the very network train() gives for its seed and η."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from scratchnet import ensemble, gpu
+from scratchnet.ensemble import METRICS, train_ensemble
+from scratchnet.errors import DivergedError, ScratchnetError
+from scratchnet.network import init_weights
+from scratchnet.train import TrainConfig, prepare, train
+
+
+
+def rel_err(a, b) -> float:
+    """max |a − b| / max(1, |b|) over the finite values; NaN and ±inf in the same places."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    for same in (np.isnan, np.isposinf, np.isneginf):
+        assert np.array_equal(same(a), same(b))
+    ok = np.isfinite(b)
+    return float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(1.0, np.abs(b[ok])), initial=0.0))
+
+CFG = TrainConfig(epochs=300)
+SEEDS, LRS = [0, 3, 7], [1e-4, 1e-3, 3e-3]
+
+
+@pytest.fixture(scope="module")
+def prep():
+    return prepare(CFG)
+
+
+@pytest.fixture(scope="module")
+def result(prep):
+    return train_ensemble(CFG, seeds=SEEDS, lrs=LRS, prepared=prep)
+
+
+def test_each_network_equals_train(result):
+    assert result.engine == "fast" and result.W.shape == (3, 29)
+    assert result.train_loss.shape == (3, 300) and np.array_equal(result.epochs, np.arange(300))
+    for k, (seed, lr) in enumerate(zip(SEEDS, LRS)):
+        solo = train(replace(CFG, seed=seed, lr=lr))
+        assert rel_err(result.W[k], solo.model.w) <= 1e-12
+        for m in METRICS:
+            assert rel_err(getattr(result, m)[k], getattr(solo.history, m)) <= 1e-12
+            assert abs(result.final[m][k] - solo.final[m]) <= 1e-12 * max(1, abs(solo.final[m]))
+        assert result.model(k).config["seed"] == seed
+        assert rel_err(result.model(k).predict_proba(solo.prepared.dataset.X),
+                       solo.model.predict_proba(solo.prepared.dataset.X)) <= 1e-12
+
+
+def test_numpy_engine_equals_fast_engine():
+    cfg = TrainConfig(data="gaussians", n_classes=3, n_samples=60, output="softmax", loss="ce",
+                      hidden=(5, 4), activation="tanh", epochs=60, lr=1e-2)
+    a = train_ensemble(cfg, seeds=[1, 2], lrs=[1e-2, 3e-2], engine="numpy")
+    b = train_ensemble(cfg, seeds=[1, 2], lrs=[1e-2, 3e-2], engine="fast")
+    assert (a.engine, b.engine) == ("numpy", "fast")
+    assert rel_err(b.W, a.W) <= 1e-12
+    for m in METRICS:
+        assert rel_err(getattr(b, m), getattr(a, m)) <= 1e-12
+
+
+def test_record_every(prep, result):
+    r = train_ensemble(CFG, seeds=SEEDS, lrs=LRS, prepared=prep, record_every=7)
+    assert np.array_equal(r.epochs, np.arange(0, 300, 7))
+    assert r.test_loss.shape == (3, 43)
+    np.testing.assert_allclose(r.test_loss, result.test_loss[:, ::7], rtol=1e-13)
+    np.testing.assert_allclose(r.W, result.W, rtol=1e-13)
+    best = r.epochs[np.argmin(r.test_loss, axis=1)]
+    assert np.array_equal(r.best_epoch, best)
+
+
+def test_best_epoch_is_argmin_of_test_loss(result):
+    assert np.array_equal(result.best_epoch, np.argmin(result.test_loss, axis=1))
+
+
+@pytest.mark.parametrize("engine", ["fast", "numpy"])
+def test_diverged_network_does_not_break_the_others(engine):
+    cfg = TrainConfig(epochs=150, hidden=(5, 4), activation="relu", output="identity",
+                      lr=1e-3)
+    with np.errstate(all="ignore"):
+        r = train_ensemble(cfg, seeds=[0, 1, 2], lrs=[1e-3, 0.5, 2e-3], engine=engine)
+    assert list(r.diverged) == [False, True, False]
+    t = r.diverged_at[1]
+    assert 0 < t < 150
+    assert np.isnan(r.train_loss[1, t:]).all() and np.isfinite(r.train_loss[1, :t]).all()
+    with pytest.raises(DivergedError) as err:
+        with np.errstate(all="ignore"):
+            train(replace(cfg, seed=1, lr=0.5))
+    solo = err.value.result
+    assert len(solo.history) == t
+    assert rel_err(r.W[1], solo.model.w) <= 1e-12  # the last weights with a finite loss
+    assert rel_err(r.train_loss[1, :t], solo.history.train_loss) <= 1e-12
+    for k, lr in ((0, 1e-3), (2, 2e-3)):
+        ok = train(replace(cfg, seed=k, lr=lr))
+        assert rel_err(r.W[k], ok.model.w) <= 1e-12
+        assert np.isfinite(r.final["test_loss"][k])
+
+
+def test_broadcasting_and_validation(prep):
+    r = train_ensemble(replace(CFG, epochs=5), seeds=4, lrs=[1e-3, 2e-3], prepared=prep)
+    assert list(r.seeds) == [4, 4] and list(r.lrs) == [1e-3, 2e-3]
+    r = train_ensemble(replace(CFG, epochs=5, lr=5e-4), seeds=range(4), prepared=prep)
+    assert np.array_equal(r.lrs, [5e-4] * 4) and r.K == 4
+    assert np.array_equal(r.W[2], train(replace(CFG, epochs=5, lr=5e-4, seed=2)).model.w)
+    with pytest.raises(ScratchnetError, match="one value per network"):
+        train_ensemble(CFG, seeds=[1, 2, 3], lrs=[1e-3, 1e-2], prepared=prep)
+    with pytest.raises(ScratchnetError, match="positive"):
+        train_ensemble(CFG, seeds=[1, 2], lrs=[1e-3, -1.0], prepared=prep)
+    with pytest.raises(ScratchnetError, match="record_every"):
+        train_ensemble(CFG, record_every=0, prepared=prep)
+    with pytest.raises(ScratchnetError, match="device"):
+        train_ensemble(CFG, device="tpu", prepared=prep)
+
+
+def test_zero_epochs_gives_initial_weights(prep):
+    r = train_ensemble(replace(CFG, epochs=0), seeds=[5, 6], prepared=prep)
+    assert r.train_loss.shape == (2, 0) and r.epochs_done == 0
+    assert np.array_equal(r.W[1], init_weights(prep.layout, "normal", 6))
+    assert np.all(np.isfinite(r.final["train_loss"]))
+
+
+def test_progress_and_history(prep):
+    calls = []
+    r = train_ensemble(replace(CFG, epochs=40), seeds=[0, 1], prepared=prep,
+                       progress=lambda *a: calls.append(a))
+    assert calls and calls[-1][:2] == (40, 40)
+    assert calls[-1][2] == pytest.approx(np.min(r.train_loss[:, -1]))
+    h = r.history(1)
+    assert np.array_equal(h.test_acc, r.test_acc[1])
+
+
+def test_other_optimizers_are_refused(prep):
+    cfg = replace(CFG, optimizer="adam") if hasattr(CFG, "optimizer") else None
+    if cfg is None:  # an older TrainConfig without optimizers has nothing to refuse
+        assert not hasattr(CFG, "plain_gd")
+        return
+    with pytest.raises(ScratchnetError, match="plain full-batch"):
+        train_ensemble(cfg, seeds=[0, 1], prepared=prep)
+
+
+def test_cuda_without_a_device_is_a_user_error(prep, monkeypatch):
+    monkeypatch.setattr(gpu, "cuda_available", lambda: False)
+    with pytest.raises(ScratchnetError, match="no CUDA device"):
+        train_ensemble(CFG, seeds=[0, 1], device="cuda", prepared=prep)
+
+
+def test_interrupt_keeps_finished_chunks(prep, monkeypatch):
+    real = ensemble.numpy_engine
+    calls = {"n": 0}
+
+    def flaky(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        real(*args)
+
+    monkeypatch.setattr(ensemble, "select_ensemble_engine", lambda d, e: ("numpy", flaky))
+    monkeypatch.setattr(ensemble, "CHUNK_WORK", {"cpu": 2e4, "cuda": 2e4})  # 100-epoch chunks
+    r = train_ensemble(replace(CFG, epochs=1000), seeds=[0, 1], prepared=prep)
+    assert r.stopped == "interrupted" and r.epochs_done == 100
+    done = r.epochs_done
+    assert np.isfinite(r.train_loss[:, :done]).all() and np.isnan(r.train_loss[:, done:]).all()
+    ref = train_ensemble(replace(CFG, epochs=done), seeds=[0, 1], prepared=prep)
+    assert rel_err(r.W, ref.W) <= 1e-12

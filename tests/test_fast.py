@@ -1,0 +1,210 @@
+"""The compiled fast path computes the readable engine's numbers (to 1e-12, relative)."""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from scratchnet import fast
+from scratchnet.activations import HIDDEN_ACTIVATIONS
+from scratchnet.errors import ScratchnetError
+from scratchnet.network import Layout, init_weights
+from scratchnet.train import History, Problem, TrainConfig, prepare, run_epochs, select_engine, train
+
+SRC = os.path.join(os.path.dirname(__file__), "..", "src")
+METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
+PAIRS = [("sigmoid", "sse"), ("sigmoid", "bce"), ("identity", "sse"), ("softmax", "ce"),
+         ("softmax", "sse"), ("softmax", "bce")]
+
+
+def rel_err(a, b) -> float:
+    """max |a − b| / max(1, |b|) over the finite values; NaN and ±inf in the same places."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    assert np.array_equal(np.isposinf(a), np.isposinf(b))
+    assert np.array_equal(np.isneginf(a), np.isneginf(b))
+    ok = np.isfinite(b)
+    if not ok.any():
+        return 0.0
+    return float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(1.0, np.abs(b[ok]))))
+
+
+@pytest.fixture(scope="module")
+def problems():
+    binary = prepare(TrainConfig()).problem  # the PS5 stand-in: 80 train / 20 test rows
+    three = prepare(TrainConfig(data="gaussians", n_classes=3, n_samples=60, output="softmax",
+                                loss="ce")).problem
+    return {1: binary, 3: three}
+
+
+def both_engines(layout, loss, P, lr, epochs, seed=0, scale=1.0):
+    w0 = init_weights(layout, "normal", seed) * scale
+    runs = []
+    for run in (run_epochs, fast.run_epochs):
+        w, h = w0.copy(), History.empty(epochs)
+        run(layout, loss, w, P, lr, 0, epochs, h)
+        runs.append((w, h))
+    return runs
+
+
+def assert_same(runs, tol=1e-12):
+    (w1, h1), (w2, h2) = runs
+    assert rel_err(w2, w1) <= tol
+    for m in METRICS:
+        assert rel_err(getattr(h2, m), getattr(h1, m)) <= tol, m
+
+
+def test_available():
+    assert fast.available()
+    assert select_engine("auto")[0] == "fast"
+    assert select_engine("fast")[1] is fast.run_epochs
+
+
+@pytest.mark.parametrize("hidden", [(), (5,), (4, 3)], ids=["0hidden", "1hidden", "2hidden"])
+@pytest.mark.parametrize("out,loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
+@pytest.mark.parametrize("act", HIDDEN_ACTIVATIONS)
+def test_fast_equals_readable_engine(problems, act, out, loss, hidden):
+    P = problems[3 if out == "softmax" else 1]
+    layout = Layout.build(2, hidden, P.y_train.shape[1], act, out)
+    assert_same(both_engines(layout, loss, P, lr=3e-3, epochs=25, seed=len(hidden), scale=0.7))
+
+
+def test_ps5_job_long_run(problems):
+    """The problem set's run: 2-7-1 sigmoid, ½Σ loss, η = 1e-4; 3000 epochs stay equal."""
+    layout = Layout.build(2, 7)
+    runs = both_engines(layout, "sse", problems[1], lr=1e-4, epochs=3000)
+    assert_same(runs)
+    assert runs[1][1].train_loss[-1] < runs[1][1].train_loss[0]
+
+
+def test_chunks_continue_exactly(problems):
+    """run_epochs(start, stop) in pieces fills the same history as one call."""
+    layout, P = Layout.build(2, 7), problems[1]
+    w1, h1 = init_weights(layout), History.empty(30)
+    fast.run_epochs(layout, "sse", w1, P, 1e-3, 0, 30, h1)
+    w2, h2 = init_weights(layout), History.empty(30)
+    for a, b in ((0, 7), (7, 8), (8, 30)):
+        fast.run_epochs(layout, "sse", w2, P, 1e-3, a, b, h2)
+    assert np.array_equal(w1, w2)
+    assert np.array_equal(h1.test_loss, h2.test_loss)
+
+
+def test_many_rows_split_over_cores(problems, monkeypatch):
+    """The row-parallel path (used from fast.PARALLEL_ROWS rows on) gives the same numbers."""
+    monkeypatch.setattr(fast, "PARALLEL_ROWS", 10)
+    monkeypatch.setattr(fast, "BLOCK_ROWS", 16)  # 80 rows → 5 blocks, 20 test rows → 2
+    monkeypatch.setattr(fast, "_threads", lambda: 2)
+    layout = Layout.build(2, (6, 4), 1, "tanh")
+    assert_same(both_engines(layout, "bce", problems[1], lr=1e-2, epochs=40))
+
+
+def test_diverging_run_keeps_numpy_semantics(problems):
+    """Non-finite losses run on as in numpy (train() detects them and replays)."""
+    layout = Layout.build(2, 5, 1, "relu", "identity")
+    with np.errstate(all="ignore"):
+        runs = both_engines(layout, "sse", problems[1], lr=0.5, epochs=120, seed=1)
+        assert not np.isfinite(runs[0][1].train_loss[-1])
+    assert_same(runs)
+
+
+def test_train_uses_fast_engine_and_matches_numpy():
+    cfg = TrainConfig(epochs=500, lr=1e-3)
+    r_fast, r_np = train(cfg), train(replace(cfg, engine="numpy"))
+    assert (r_fast.engine, r_np.engine) == ("fast", "numpy")
+    assert rel_err(r_fast.model.w, r_np.model.w) <= 1e-12
+    assert rel_err(r_fast.history.test_loss, r_np.history.test_loss) <= 1e-12
+
+
+def test_faithful_matches_problem_set_reference():
+    """--faithful with the fast engine reproduces the problem set's procedure to 1e-9."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    try:
+        import ps5_reference
+    finally:
+        sys.path.pop(0)
+    from scratchnet.data import bundled_csv
+
+    epochs = 400
+    w_ref, tr_ref, te_ref = ps5_reference.run(bundled_csv("ps5"), epochs)
+    r = train(TrainConfig(epochs=epochs, faithful=True))
+    assert r.engine == "fast"
+    np.testing.assert_allclose(r.model.w, w_ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(r.history.train_loss, tr_ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(r.history.test_loss, te_ref, rtol=0, atol=1e-9)
+
+
+def test_exp_matches_numpy():
+    x = -np.concatenate([np.linspace(0, 40, 2001), np.abs(np.random.RandomState(0).randn(500))
+                         * 30, [0.0, 1e-300, 5e-324, 700.0]])
+    got = np.array([fast._exp_neg(v) for v in x])
+    want = np.exp(x)
+    assert np.max(np.abs(got - want) / want) < 4.5e-16  # about two units in the last place
+    assert fast._exp_neg(-800.0) < 1e-300  # flushed, but still ~0
+
+
+def test_empty_range_is_a_no_op(problems):
+    layout = Layout.build(2, 7)
+    w = init_weights(layout)
+    h = History.empty(3)
+    fast.run_epochs(layout, "sse", w, problems[1], 1e-3, 2, 2, h)
+    assert np.array_equal(w, init_weights(layout)) and np.isnan(h.train_loss).all()
+
+
+def run_python(code: str, **env) -> str:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": SRC, **env}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_fallback_without_numba():
+    """Without numba: available() is False, auto takes numpy, --engine fast says why."""
+    code = ("import sys, json; sys.modules['numba'] = None\n"
+            "from scratchnet import fast, train\n"
+            "from scratchnet.errors import ScratchnetError\n"
+            "try:\n    train.select_engine('fast'); msg = ''\n"
+            "except ScratchnetError as e:\n    msg = str(e)\n"
+            "r = train.train(train.TrainConfig(epochs=20))\n"
+            "print(json.dumps([fast.available(), train.select_engine('auto')[0], msg, "
+            "r.engine]))")
+    avail, auto, msg, used = json.loads(run_python(code))
+    assert (avail, auto, used) == (False, "numpy", "numpy")
+    assert "numba" in msg
+
+
+def test_compiled_code_is_cached_across_processes(problems):
+    """A fresh process loads the compiled training loop from numba's disk cache."""
+    layout = Layout.build(2, 7)
+    fast.run_epochs(layout, "sse", init_weights(layout), problems[1], 1e-4, 0, 2,
+                    History.empty(2))  # compiles and writes the cache if needed
+    code = ("import json; from scratchnet import fast, train\n"
+            "r = train.train(train.TrainConfig(epochs=50))\n"
+            "s = fast._epochs.stats\n"
+            "print(json.dumps([r.engine, sum(s.cache_hits.values()), "
+            "sum(s.cache_misses.values())]))")
+    engine, hits, misses = json.loads(run_python(code))
+    assert engine == "fast" and hits >= 1 and misses == 0
+
+
+def test_train_command_imports_no_heavy_library():
+    code = ("import sys; from scratchnet.cli import main\n"
+            "main(['train', '--epochs', '30', '--quiet'])\n"
+            "heavy = [m for m in ('torch', 'matplotlib', 'sklearn', 'scipy.optimize') "
+            "if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    assert run_python(code) == "HEAVY []"
+
+
+def test_unknown_engine_is_a_user_error():
+    with pytest.raises(ScratchnetError):
+        select_engine("turbo")
+
+
+def test_problem_with_more_test_rows_than_train_rows(problems):
+    """Test rows are cut into as many blocks as needed."""
+    P = problems[1]
+    Q = Problem(P.x_test, P.y_test, P.x_train, P.y_train, P.l_test, P.l_train, P.threshold)
+    assert_same(both_engines(Layout.build(2, 3), "sse", Q, lr=1e-2, epochs=10))
