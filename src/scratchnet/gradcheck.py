@@ -147,7 +147,7 @@ class GradCheck:
 
     def table(self) -> str:
         width = max(len(n) for n in self.names) + 2
-        head = (f"{'weight':<{width}}{'analytic':>16}{'numeric':>16}{'autograd':>16}"
+        head = (f"{'weight':<{width}}{'analytic':>18}{'numeric':>18}{'autograd':>18}"
                 f"{'rel. error':>12}")
         lines = [head, "-" * len(head)]
         for k, name in enumerate(self.names):
@@ -156,8 +156,8 @@ class GradCheck:
             flag = "  FAIL" if r > self.tol else ""
             if self.kinks is not None and self.kinks[k]:
                 flag += "  kink"
-            lines.append(f"{name:<{width}}{self.analytic[k]:>16.9e}{self.numeric[k]:>16.9e}"
-                         f"{ag:>16}{'n/a' if np.isnan(r) else f'{r:.1e}':>12}{flag}")
+            lines.append(f"{name:<{width}}{self.analytic[k]:>18.9e}{self.numeric[k]:>18.9e}"
+                         f"{ag:>18}{'n/a' if np.isnan(r) else f'{r:.1e}':>12}{flag}")
         return "\n".join(lines)
 
     def summary(self) -> str:

@@ -194,7 +194,9 @@ class TwinResult:
     module: object  # the torch.nn.Sequential after training
     seconds: float = 0.0
     dtype: str = "float64"
-    snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # epoch → w after it
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)  # t → w after t updates
+    final_train_loss: float = float("nan")  # losses of the final weights (after the last update)
+    final_test_loss: float = float("nan")
 
 
 def train_twin(prepared, config, w0: np.ndarray | None = None, dtype="float64",
@@ -207,6 +209,9 @@ def train_twin(prepared, config, w0: np.ndarray | None = None, dtype="float64",
     weights after t updates are kept in ``snapshots``.
     """
     torch = _torch()
+    if not getattr(config, "plain_gd", lambda: True)():
+        raise ScratchnetError("the twin trains plain full-batch gradient descent only (the "
+                              "problem set's); drop the optimizer / schedule / penalty flags")
     layout, P = prepared.layout, prepared.problem
     w0 = init_weights(layout, config.init, config.seed) if w0 is None else w0
     epochs = config.epochs if epochs is None else int(epochs)
@@ -237,5 +242,89 @@ def train_twin(prepared, config, w0: np.ndarray | None = None, dtype="float64",
         if t + 1 in wanted:
             snaps[t + 1] = from_torch(module, layout)
     seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        final = float(value(module(x_tr), y_tr)), float(value(module(x_te), y_te))
     return TwinResult(from_torch(module, layout), tr_hist, te_hist, module, seconds,
-                      str(dt).replace("torch.", ""), snaps)
+                      str(dt).replace("torch.", ""), snaps, *final)
+
+
+# ---- the comparison behind `scratchnet compare` ----------------------------------------------
+TOLERANCE = {"float64": 1e-9, "float32": 1e-3}  # the largest max |Δw| called agreement
+
+
+@dataclass
+class Comparison:
+    epochs: int
+    dtype: str
+    engine: str  # the scratchnet engine that was compared (numpy or fast)
+    same_init: bool
+    checkpoints: list[dict]  # per checkpoint t: |Δw| after t updates, max |Δloss| so far,
+    #                          both train losses of the weights after t updates
+    max_abs_weight_diff: float
+    max_abs_loss_diff: float
+    tolerance: float
+    engine_train_loss: np.ndarray
+    engine_test_loss: np.ndarray
+    twin: TwinResult
+    engine_seconds: float = 0.0
+    findings: list = field(default_factory=list)  # doctor findings (e.g. init not shared)
+
+    @property
+    def agree(self) -> bool:
+        return self.max_abs_weight_diff <= self.tolerance
+
+    def to_dict(self) -> dict:
+        import torch
+
+        return {"max_abs_weight_diff": self.max_abs_weight_diff,
+                "max_abs_loss_diff": self.max_abs_loss_diff, "epochs": self.epochs,
+                "dtype": self.dtype, "engine": self.engine, "same_init": self.same_init,
+                "tolerance": self.tolerance, "agree": self.agree,
+                "torch_version": torch.__version__, "checkpoints": self.checkpoints,
+                "seconds": {"engine": self.engine_seconds, "torch": self.twin.seconds},
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def compare(config, dtype: str = "float64", n_checkpoints: int = 10, torch_init: bool = False,
+            prepared=None) -> Comparison:
+    """Train the engine and the twin from the same initial weights and measure the gap.
+
+    ``torch_init=True`` starts the twin from PyTorch's own initialisation instead (what PS5
+    Question 3 did): the gap is then large and the doctor's finding 5 says why."""
+    from .backprop import loss_value
+    from .doctor import check_shared_init
+    from .train import History, prepare, select_engine
+
+    if not getattr(config, "plain_gd", lambda: True)():
+        raise ScratchnetError("compare trains plain full-batch gradient descent only (the "
+                              "problem set's); drop the optimizer / schedule / penalty flags")
+    dtype = str(_dtype(dtype)).replace("torch.", "")
+    prep = prepared or prepare(config)
+    layout, P, E = prep.layout, prep.problem, config.epochs
+    w = init_weights(layout, config.init, config.seed)
+    w_twin = torch_default_weights(layout, config.seed) if torch_init else w.copy()
+    marks = sorted(set(np.linspace(0, E, max(1, n_checkpoints) + 1).round().astype(int)))
+    engine, run = select_engine(config.engine)
+    hist = History.empty(E)
+    snaps, t0 = {0: w.copy()}, time.perf_counter()
+    for a, b in zip(marks[:-1], marks[1:]):
+        run(layout, config.loss, w, P, config.lr, a, b, hist)
+        snaps[b] = w.copy()
+    engine_seconds = time.perf_counter() - t0
+    tw = train_twin(prep, config, w_twin, dtype, E, checkpoints=marks)
+    dloss = np.maximum(np.abs(tw.train_loss - hist.train_loss),
+                       np.abs(tw.test_loss - hist.test_loss))  # (E,)
+    e_final = loss_value(layout, config.loss, w, P.x_train, P.y_train)
+    e_loss = np.append(hist.train_loss, e_final)  # (E + 1,) loss after t updates, t = 0..E
+    t_loss = np.append(tw.train_loss, tw.final_train_loss)
+    dloss = np.append(dloss, abs(e_final - tw.final_train_loss))
+    rows = [{"epoch": int(m),
+             "max_abs_weight_diff": float(np.abs(tw.snapshots[m] - snaps[m]).max()),
+             "max_abs_loss_diff": float(dloss[:m + 1].max()),
+             "engine_train_loss": float(e_loss[m]), "torch_train_loss": float(t_loss[m])}
+            for m in marks]
+    findings = check_shared_init(init_weights(layout, config.init, config.seed), w_twin, layout)
+    return Comparison(E, dtype, engine, not findings, rows,
+                      max(r["max_abs_weight_diff"] for r in rows),
+                      float(dloss.max()), TOLERANCE[dtype],
+                      hist.train_loss, hist.test_loss, tw, engine_seconds, findings)
