@@ -458,7 +458,7 @@ def dynamic_checks(prep, config, w0=None, check_epochs: int = 20_000,
     h, P = res.history, prep.problem
     found = check_learning_rate(h.train_loss, config.lr, config.epochs, diverged)
     found += check_overfitting(h.train_loss, h.test_loss)
-    if np.all(np.isfinite(res.model.w)):
+    if not diverged:
         found += check_units(prep.layout, config.loss, res.model.w, P.x_train, P.y_train,
                              f"after {len(h)} training epochs")
     return found, len(h)
