@@ -49,6 +49,25 @@ class TrainConfig:
     noise: float | None = None
     data_seed: int | None = None
     n_classes: int | None = None
+    # beyond the problem set (scratchnet.optim); the defaults are the problem set's plain
+    # full-batch gradient descent, which keeps the compiled fast path
+    optimizer: str = "gd"  # gd | sgd | momentum | nesterov | rmsprop | adam
+    batch_size: int | None = None  # None = full batch; else mini-batches of a fresh shuffle
+    momentum: float = 0.9  # μ of momentum / nesterov
+    beta1: float = 0.9  # adam
+    beta2: float = 0.999  # adam
+    rho: float = 0.99  # rmsprop
+    eps: float = 1e-8  # rmsprop / adam
+    schedule: str = "constant"  # constant | step | exponential | cosine
+    step_size: int = 1000  # step schedule: epochs between decays
+    gamma: float = 0.5  # step / exponential decay factor
+    lr_min: float = 0.0  # cosine schedule: η after --epochs
+    l2: float = 0.0  # + ½ λ₂ Σ w² over the non-bias weights
+    l1: float = 0.0  # + λ₁ Σ |w| over the non-bias weights
+    early_stopping: bool = False  # stop when the test loss stalls; keep the best weights
+    patience: int = 100  # epochs without a better test loss before stopping
+    jitter: float = 0.0  # σ of Gaussian noise added to the training inputs, fresh each epoch
+    monitor: bool = False  # record per-layer gradient norms and saturated units each epoch
 
     def __post_init__(self):
         if isinstance(self.hidden, int):
@@ -61,6 +80,16 @@ class TrainConfig:
             raise ScratchnetError(f"--lr must be a positive number, got {self.lr}")
         if self.epochs < 0:
             raise ScratchnetError(f"--epochs must be >= 0, got {self.epochs}")
+        from .optim import check_options
+
+        check_options(self)
+
+    def plain_gd(self) -> bool:
+        """True for the problem set's full-batch gradient descent with nothing added: the
+        run the engines of ``select_engine`` (the compiled fast path among them) compute."""
+        return (self.optimizer in ("gd", "sgd") and self.batch_size is None
+                and self.schedule == "constant" and not self.l2 and not self.l1
+                and not self.early_stopping and not self.jitter and not self.monitor)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -131,6 +160,7 @@ class TrainResult:
     stopped: str = "completed"  # completed | interrupted | diverged
     engine: str = "numpy"
     final: dict = field(default_factory=dict)
+    monitor: dict | None = None  # with config.monitor: per-epoch gradient norms, saturation
 
 
 def prepare(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
@@ -236,7 +266,18 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
     prep = prepare(config, dataset)
     layout, P = prep.layout, prep.problem
     w = init_weights(layout, config.init, config.seed) if w0 is None else np.array(w0, float)
-    engine, run = select_engine(config.engine)
+    if config.plain_gd():
+        engine, run = select_engine(config.engine)
+    else:  # optimizers, mini-batches, schedules, penalties, …: the general numpy loop
+        from .optim import GradientMonitor, Loop
+
+        if config.engine == "fast":
+            raise ScratchnetError("--engine fast runs plain full-batch gradient descent only; "
+                                  "use --engine auto or numpy with --optimizer, --batch-size, "
+                                  "--schedule, --l2/--l1, --early-stopping, --jitter, --monitor")
+        engine = "numpy"
+        run = Loop.from_config(config, GradientMonitor(layout, config.loss, P)
+                               if config.monitor else None)
     hist = History.empty(config.epochs)
     chunk = max(1, min(config.log_every or 1000, 1000))
     done, stopped = 0, "completed"
@@ -252,7 +293,16 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
             w[:] = w_start  # the chunk in flight is dropped; everything before it is kept
             stopped = "interrupted"
             break
+        early_stop = getattr(run, "stopped_at", None)  # early stopping ended the run here
+        if early_stop is not None:
+            stop = early_stop
         bad = np.flatnonzero(~np.isfinite(hist.train_loss[done:stop]))
+        if bad.size and getattr(run, "keeps_last_finite", False):
+            # the general loop already put back the weights of the last finite epoch
+            diverged_at = done + int(bad[0])
+            done = max(diverged_at - 1, 0)
+            stopped = "diverged"
+            break
         if bad.size:
             diverged_at = done + int(bad[0])
             w[:] = w_start  # replay up to the last finite epoch to keep its weights exactly
@@ -270,14 +320,23 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
         if progress:
             progress(done, config.epochs, float(hist.train_loss[done - 1]),
                      float(hist.test_loss[done - 1]))
+        if early_stop is not None:
+            stopped = "early_stopped"
+            break
+    restored = stopped == "completed" and hasattr(run, "finish") and \
+        run.finish(layout, config.loss, w, P)
     seconds = time.perf_counter() - t0
     bad_value = hist.train_loss[diverged_at] if diverged_at is not None else None
     hist = hist.truncate(diverged_at if diverged_at is not None else done)
     final = final_metrics(layout, config.loss, w, P)
     final.update(epochs=done, seconds=seconds, stopped=stopped, engine=engine)
+    if getattr(run, "best_epoch", None) is not None and (stopped == "early_stopped" or restored):
+        final["best_epoch"] = run.best_epoch  # the weights kept are those of this epoch
     model = Model(layout, w, config.loss, prep.x_scaler, prep.y_scaler, prep.classes,
                   prep.dataset.target_name, config.to_dict(), final)
-    result = TrainResult(model, hist, config, prep, seconds, stopped, engine, final)
+    result = TrainResult(model, hist, config, prep, seconds, stopped, engine, final,
+                         run.monitor.result(len(hist)) if getattr(run, "monitor", None)
+                         else None)
     if diverged_at is not None:
         raise DivergedError(
             f"training diverged at epoch {diverged_at} (train loss {bad_value}): try a lower "

@@ -91,6 +91,81 @@ def add_training_args(p: argparse.ArgumentParser, epochs: int = 100_000) -> None
                    help="print the loss every N epochs, 0 = never (default: 1000)")
     g.add_argument("--engine", choices=("auto", "numpy", "fast"), default="auto",
                    help="auto = compiled when available (default)")
+    add_optimizer_args(p)
+
+
+# (the names of the flags below = the TrainConfig fields they fill)
+OPTIMIZER_FIELDS = ("optimizer", "batch_size", "momentum", "beta1", "beta2", "rho", "eps",
+                    "schedule", "step_size", "gamma", "lr_min", "l2", "l1", "early_stopping",
+                    "patience", "jitter", "monitor")
+
+
+def nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' must be a number >= 0")
+    return v
+
+
+def unit_interval(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be in [0, 1)")
+    return v
+
+
+def positive_int(text: str) -> int:
+    v = nonneg_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be >= 1")
+    return v
+
+
+def add_optimizer_args(p: argparse.ArgumentParser) -> None:
+    """Beyond the problem set's full-batch gradient descent (scratchnet.optim). With none of
+    these flags a run is exactly the problem set's, on the compiled fast path."""
+    from ..optim import OPTIMIZERS, SCHEDULES
+
+    g = p.add_argument_group("beyond plain gradient descent (default: none of it)")
+    g.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="gd",
+                   help="gd (default), sgd, momentum, nesterov, rmsprop, adam")
+    g.add_argument("--batch-size", type=positive_int, default=None,
+                   help="mini-batch size, rows reshuffled every epoch (default: full batch)")
+    g.add_argument("--momentum", type=unit_interval, default=0.9,
+                   help="μ of momentum / nesterov (0.9)")
+    g.add_argument("--beta1", type=unit_interval, default=0.9, help="adam β₁ (0.9)")
+    g.add_argument("--beta2", type=unit_interval, default=0.999, help="adam β₂ (0.999)")
+    g.add_argument("--rho", type=unit_interval, default=0.99, help="rmsprop decay ρ (0.99)")
+    g.add_argument("--eps", type=positive_float, default=1e-8, help="rmsprop / adam ε (1e-8)")
+    g.add_argument("--schedule", choices=tuple(SCHEDULES), default="constant",
+                   help="learning-rate schedule: constant (default), step, exponential, cosine")
+    g.add_argument("--step-size", type=positive_int, default=1000,
+                   help="step schedule: multiply η by --gamma every N epochs (1000)")
+    g.add_argument("--gamma", type=positive_float, default=0.5,
+                   help="step / exponential schedule factor (0.5)")
+    g.add_argument("--lr-min", type=nonneg_float, default=0.0,
+                   help="cosine schedule: η at the last epoch (0)")
+    g.add_argument("--l2", type=nonneg_float, default=0.0,
+                   help="L2 penalty ½λΣw² on the non-bias weights (0)")
+    g.add_argument("--l1", type=nonneg_float, default=0.0,
+                   help="L1 penalty λΣ|w| on the non-bias weights (0)")
+    g.add_argument("--early-stopping", action="store_true",
+                   help="stop when the test loss has not improved for --patience epochs and "
+                   "keep the best weights")
+    g.add_argument("--patience", type=positive_int, default=100,
+                   help="early stopping patience in epochs (100)")
+    g.add_argument("--jitter", type=nonneg_float, default=0.0,
+                   help="augment: add N(0, σ²) noise to the standardized training inputs, "
+                   "fresh every epoch (σ, default 0)")
+    g.add_argument("--monitor", action="store_true",
+                   help="record per-layer gradient norms and the share of saturated units "
+                   "every epoch (vanishing gradients)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -103,7 +178,8 @@ def config_from_args(args: argparse.Namespace):
         split_seed=args.split_seed, faithful=args.faithful,
         standardize_targets=args.standardize_targets, log_every=args.log_every,
         engine=args.engine, n_samples=args.n_samples, noise=args.noise,
-        data_seed=args.data_seed, n_classes=args.n_classes)
+        data_seed=args.data_seed, n_classes=args.n_classes,
+        **{f: getattr(args, f) for f in OPTIMIZER_FIELDS if hasattr(args, f)})
 
 
 def run_training(config, quiet: bool = False, desc: str = "training"):
