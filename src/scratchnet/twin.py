@@ -249,7 +249,7 @@ def train_twin(prepared, config, w0: np.ndarray | None = None, dtype="float64",
 
 
 # ---- the comparison behind `scratchnet compare` ----------------------------------------------
-TOLERANCE = {"float64": 1e-9, "float32": 1e-3}  # the largest max |Δw| called agreement
+TOLERANCE = {"float64": 1e-9, "float32": 1e-2}  # the largest max |Δw| called agreement
 
 
 @dataclass
