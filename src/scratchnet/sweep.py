@@ -1,0 +1,378 @@
+"""Sweeps: how much does the result depend on the initialisation (and on η, and on the width)?
+
+A sweep trains every (architecture, learning rate, seed) of a grid and writes one CSV row per
+network.  The grid is cut into *chunks*: networks of one architecture, trained together as one
+vectorized ensemble (:func:`scratchnet.ensemble.train_ensemble`).  Chunks run one after the
+other in this process, or, with ``scheduler``, as tasks on a Dask cluster (``"local"`` starts a
+LocalCluster on this machine; ``"tcp://host:8786"`` joins a running one).  Dask is imported
+only then.
+
+Results stream to the output file as chunks finish: the rows of a chunk are appended together,
+after its loss curves went to the ``<out>.curves.csv`` side file.  Running the same sweep again
+resumes: configurations already in the file are skipped, so every configuration appears exactly
+once.  A chunk's networks are fixed by the grid (not by which chunks are done), and a network's
+numbers do not depend on where it runs, so a resumed or redistributed sweep writes the same
+numbers as an uninterrupted serial one.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .errors import ScratchnetError
+
+COLUMNS = ("hidden", "lr", "seed", "epochs", "train_loss", "test_loss", "train_acc", "test_acc",
+           "best_epoch", "best_test_loss", "diverged_at", "setup")
+KEY = ("hidden", "lr", "seed")
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+# ---- the grid ------------------------------------------------------------------------------
+def parse_seeds(text: str) -> list[int]:
+    """``0:1000`` (end excluded, as Python's range), ``0,5,9``, or both: ``0:10,100:110``."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            if ":" in part:
+                lo, hi = (int(v) for v in part.split(":"))
+                if hi <= lo:
+                    raise ScratchnetError(f"--seeds: empty range '{part}' (end is excluded)")
+                seeds.extend(range(lo, hi))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ScratchnetError(f"--seeds: '{text}' is not like 0:1000 or 0,5,9") from None
+    if not seeds:
+        raise ScratchnetError("--seeds: no seeds given")
+    if len(set(seeds)) != len(seeds):
+        raise ScratchnetError(f"--seeds: '{text}' repeats a seed")
+    return seeds
+
+
+def parse_hidden(text: str) -> list[tuple[int, ...]]:
+    """A list of architectures: ``3,7,15`` is three one-layer networks, ``16x8`` one network
+    with two hidden layers; ``3,16x8`` both."""
+    try:
+        archs = [tuple(int(s) for s in part.strip().split("x"))
+                 for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ScratchnetError(f"--hidden: '{text}' is not like 3,7,15 or 16x8") from None
+    if not archs or any(s < 1 for a in archs for s in a):
+        raise ScratchnetError(f"--hidden: '{text}' needs positive layer sizes")
+    if len(set(archs)) != len(archs):
+        raise ScratchnetError(f"--hidden: '{text}' repeats an architecture")
+    return archs
+
+
+def parse_lrs(text: str) -> list[float]:
+    try:
+        lrs = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ScratchnetError(f"--lr: '{text}' is not a comma-separated list of numbers") from None
+    if not lrs or not all(np.isfinite(v) and v > 0 for v in lrs):
+        raise ScratchnetError(f"--lr: '{text}' needs positive learning rates")
+    if len(set(lrs)) != len(lrs):
+        raise ScratchnetError(f"--lr: '{text}' repeats a learning rate")
+    return lrs
+
+
+def hidden_label(hidden) -> str:
+    """(16, 8) → ``16x8``, the form ``--hidden`` takes and the CSV stores."""
+    return "x".join(str(int(h)) for h in hidden)
+
+
+def _key(hidden: str, lr, seed) -> tuple[str, float, int]:
+    return str(hidden), float(lr), int(seed)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Networks trained as one ensemble: one architecture, a (lr, seed) per network."""
+
+    hidden: tuple[int, ...]
+    lrs: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+    def keys(self) -> list[tuple[str, float, int]]:
+        return [_key(hidden_label(self.hidden), lr, s) for lr, s in zip(self.lrs, self.seeds)]
+
+
+def make_chunks(hiddens, lrs, seeds, chunk_size: int, done=frozenset()) -> list[Chunk]:
+    """The grid architectures × lrs × seeds cut into chunks of at most ``chunk_size``
+    networks, then the ``done`` keys taken out (a chunk keeps the rest of its networks, so a
+    chunk's content never depends on what has been done)."""
+    if chunk_size < 1:
+        raise ScratchnetError(f"--chunk-size must be >= 1, got {chunk_size}")
+    chunks = []
+    for h in hiddens:
+        pairs = [(float(lr), int(s)) for lr in lrs for s in seeds]
+        for i in range(0, len(pairs), chunk_size):
+            todo = [p for p in pairs[i:i + chunk_size]
+                    if _key(hidden_label(h), *p) not in done]
+            if todo:
+                chunks.append(Chunk(tuple(h), *(tuple(v) for v in zip(*todo))))
+    return chunks
+
+
+def setup_id(config, record_every: int) -> str:
+    """A short hash of everything but (hidden, lr, seed) that changes a network's numbers:
+    rows of another setup in the output file are refused rather than mixed in."""
+    d = config.to_dict()
+    for k in ("hidden", "lr", "seed", "log_every", "engine"):
+        d.pop(k, None)
+    d["record_every"] = record_every
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+# ---- one chunk (runs here or on a Dask worker) ----------------------------------------------
+@dataclass
+class ChunkResult:
+    rows: list[dict]
+    curves: list[list]  # per network: hidden, lr, seed, setup, train losses…, test losses…
+    curve_epochs: list[int]
+    seconds: float
+    engine: str
+
+
+def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: int, setup: str,
+              device: str = "cpu", progress=None) -> ChunkResult:
+    """Train the chunk's networks as one ensemble on ``dataset`` and return its rows."""
+    from .ensemble import train_ensemble
+    from .train import prepare
+
+    cfg = replace(config, hidden=tuple(chunk.hidden))
+    res = train_ensemble(cfg, chunk.seeds, chunk.lrs, device=device, prepared=prepare(cfg, dataset),
+                         record_every=record_every, progress=progress)
+    if res.stopped != "completed":
+        raise KeyboardInterrupt
+    label = hidden_label(chunk.hidden)
+    best_epoch = res.best_epoch
+    with np.errstate(invalid="ignore"):
+        best_loss = np.nanmin(np.where(np.isfinite(res.test_loss), res.test_loss, np.nan),
+                              axis=1, initial=np.inf)
+    rows = [{"hidden": label, "lr": float(res.lrs[k]), "seed": int(res.seeds[k]),
+             "epochs": int(res.epochs_done),
+             **{m: float(res.final[m][k]) for m in ("train_loss", "test_loss", "train_acc",
+                                                     "test_acc")},
+             "best_epoch": int(best_epoch[k]), "best_test_loss": float(best_loss[k]),
+             "diverged_at": int(res.diverged_at[k]), "setup": setup} for k in range(res.K)]
+    stride = max(1, -(-len(res.epochs) // max(1, curve_points)))  # ⌈n_records / points⌉
+    cols = np.arange(0, len(res.epochs), stride)
+    curves = [[label, float(res.lrs[k]), int(res.seeds[k]), setup,
+               *res.train_loss[k, cols].tolist(), *res.test_loss[k, cols].tolist()]
+              for k in range(res.K)]
+    return ChunkResult(rows, curves, res.epochs[cols].tolist(), res.seconds, res.engine)
+
+
+# ---- the output files ------------------------------------------------------------------------
+def curves_path(out: str) -> str:
+    root, _ = os.path.splitext(out)
+    return root + ".curves.csv"
+
+
+def _drop_partial_line(path: str) -> None:
+    """A run killed mid-write may leave half a line: cut the file back to its last newline."""
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
+def read_rows(out: str) -> list[dict]:
+    """The rows of a sweep file, numbers parsed; a missing file has none."""
+    if not os.path.exists(out):
+        return []
+    with open(out, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None:
+            return []
+        if tuple(reader.fieldnames) != COLUMNS:
+            raise ScratchnetError(f"{out}: not a sweep file (its columns are "
+                                  f"{', '.join(reader.fieldnames)}); choose another --out")
+        rows = []
+        for r in reader:
+            if None in r.values():
+                continue  # a truncated last line: that chunk is run again
+            r = dict(r)
+            for c in ("lr", "train_loss", "test_loss", "train_acc", "test_acc",
+                      "best_test_loss"):
+                r[c] = float(r[c])
+            for c in ("seed", "epochs", "best_epoch", "diverged_at"):
+                r[c] = int(r[c])
+            rows.append(r)
+    return rows
+
+
+class SweepWriter:
+    """Appends chunk results to ``out`` and its curves file, creating them with a header."""
+
+    def __init__(self, out: str, setup: str):
+        self.out, self.curves = out, curves_path(out)
+        for p in (self.out, self.curves):
+            if os.path.exists(p):
+                _drop_partial_line(p)
+        rows = read_rows(out)
+        other = {r["setup"] for r in rows} - {setup}
+        if other:
+            raise ScratchnetError(f"{out} holds runs of another setup (data, epochs, "
+                                  "activation, …); resuming would mix them: choose another --out")
+        self.done = {_key(r["hidden"], r["lr"], r["seed"]) for r in rows}
+        if not rows and os.path.exists(self.curves):
+            os.remove(self.curves)  # left from a sweep whose main file is gone
+
+    def write(self, result: ChunkResult) -> None:
+        # curves first: the main file is the record of what is done
+        self._append(self.curves, ["hidden", "lr", "seed", "setup",
+                                   *(f"train@{e}" for e in result.curve_epochs),
+                                   *(f"test@{e}" for e in result.curve_epochs)],
+                     [[repr(v) if isinstance(v, float) else v for v in c]
+                      for c in result.curves])
+        self._append(self.out, COLUMNS, [[repr(r[c]) if isinstance(r[c], float) else r[c]
+                                          for c in COLUMNS] for r in result.rows])
+        self.done.update(_key(r["hidden"], r["lr"], r["seed"]) for r in result.rows)
+
+    @staticmethod
+    def _append(path: str, header, rows) -> None:
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        with open(path, "a", newline="") as fh:
+            wr = csv.writer(fh)
+            if new:
+                wr.writerow(header)
+            wr.writerows(rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+# ---- running the grid ------------------------------------------------------------------------
+@dataclass
+class SweepRun:
+    out: str
+    rows: list[dict]  # every row of the grid in the file (earlier runs included)
+    trained: int  # networks trained by this call
+    skipped: int  # networks found done in the file
+    seconds: float
+    network_epochs: int  # trained networks × epochs, for throughput
+    scheduler: str | None = None
+    engines: tuple[str, ...] = ()  # the ensemble engines the chunks ran on
+
+
+def run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
+              record_every: int | None = None, curve_points: int = 100, device: str = "cpu",
+              scheduler: str | None = None, workers: int | None = None, progress=None,
+              on_chunk=None) -> SweepRun:
+    """Train the grid ``hiddens × lrs × seeds`` of ``config``'s setup into ``out``.
+
+    ``scheduler``: None (in process), ``"local"`` (a LocalCluster of ``workers`` processes on
+    this machine) or a Dask scheduler address.  ``progress(done, total)`` counts networks;
+    ``on_chunk(result)`` is called after each chunk is written.  Finished configurations
+    already in ``out`` are skipped.  Ctrl-C stops after the chunks written so far."""
+    from .data import load_data
+
+    if hasattr(config, "plain_gd") and not config.plain_gd():
+        raise ScratchnetError("sweep trains with the problem set's full-batch gradient descent "
+                              "(the ensemble engine): drop --optimizer, --batch-size, "
+                              "--schedule, --l2/--l1, --early-stopping, --jitter, --monitor")
+    epochs = int(config.epochs)
+    if epochs < 1:
+        raise ScratchnetError("sweep needs --epochs >= 1")
+    record_every = int(record_every or max(1, epochs // 1000))
+    setup = setup_id(config, record_every)
+    writer = SweepWriter(out, setup)
+    total = len(hiddens) * len(lrs) * len(seeds)
+    chunks = make_chunks(hiddens, lrs, seeds, chunk_size, writer.done)
+    todo = sum(len(c.seeds) for c in chunks)
+    dataset = load_data(config.data, config.features, config.target,
+                        n_samples=config.n_samples, noise=config.noise, seed=config.data_seed,
+                        n_classes=config.n_classes)  # once, here; shipped to the workers
+    args = (record_every, curve_points, setup, device)
+    done, engines = [total - todo], set()
+    if progress:
+        progress(done[0], total)
+
+    def finished(result: ChunkResult) -> None:
+        writer.write(result)
+        engines.add(result.engine)
+        done[0] += len(result.rows)
+        if progress:
+            progress(done[0], total)
+        if on_chunk:
+            on_chunk(result)
+
+    t0 = time.perf_counter()
+    if scheduler is None:
+        for chunk in chunks:
+            before = done[0]
+            inner = (lambda e, E, *_: progress(before + len(chunk.seeds) * e // max(E, 1), total)) \
+                if progress else None
+            finished(run_chunk(config, dataset, chunk, *args, progress=inner))
+    else:
+        _run_on_dask(scheduler, workers, config, dataset, chunks, args, finished)
+    seconds = time.perf_counter() - t0
+    grid = {_key(hidden_label(h), lr, s) for h in hiddens for lr in lrs for s in seeds}
+    rows = [r for r in read_rows(out) if _key(r["hidden"], r["lr"], r["seed"]) in grid]
+    return SweepRun(out, rows, todo, total - todo, seconds, todo * epochs, scheduler,
+                    tuple(sorted(engines)))
+
+
+def _run_on_dask(scheduler: str, workers: int | None, config, dataset, chunks, args,
+                 finished) -> None:
+    """Each chunk one task; results are written here, in the order they complete."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ScratchnetError("--scheduler needs Dask: pip install 'scratchnet[dist]'") from None
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        if scheduler == "local":
+            n = workers or os.cpu_count() or 1
+            # one single-threaded process per core; numba's threads kept to one per worker
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"}))
+            client = stack.enter_context(Client(cluster))
+        else:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout=30))
+            except (OSError, TimeoutError, ValueError) as e:
+                raise ScratchnetError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+        data = client.scatter(dataset, broadcast=True)  # the rows travel once per worker
+        futures = [client.submit(run_chunk, config, data, chunk, *args, pure=False)
+                   for chunk in chunks]
+        try:
+            for future in as_completed(futures):
+                finished(future.result())
+                future.release()
+        finally:
+            client.cancel(futures)
+
+
+# ---- what the sweep says -------------------------------------------------------------------
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per (hidden, lr): how the final test accuracy and loss spread across seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: r["seed"]):  # file order varies; sums must not
+        groups.setdefault((r["hidden"], r["lr"]), []).append(r)
+    out = []
+    for (h, lr), rs in sorted(groups.items(), key=lambda kv: (arch_key(kv[0][0]), kv[0][1])):
+        acc = np.array([r["test_acc"] for r in rs])
+        loss = np.array([r["test_loss"] for r in rs])
+        out.append({"hidden": h, "lr": lr, "runs": len(rs), "acc_mean": float(acc.mean()),
+                    "acc_std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+                    **{f"acc_q{int(q * 100):02d}": float(np.quantile(acc, q))
+                       for q in QUANTILES},
+                    "loss_median": float(np.nanmedian(loss)) if np.isfinite(loss).any()
+                    else float("nan"),
+                    "best_epoch_median": float(np.median([r["best_epoch"] for r in rs])),
+                    "diverged": sum(r["diverged_at"] >= 0 for r in rs)})
+    return out
+
+
+def arch_key(label: str):
+    return tuple(int(v) for v in label.split("x"))
