@@ -100,3 +100,18 @@ def test_compare_refuses_what_the_twin_does_not_train(capsys):
     pytest.importorskip("torch", reason="torch not installed (make test installs it)")
     code, _, err = run(capsys, "compare", "--epochs", "10", "--optimizer", "adam")
     assert code == 2 and "plain full-batch gradient descent" in err
+
+
+def test_everything_but_compare_works_without_torch(capsys, monkeypatch):
+    import sys
+
+    from scratchnet import twin
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    assert twin.torch_available() is False
+    code, out, _ = run(capsys, "gradcheck")
+    assert code == 0 and "torch not installed: no autograd column" in out
+    code, out, _ = run(capsys, "doctor", "--quick")
+    assert code == 0
+    code, _, err = run(capsys, "compare", "--epochs", "10")
+    assert code == 2 and "compare needs PyTorch" in err
