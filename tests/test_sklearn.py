@@ -16,13 +16,14 @@ from scratchnet.train import TrainConfig, train
 
 # Small epoch counts keep the ~220 checks to about a second; they still have to reach
 # scikit-learn's accuracy (> 0.83) and R² (> 0.5) bars.  The second instance of each class
-# exercises mini-batches, momentum, a validation split and the non-default output/loss.
+# exercises mini-batches, other optimizers, a validation split and the non-default
+# output/loss.
 ESTIMATORS = [
     ScratchNetClassifier(epochs=50, lr=1.0),
     ScratchNetClassifier(epochs=20, lr=1.0, output="softmax", loss="sse", batch_size=16,
-                         momentum=0.5, validation_fraction=0.2),
+                         optimizer="momentum", momentum=0.5, validation_fraction=0.2),
     ScratchNetRegressor(epochs=50),
-    ScratchNetRegressor(epochs=20, lr=0.05, batch_size=16, momentum=0.5, standardize=False,
+    ScratchNetRegressor(epochs=20, lr=0.05, batch_size=16, optimizer="adam", standardize=False,
                         validation_fraction=0.2),
 ]
 
@@ -73,8 +74,9 @@ def test_coefs_are_views_of_w_in_problem_set_order():
 
 def test_partial_fit_continues_exactly_like_more_epochs():
     X, y = make_moons(120, noise=0.2, random_state=1)
-    full = ScratchNetClassifier(epochs=30, momentum=0.5, random_state=3).fit(X, y)
-    inc = ScratchNetClassifier(momentum=0.5, random_state=3)
+    # adam's moments and step count carry over from one call to the next
+    full = ScratchNetClassifier(epochs=30, optimizer="adam", lr=0.05, random_state=3).fit(X, y)
+    inc = ScratchNetClassifier(optimizer="adam", lr=0.05, random_state=3)
     for _ in range(30):
         inc.partial_fit(X, y)
     assert inc.n_iter_ == 30
@@ -108,6 +110,17 @@ def test_multiclass_gets_softmax_and_string_labels_work():
         ScratchNetClassifier(loss="ce").fit(X[y < 2], y[y < 2])
 
 
+@pytest.mark.parametrize("optimizer, lr", [("gd", 0.5), ("sgd", 0.5), ("momentum", 0.1),
+                                           ("nesterov", 0.1), ("rmsprop", 0.01),
+                                           ("adam", 0.01)])
+def test_every_shared_optimizer_trains(optimizer, lr):
+    X, y = make_moons(200, noise=0.2, random_state=0)
+    clf = ScratchNetClassifier(hidden=8, activation="tanh", optimizer=optimizer, lr=lr,
+                               epochs=300, batch_size=50, random_state=0).fit(X, y)
+    assert clf.loss_curve_[-1] < 0.6 * clf.loss_curve_[0]
+    assert clf.score(X, y) > 0.85
+
+
 def test_mean_reduction_makes_lr_independent_of_row_count():
     X, y = make_moons(80, noise=0.2, random_state=0)
     X2, y2 = np.vstack([X, X]), np.r_[y, y]  # every row twice: same mean gradient
@@ -124,8 +137,8 @@ def test_regressor_fits_a_smooth_function_and_multioutput():
     rng = np.random.RandomState(0)
     X = rng.uniform(-2, 2, size=(200, 2))
     y = 300 + 100 * np.sin(X[:, 0]) + 50 * X[:, 1]  # large target scale: standardized inside
-    reg = ScratchNetRegressor(hidden=(16,), activation="tanh", epochs=2000, momentum=0.9,
-                              lr=0.1, random_state=0).fit(X, y)
+    reg = ScratchNetRegressor(hidden=(16,), activation="tanh", epochs=2000,
+                              optimizer="momentum", lr=0.1, random_state=0).fit(X, y)
     assert reg.score(X, y) > 0.98
     assert reg.predict(X).shape == (200,)
     assert reg.loss_curve_[-1] < 0.05 * reg.loss_curve_[0]

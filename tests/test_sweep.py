@@ -153,8 +153,8 @@ def test_sweep_without_scheduler_imports_neither_dask_nor_matplotlib(tmp_path):
     code = (
         "import sys\n"
         "from scratchnet.cli import main\n"
-        f"assert main(['sweep', '--seeds', '0:2', '--epochs', '5', '--quiet', '--out', "
-        f"{str(tmp_path / 's.csv')!r}]) == 0\n"
+        "assert main(['sweep', '--seeds', '0:2', '--epochs', '5', '--engine', 'numpy',\n"
+        f"             '--quiet', '--out', {str(tmp_path / 's.csv')!r}]) == 0\n"
         "heavy = [m for m in ('dask', 'distributed', 'matplotlib', 'sklearn')\n"
         "         if m in sys.modules]\n"
         "assert not heavy, heavy\n")

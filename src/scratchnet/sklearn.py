@@ -8,7 +8,8 @@ A thin edge over the core: the layout (:class:`~scratchnet.network.Layout`), the
 (:func:`~scratchnet.network.init_weights`) and every gradient
 (:func:`~scratchnet.backprop.loss_and_grad`) come from scratchnet; this module only adds the
 scikit-learn conventions (``__init__`` stores its arguments, validation happens in ``fit``,
-learned attributes end in ``_``) and gradient descent with optional momentum and mini-batches.
+learned attributes end in ``_``) and the loop over epochs and mini-batches; the step itself is
+one of the shared optimizers of :mod:`scratchnet.optim` (plain gradient descent by default).
 
 Two choices differ from the problem set, and both can be switched back (see docs/sklearn.md):
 
@@ -33,6 +34,7 @@ from .backprop import loss_and_grad, predict as _network_output
 from .data import Standardizer, split_indices
 from .losses import LOSSES
 from .network import INITS, Layout, init_weights
+from .optim import OPTIMIZERS, Hyper
 
 __all__ = ["ScratchNetClassifier", "ScratchNetRegressor"]
 
@@ -73,6 +75,9 @@ class _ScratchNet(BaseEstimator):
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {self.reduction!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got "
+                             f"{self.optimizer!r}")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.batch_size is not None and not (
@@ -109,7 +114,8 @@ class _ScratchNet(BaseEstimator):
         self.layout_ = Layout.build(X.shape[1], hidden, n_out, self.activation, output,
                                     () if names is None else tuple(str(c) for c in names))
         self.w_ = init_weights(self.layout_, self.init, seed)  # (P,) w1..wP
-        self._velocity = np.zeros_like(self.w_)  # momentum carried across partial_fit calls
+        # the optimizer's state (velocity, moments) carries over between partial_fit calls
+        self._opt_state = OPTIMIZERS[self.optimizer].init(self.w_)
         self._rng = np.random.RandomState(seed)  # shuffles mini-batches
         self.loss_curve_ = []
         self.n_iter_ = 0
@@ -125,15 +131,18 @@ class _ScratchNet(BaseEstimator):
         return self.x_scaler_.transform(X) if self.x_scaler_ is not None else X
 
     def _epoch(self, x: np.ndarray, Y: np.ndarray) -> None:
-        """One pass over (x, Y): gradient steps w ← w + v, v ← μ v − η ∂E/∂w per batch.
+        """One pass over (x, Y): one optimizer step per batch, from ∂E/∂w of that batch
+        (divided by the batch's rows with ``reduction="mean"``).
 
-        With ``batch_size=None`` the pass is one full-batch step, exactly the problem set's
-        epoch: the recorded loss is that of the weights *before* the update."""
+        With ``batch_size=None`` and ``optimizer="gd"`` the pass is one step w ← w − η ∂E/∂w,
+        exactly the problem set's epoch: the recorded loss is that of the weights *before*
+        the update."""
         n = len(x)
         order = np.arange(n) if self.batch_size is None or self.batch_size >= n \
             else self._rng.permutation(n)
         step = n if self.batch_size is None else self.batch_size
         mean = self.reduction == "mean"
+        opt, hyper = OPTIMIZERS[self.optimizer], Hyper(momentum=self.momentum)
         total = 0.0
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
             if self._validation is not None:  # loss of the same (pre-update) weights
@@ -145,9 +154,8 @@ class _ScratchNet(BaseEstimator):
                 b = order[start:start + step]
                 value, grad = loss_and_grad(self.layout_, self._loss_name, self.w_, x[b], Y[b])
                 total += value
-                self._velocity *= self.momentum
-                self._velocity -= (self.lr / len(b) if mean else self.lr) * grad
-                self.w_ += self._velocity
+                opt.step(self.w_, grad / len(b) if mean else grad, self.lr, self._opt_state,
+                         hyper)
         total = total / n if mean else total
         if not (np.isfinite(total) and np.all(np.isfinite(self.w_))):
             raise ValueError(f"training diverged in epoch {self.n_iter_} (loss {total}): "
@@ -203,12 +211,15 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
         Learning rate η.  With ``reduction="sum"`` the problem set used 1e-4.
     epochs : int, default=1000
         Passes over the training data in ``fit`` (``partial_fit`` makes one).
+    optimizer : {"gd", "sgd", "momentum", "nesterov", "rmsprop", "adam"}, default="gd"
+        How a gradient becomes a step (:data:`scratchnet.optim.OPTIMIZERS`); ``gd`` is the
+        problem set's w ← w − η ∂E/∂w.  rmsprop / adam want a smaller ``lr`` (e.g. 0.01).
     init : {"xavier", "he", "normal"}, default="xavier"
         ``normal`` is the problem set's ``np.random.randn`` draw.
     reduction : {"mean", "sum"}, default="mean"
         Average or sum the loss (and its gradient) over the rows of a batch.
-    momentum : float, default=0.0
-        Heavy-ball momentum μ; 0 is plain gradient descent.
+    momentum : float, default=0.9
+        μ of the ``momentum`` and ``nesterov`` optimizers.
     batch_size : int or None, default=None
         Rows per gradient step; ``None`` = full batch (the problem set).
     standardize : bool, default=True
@@ -238,14 +249,16 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     """
 
     def __init__(self, hidden=(7,), activation="sigmoid", output="auto", loss="auto", lr=0.5,
-                 epochs=1000, init="xavier", reduction="mean", momentum=0.0, batch_size=None,
-                 standardize=True, validation_fraction=None, random_state=None):
+                 epochs=1000, optimizer="gd", momentum=0.9, init="xavier", reduction="mean",
+                 batch_size=None, standardize=True, validation_fraction=None,
+                 random_state=None):
         self.hidden = hidden
         self.activation = activation
         self.output = output
         self.loss = loss
         self.lr = lr
         self.epochs = epochs
+        self.optimizer = optimizer
         self.init = init
         self.reduction = reduction
         self.momentum = momentum
@@ -296,8 +309,8 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
         return self._fit(X, y, None, partial=False)
 
     def partial_fit(self, X, y, classes=None):
-        """One epoch on (X, y), continuing from the current weights (starting fresh on the
-        first call).  ``classes``: every label the later calls may see (default: y's)."""
+        """One epoch on (X, y), continuing from the current weights and optimizer state
+        (starting fresh on the first call).  ``classes``: every label the later calls may see (default: y's)."""
         return self._fit(X, y, 1, partial=True, classes=classes)
 
     def predict_proba(self, X) -> np.ndarray:
@@ -335,13 +348,14 @@ class ScratchNetRegressor(RegressorMixin, _ScratchNet):
     measured in standardized target units and predictions are mapped back.
     """
 
-    def __init__(self, hidden=(7,), activation="sigmoid", lr=0.5, epochs=1000, init="xavier",
-                 reduction="mean", momentum=0.0, batch_size=None, standardize=True,
-                 validation_fraction=None, random_state=None):
+    def __init__(self, hidden=(7,), activation="sigmoid", lr=0.5, epochs=1000, optimizer="gd",
+                 momentum=0.9, init="xavier", reduction="mean", batch_size=None,
+                 standardize=True, validation_fraction=None, random_state=None):
         self.hidden = hidden
         self.activation = activation
         self.lr = lr
         self.epochs = epochs
+        self.optimizer = optimizer
         self.init = init
         self.reduction = reduction
         self.momentum = momentum
@@ -376,7 +390,7 @@ class ScratchNetRegressor(RegressorMixin, _ScratchNet):
         return self._fit(X, y, None, partial=False)
 
     def partial_fit(self, X, y):
-        """One epoch on (X, y), continuing from the current weights."""
+        """One epoch on (X, y), continuing from the current weights and optimizer state."""
         return self._fit(X, y, 1, partial=True)
 
     def predict(self, X) -> np.ndarray:
