@@ -2,7 +2,6 @@
 import dataclasses
 
 import numpy as np
-import pytest
 
 from scratchnet import doctor
 from scratchnet.data import Standardizer
