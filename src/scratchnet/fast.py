@@ -234,17 +234,26 @@ if numba is not None:
                             e[q] *= 1.0 if b[q] > 0 else 0.0
                 d = nd
 
-    def _epochs_py(sizes, offs, ro, acts, loss, canonical, w, lr, Btr, Ytr, Ltr, ntr, Bte, Yte,
-                   Lte, nte, thr, start, stop, every, ensemble, trl, tel, tra, tea):
+    @njit(**_jit)
+    def _load(S, X, n):
+        """β_0 = x: the block's inputs into the first rows of the scratch buffer S."""
+        for i in range(X.shape[0]):
+            for q in range(n):
+                S[i, q] = X[i, q]
+
+    def _epochs_py(sizes, offs, ro, acts, loss, canonical, w, lr, Xtr, Ytr, Ltr, ntr, Xte, Yte,
+                   Lte, nte, thr, start, stop, every, ensemble, nw, trl, tel, tra, tea):
         """Epochs start..stop−1 of one network (train.run_epochs fused): records the four
         metrics at every t with t % every == 0 into index t // every, then w ← w − η ∂E/∂w.
 
-        The rows come in blocks: Btr[b] holds β of block b unit-major, ntr[b] rows of it used;
-        block results are summed in block order.  ``_epochs_parallel`` runs the blocks on all
-        cores.  With ``ensemble`` a non-finite train loss stops the run, puts back the weights
-        of the epoch before and returns t (−1 when all went well); otherwise NaNs run on, as
-        they do in numpy."""
-        nb, nbt = Btr.shape[0], Bte.shape[0]
+        The rows come in blocks: Xtr[b] holds x of block b unit-major, ntr[b] rows of it used.
+        Each block is worked on in a scratch buffer (β of all layers, δ) that stays in cache;
+        block results are summed in block order.  ``_epochs_parallel`` runs the blocks on
+        ``nw`` workers (one per core), worker i taking blocks i, i + nw, … in its own scratch
+        buffer; the plain ``_epochs`` needs nw = 1.  With ``ensemble`` a non-finite
+        train loss stops the run, puts back the weights of the epoch before and returns t
+        (−1 when all went well); otherwise NaNs run on, as they do in numpy."""
+        nb, nbt = Xtr.shape[0], Xte.shape[0]
         P = w.size
         L = sizes.size - 1
         G = np.zeros((nb, P))  # per-block partial gradients
@@ -253,8 +262,10 @@ if numba is not None:
         mw = 1
         for l in range(L + 1):
             mw = max(mw, sizes[l])
-        D1 = np.empty((nb, mw, Btr.shape[2]))
-        D2 = np.empty((nb, mw, Btr.shape[2]))
+        bs = max(Xtr.shape[2], Xte.shape[2])
+        S = np.empty((nw, ro[L + 1], bs))  # scratch: β of every layer, one per worker
+        D1 = np.empty((nw, mw, bs))  # δ of two neighbouring layers
+        D2 = np.empty((nw, mw, bs))
         w_prev = np.empty(P)
         N, NT = 0, 0
         for b in range(nb):
@@ -262,14 +273,17 @@ if numba is not None:
         for b in range(nbt):
             NT += nte[b]
         for t in range(start, stop):
-            for b in prange(nb):
-                _forward(sizes, offs, ro, acts, w, Btr[b], ntr[b])
-                El[b] = _loss(loss, Btr[b, ro[L]:ro[L + 1]], Ytr[b], ntr[b])
-                Hl[b] = _hits(Btr[b, ro[L]:ro[L + 1]], Ltr[b], thr, ntr[b])
-                for p in range(P):
-                    G[b, p] = 0.0
-                _backward(sizes, offs, ro, acts, loss, canonical, w, Btr[b], Ytr[b], ntr[b],
-                          G[b], D1[b], D2[b])
+            for i in prange(nw):
+                B = S[i]
+                for b in range(i, nb, nw):
+                    _load(B, Xtr[b], ntr[b])
+                    _forward(sizes, offs, ro, acts, w, B, ntr[b])
+                    El[b] = _loss(loss, B[ro[L]:ro[L + 1]], Ytr[b], ntr[b])
+                    Hl[b] = _hits(B[ro[L]:ro[L + 1]], Ltr[b], thr, ntr[b])
+                    for p in range(P):
+                        G[b, p] = 0.0
+                    _backward(sizes, offs, ro, acts, loss, canonical, w, B, Ytr[b], ntr[b],
+                              G[b], D1[i], D2[i])
             e_train, hits = El[0], Hl[0]
             for b in range(1, nb):
                 e_train += El[b]
@@ -279,10 +293,13 @@ if numba is not None:
                     w[p] = w_prev[p]
                 return t
             if t % every == 0:
-                for b in prange(nbt):
-                    _forward(sizes, offs, ro, acts, w, Bte[b], nte[b])
-                    Et[b] = _loss(loss, Bte[b, ro[L]:ro[L + 1]], Yte[b], nte[b])
-                    Ht[b] = _hits(Bte[b, ro[L]:ro[L + 1]], Lte[b], thr, nte[b])
+                for i in prange(nw):
+                    B = S[i]
+                    for b in range(i, nbt, nw):
+                        _load(B, Xte[b], nte[b])
+                        _forward(sizes, offs, ro, acts, w, B, nte[b])
+                        Et[b] = _loss(loss, B[ro[L]:ro[L + 1]], Yte[b], nte[b])
+                        Ht[b] = _hits(B[ro[L]:ro[L + 1]], Lte[b], thr, nte[b])
                 e_test, hits_t = Et[0], Ht[0]
                 for b in range(1, nbt):
                     e_test += Et[b]
@@ -308,14 +325,14 @@ if numba is not None:
     _epochs_parallel = njit(parallel=True, **_jit)(_epochs_parallel_py)
 
     @njit(parallel=True, **_jit)
-    def _ensemble(sizes, offs, ro, acts, loss, canonical, W, lrs, Btr, Ytr, Ltr, ntr, Bte, Yte,
+    def _ensemble(sizes, offs, ro, acts, loss, canonical, W, lrs, Xtr, Ytr, Ltr, ntr, Xte, Yte,
                   Lte, nte, thr, start, stop, every, rtrl, rtel, rtra, rtea, diverged_at):
-        """One network per parallel iteration; each gets private copies of the β blocks."""
+        """One network per parallel iteration (each with its own scratch buffers)."""
         for k in prange(W.shape[0]):
             if diverged_at[k] < 0:
-                t = _epochs(sizes, offs, ro, acts, loss, canonical, W[k], lrs[k], Btr.copy(),
-                            Ytr, Ltr, ntr, Bte.copy(), Yte, Lte, nte, thr, start, stop, every,
-                            True, rtrl[k], rtel[k], rtra[k], rtea[k])
+                t = _epochs(sizes, offs, ro, acts, loss, canonical, W[k], lrs[k], Xtr, Ytr,
+                            Ltr, ntr, Xte, Yte, Lte, nte, thr, start, stop, every, True, 1,
+                            rtrl[k], rtel[k], rtra[k], rtea[k])
                 if t >= 0:
                     diverged_at[k] = t
 
@@ -329,29 +346,28 @@ def _layout_arrays(layout, loss: str):
             (layout.output, loss) in CANONICAL_PAIRS)
 
 
-def _blocks(x, y, labels, R: int, block: int):
-    """Rows cut into blocks: β buffer (nb, R, bs) with x unit-major in its first rows, targets
-    (nb, n_out, bs), labels (nb, bs) and the row count of each block."""
+def _blocks(x, y, labels, block: int):
+    """Rows cut into blocks: inputs unit-major (nb, D, bs), targets (nb, n_out, bs), labels
+    (nb, bs) and the row count of each block."""
     N, D = x.shape
     nb = max(1, -(-N // block))
     bs = max(1, -(-N // nb))
-    B = np.zeros((nb, R, bs))
+    X = np.zeros((nb, D, bs))
     Y = np.zeros((nb, y.shape[1], bs))
     Lb = np.zeros((nb, bs), np.int64)
     cnt = np.zeros(nb, np.int64)
     for b in range(nb):
         lo, hi = b * bs, min(N, (b + 1) * bs)
         cnt[b] = hi - lo
-        B[b, :D, :hi - lo] = x[lo:hi].T
+        X[b, :, :hi - lo] = x[lo:hi].T
         Y[b, :, :hi - lo] = y[lo:hi].T
         Lb[b, :hi - lo] = labels[lo:hi]
-    return B, Y, Lb, cnt
+    return X, Y, Lb, cnt
 
 
-def _problem_blocks(layout, P, block: int):
-    R = int(sum(layout.sizes))
-    return (*_blocks(P.x_train, P.y_train, P.l_train, R, block),
-            *_blocks(P.x_test, P.y_test, P.l_test, R, block))
+def _problem_blocks(P, block: int):
+    return (*_blocks(P.x_train, P.y_train, P.l_train, block),
+            *_blocks(P.x_test, P.y_test, P.l_test, block))
 
 
 def _threads() -> int:
@@ -366,11 +382,11 @@ def run_epochs(layout, loss: str, w: np.ndarray, P, lr: float, start: int, stop:
         return
     arrs = _layout_arrays(layout, loss)
     par = P.x_train.shape[0] >= PARALLEL_ROWS and _threads() > 1
-    blocks = _problem_blocks(layout, P, BLOCK_ROWS if par else max(1, P.x_train.shape[0]))
+    blocks = _problem_blocks(P, BLOCK_ROWS if par else max(1, P.x_train.shape[0]))
     fn = _epochs_parallel if par else _epochs
     wc = np.ascontiguousarray(w, dtype=np.float64)
     fn(*arrs, wc, float(lr), *blocks, float(P.threshold), int(start), int(stop), 1, False,
-       hist.train_loss, hist.test_loss, hist.train_acc, hist.test_acc)
+       _threads() if par else 1, hist.train_loss, hist.test_loss, hist.train_acc, hist.test_acc)
     if wc is not w:
         w[:] = wc
 
@@ -380,7 +396,7 @@ def ensemble_engine(layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, start:
     """``ensemble.numpy_engine`` compiled: one network per core at a time (numba prange)."""
     if stop <= start:
         return
-    blocks = _problem_blocks(layout, P, max(1, P.x_train.shape[0], P.x_test.shape[0]))
+    blocks = _problem_blocks(P, max(1, P.x_train.shape[0], P.x_test.shape[0]))
     _ensemble(*_layout_arrays(layout, loss), W, np.ascontiguousarray(lrs, np.float64), *blocks,
               float(P.threshold), int(start), int(stop), int(record_every), rec["train_loss"],
               rec["test_loss"], rec["train_acc"], rec["test_acc"], diverged_at)

@@ -55,10 +55,12 @@ def require_cuda() -> None:
 
 
 def device_name() -> str:
-    cuda = _cuda()
-    if cuda is None or not cuda_available():
+    if not cuda_available():
         return "none"
-    name = cuda.get_current_device().name
+    try:
+        name = cuda.get_current_device().name
+    except AttributeError:  # the simulator has no device object
+        return "simulator"
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
@@ -186,11 +188,25 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
                 for i in range(fi):
                     d[i] = nd[i]
 
+    @cuda.jit(device=True)
+    def no_records(t0, stop, every, j0, rtrl, rtel, rtra, rtea, k):
+        """NaN into the record slots of epochs t0..stop−1 (a diverged network has none)."""
+        for t in range(t0, stop):
+            if t % every == 0:
+                j = t // every - j0
+                rtrl[j, k] = math.nan
+                rtel[j, k] = math.nan
+                rtra[j, k] = math.nan
+                rtea[j, k] = math.nan
+
     @cuda.jit
     def kernel(W, lrs, xtr, ytr, ltr, xte, yte, lte, thr, start, stop, every, j0,
                rtrl, rtel, rtra, rtea, diverged_at):
         k = cuda.grid(1)
-        if k >= W.shape[0] or diverged_at[k] >= 0:
+        if k >= W.shape[1]:
+            return
+        if diverged_at[k] >= 0:
+            no_records(start, stop, every, j0, rtrl, rtel, rtra, rtea, k)
             return
         w = cuda.local.array(NP, np.float64)
         wp = cuda.local.array(NP, np.float64)
@@ -199,7 +215,7 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
         d = cuda.local.array(MW, np.float64)
         nd = cuda.local.array(MW, np.float64)
         for p in range(NP):
-            w[p] = W[k, p]
+            w[p] = W[p, k]  # W is (P, K) on the device: neighbouring threads, neighbouring words
         lr = lrs[k]
         ntr, nte = xtr.shape[0], xte.shape[0]
         for t in range(start, stop):
@@ -218,6 +234,7 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
                 for p in range(NP):
                     w[p] = wp[p]  # keep the last weights with a finite loss
                 diverged_at[k] = t
+                no_records(t, stop, every, j0, rtrl, rtel, rtra, rtea, k)
                 break
             if t % every == 0:
                 e_test = 0.0
@@ -236,41 +253,54 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
                 wp[p] = w[p]
                 w[p] -= lr * g[p]
         for p in range(NP):
-            W[k, p] = w[p]
+            W[p, k] = w[p]
 
     return kernel
+
+
+class DeviceRun:
+    """An ensemble's arrays on the GPU (weights as (P, K), records as (n_records, K)) and its
+    kernel; ``launch`` runs epochs start..stop−1 without copying anything back."""
+
+    def __init__(self, layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, nrec: int,
+                 diverged_at: np.ndarray | None = None):
+        from .fast import ACT_CODES, LOSS_CODES
+
+        acts = tuple(ACT_CODES[layout.activations[l] if l < layout.n_layers - 1
+                               else layout.output] for l in range(layout.n_layers))
+        self.kernel = make_kernel(tuple(layout.sizes), acts, LOSS_CODES[loss],
+                                  (layout.output, loss) in CANONICAL_PAIRS)
+        self.K = W.shape[0]
+        self.W = cuda.to_device(np.ascontiguousarray(W.T))
+        self.diverged_at = cuda.to_device(np.full(self.K, -1, np.int64) if diverged_at is None
+                                          else np.ascontiguousarray(diverged_at, np.int64))
+        self.data = [cuda.to_device(np.ascontiguousarray(a)) for a in (
+            np.asarray(lrs, np.float64), P.x_train, P.y_train, np.asarray(P.l_train, np.int64),
+            P.x_test, P.y_test, np.asarray(P.l_test, np.int64))]
+        self.threshold = float(P.threshold)
+        self.rec = {m: cuda.device_array((max(nrec, 1), self.K))
+                    for m in ("train_loss", "test_loss", "train_acc", "test_acc")}
+
+    def launch(self, start: int, stop: int, every: int, j0: int, threads: int = THREADS):
+        blocks = -(-self.K // threads)
+        self.kernel[blocks, threads](self.W, *self.data, self.threshold, int(start), int(stop),
+                                     int(every), int(j0), self.rec["train_loss"],
+                                     self.rec["test_loss"], self.rec["train_acc"],
+                                     self.rec["test_acc"], self.diverged_at)
 
 
 def cuda_engine(layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, start: int, stop: int,
                 record_every: int, rec: dict, diverged_at: np.ndarray) -> None:
     """``ensemble.numpy_engine`` on the GPU (same arguments, same results)."""
-    from .fast import ACT_CODES, LOSS_CODES
-
     if stop <= start or W.shape[0] == 0:
         return
-    acts = tuple(ACT_CODES[layout.activations[l] if l < layout.n_layers - 1 else layout.output]
-                 for l in range(layout.n_layers))
-    kernel = make_kernel(tuple(layout.sizes), acts, LOSS_CODES[loss],
-                         (layout.output, loss) in CANONICAL_PAIRS)
-    K = W.shape[0]
-    j0 = -(-start // record_every)  # first record column in this chunk
+    j0 = -(-start // record_every)  # the record columns of epochs start..stop−1
     j1 = -(-stop // record_every)
-    nrec = max(j1 - j0, 1)
-    dev = {m: cuda.device_array((nrec, K)) for m in rec}
-    for a in dev.values():
-        a.copy_to_device(np.full((nrec, K), np.nan))
-    d_W = cuda.to_device(np.ascontiguousarray(W))
-    d_div = cuda.to_device(diverged_at)
-    args = [cuda.to_device(np.ascontiguousarray(a)) for a in (
-        np.asarray(lrs, np.float64), P.x_train, P.y_train, np.asarray(P.l_train, np.int64),
-        P.x_test, P.y_test, np.asarray(P.l_test, np.int64))]
-    blocks = -(-K // THREADS)
-    kernel[blocks, THREADS](d_W, *args, float(P.threshold), int(start), int(stop),
-                            int(record_every), int(j0), dev["train_loss"], dev["test_loss"],
-                            dev["train_acc"], dev["test_acc"], d_div)
+    run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at)
+    run.launch(start, stop, record_every, j0)
     cuda.synchronize()
-    W[:] = d_W.copy_to_host()
-    diverged_at[:] = d_div.copy_to_host()
+    W[:] = run.W.copy_to_host().T
+    diverged_at[:] = run.diverged_at.copy_to_host()
     if j1 > j0:
         for m in rec:
-            rec[m][:, j0:j1] = dev[m].copy_to_host().T
+            rec[m][:, j0:j1] = run.rec[m].copy_to_host()[: j1 - j0].T

@@ -1,0 +1,52 @@
+"""Shared helpers of the benchmark scripts: the PS5 job's data, timing, one JSON line per case."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(HERE, "..", "src")
+if SRC not in sys.path:  # run from a checkout without installing (the GPU machine)
+    sys.path.insert(0, SRC)
+
+
+def emit(bench: str, case: str, **fields) -> dict:
+    """Print one JSON line: {"bench": ..., "case": ..., fields...}."""
+    row = {"bench": bench, "case": case, **fields}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """The fastest of `repeat` timed calls, in seconds (other work on the box only slows)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def ps5_problem():
+    """(layout, Problem, w0) of the PS5 job: 2-7-1 sigmoid, 80 train / 20 test rows, seed 0."""
+    from scratchnet.network import init_weights
+    from scratchnet.train import TrainConfig, prepare
+
+    prep = prepare(TrainConfig())
+    return prep.layout, prep.problem, init_weights(prep.layout, "normal", 0)
+
+
+def machine() -> dict:
+    model = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
