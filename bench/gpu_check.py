@@ -113,9 +113,15 @@ def kernel_speed(prep, K, E, threads=128):
     run.launch(0, E, 1, 0, threads)
     cuda.synchronize()
     dt = time.perf_counter() - t
+    extra = {}
+    try:  # registers / local memory per thread: spills show up as local memory
+        extra = {"regs_per_thread": str(run.kernel.get_regs_per_thread()),
+                 "local_mem_per_thread": str(run.kernel.get_local_mem_per_thread())}
+    except Exception as e:
+        extra = {"resources": f"unavailable: {type(e).__name__}"}
     emit(BENCH, "fused kernel (numba.cuda, one thread per network)", K=K, epochs=E,
          threads_per_block=threads, network_epochs_per_s=K * E / dt, seconds=dt, target=3e8,
-         note="kernel only; records of every epoch stay on the device")
+         note="kernel only; records of every epoch stay on the device", **extra)
 
 
 @case("train_ensemble end to end")

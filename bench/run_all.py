@@ -14,6 +14,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["bench_ps5.py", "bench_cli.py", "bench_ensemble.py", "bench_large.py"]
 BEGIN, END = "<!-- cpu-results:begin -->", "<!-- cpu-results:end -->"
+TBEGIN, TEND = "<!-- targets:begin -->", "<!-- targets:end -->"
 
 
 def fmt(v):
@@ -29,6 +30,49 @@ def table(rows) -> str:
         lines.append(f"| {r['bench']} | {r['case']} | "
                      + ", ".join(f"{k}={fmt(v)}" for k, v in rest.items()) + " |")
     return "| bench | case | numbers |\n|---|---|---|\n" + "\n".join(lines)
+
+
+def find(rows, bench, case, **match):
+    for r in rows:
+        if r["bench"] == bench and r["case"].startswith(case) and all(
+                r.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def targets(rows) -> str:
+    """The issue's CPU targets, each with this run's number and met / NOT met."""
+    def verdict(ok):
+        return "met" if ok else "**NOT met**"
+
+    out = ["| target | this run | |", "|---|---|---|"]
+    r = find(rows, "ps5_epoch", "scratchnet fast")
+    if r:
+        out.append(f"| PS5 job ≤ 5 µs/epoch (aim 3), ≥ 30× the problem set's style | "
+                   f"{r['us_per_epoch']:.2f} µs/epoch, {r['speedup_vs_naive']:.0f}× | "
+                   f"{verdict(r['us_per_epoch'] <= 5 and r['speedup_vs_naive'] >= 30)} |")
+    r = find(rows, "cli_train", "scratchnet train --data ps5")
+    if r:
+        out.append(f"| `scratchnet train --data ps5 --epochs 100000` ≤ 1.5 s wall | "
+                   f"{r['wall_s_min']:.2f} s (median {r['wall_s_median']:.2f} s) | "
+                   f"{verdict(r['wall_s_min'] <= 1.5)} |")
+    r = find(rows, "ensemble_cpu", "scratchnet train_ensemble engine=fast")
+    if r:
+        v = r["network_epochs_per_s"]
+        out.append(f"| ensemble K = 1000 ≥ 3e5 network-epochs/s (aim 1e6) | {v:.3g} /s | "
+                   f"{verdict(v >= 3e5)} |")
+    r = find(rows, "large_data", "scratchnet fast")
+    if r:
+        v = r["numpy_over_fast"]
+        out.append(f"| 1e6 rows: epoch within 2× of plain numpy or better | "
+                   f"{r['ms_per_epoch']:.0f} ms, numpy/fast = {v:.2f} | {verdict(v >= 0.5)} |")
+    return "\n".join(out)
+
+
+def replace_between(text: str, begin: str, end: str, body: str) -> str:
+    if begin not in text or end not in text:
+        return text
+    return text[:text.index(begin)] + f"{begin}\n{body}\n{end}" + text[text.index(end) + len(end):]
 
 
 def main() -> int:
@@ -48,12 +92,12 @@ def main() -> int:
     path = os.path.join(HERE, "RESULTS.md")
     if os.path.exists(path):
         text = open(path).read()
-        if BEGIN in text and END in text:
-            stamp = time.strftime("%Y-%m-%d %H:%M")
-            new = f"{BEGIN}\n_Last `make bench`: {stamp}._\n\n{table(rows)}\n{END}"
-            text = text[:text.index(BEGIN)] + new + text[text.index(END) + len(END):]
-            with open(path, "w") as fh:
-                fh.write(text)
+        stamp = time.strftime("%Y-%m-%d %H:%M")
+        text = replace_between(text, BEGIN, END,
+                               f"_Last `make bench`: {stamp}._\n\n{table(rows)}")
+        text = replace_between(text, TBEGIN, TEND, targets(rows))
+        with open(path, "w") as fh:
+            fh.write(text)
     return 1 if failed else 0
 
 

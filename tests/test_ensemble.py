@@ -96,6 +96,32 @@ def test_diverged_network_does_not_break_the_others(engine):
         assert np.isfinite(r.final["test_loss"][k])
 
 
+@pytest.mark.parametrize("engine", ["fast", "numpy"])
+def test_divergence_right_at_a_chunk_boundary(engine, monkeypatch):
+    """A network diverging in the first epoch of a chunk gets the weights from the chunk
+    before (the engines carry the previous weights across calls)."""
+    cfg = TrainConfig(epochs=150, hidden=(5, 4), activation="relu", output="identity")
+    with np.errstate(all="ignore"):
+        whole = train_ensemble(cfg, seeds=[0, 1], lrs=[1e-3, 0.5], engine=engine)
+        t = int(whole.diverged_at[1])
+        monkeypatch.setattr(ensemble, "CHUNK_WORK", {"cpu": t * 2 * 100 + 1, "cuda": 0})
+        cut = train_ensemble(cfg, seeds=[0, 1], lrs=[1e-3, 0.5], engine=engine)
+    assert t > 1 and cut.diverged_at[1] == t  # diverged in the first epoch of chunk 2
+    assert rel_err(cut.W, whole.W) <= 1e-12
+    assert rel_err(cut.train_loss, whole.train_loss) <= 1e-12
+
+
+def test_loss_non_finite_from_the_start_keeps_the_initial_weights(prep):
+    cfg = TrainConfig(epochs=5, hidden=(3,), activation="identity", output="identity")
+    prep2 = prepare(cfg)
+    bad = replace(prep2, problem=replace(prep2.problem,
+                                         y_train=np.full_like(prep2.problem.y_train, np.inf)))
+    with np.errstate(all="ignore"):
+        r = train_ensemble(cfg, seeds=[2, 3], prepared=bad)
+    assert list(r.diverged_at) == [0, 0]
+    assert np.array_equal(r.W[0], init_weights(prep2.layout, "normal", 2))
+
+
 def test_broadcasting_and_validation(prep):
     r = train_ensemble(replace(CFG, epochs=5), seeds=4, lrs=[1e-3, 2e-3], prepared=prep)
     assert list(r.seeds) == [4, 4] and list(r.lrs) == [1e-3, 2e-3]

@@ -55,6 +55,20 @@ with np.errstate(all="ignore"):
         out[name] = {"engine": [g.engine, c.engine], "W": rel(g.W, c.W),
                      "records": max(rel(getattr(g, m), getattr(c, m)) for m in METRICS),
                      "diverged_at": [g.diverged_at.tolist(), c.diverged_at.tolist()]}
+# divergence in the first epoch of a chunk: the previous weights come from the chunk before
+import scratchnet.ensemble as ens
+cfg, seeds, lrs, every = cases["relu-diverges"]
+prep = tiny(cfg)
+with np.errstate(all="ignore"):
+    c = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, record_every=every)
+    t = int(c.diverged_at[1])
+    rows = prep.problem.x_train.shape[0] + prep.problem.x_test.shape[0] / every
+    ens.CHUNK_WORK = {"cpu": 2e7, "cuda": t * len(seeds) * rows + 1e-6}
+    g = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, device="cuda",
+                       record_every=every)
+out["chunk-boundary"] = {"engine": [g.engine, c.engine], "W": rel(g.W, c.W),
+                         "records": max(rel(getattr(g, m), getattr(c, m)) for m in METRICS),
+                         "diverged_at": [g.diverged_at.tolist(), c.diverged_at.tolist()]}
 print(json.dumps(out))
 """
 
@@ -72,7 +86,7 @@ def test_simulator_sees_a_device(simulated):
     assert simulated["available"] is True
 
 
-@pytest.mark.parametrize("case", ["ps5", "deep-softmax", "relu-diverges"])
+@pytest.mark.parametrize("case", ["ps5", "deep-softmax", "relu-diverges", "chunk-boundary"])
 def test_kernel_equals_cpu_engine(simulated, case):
     r = simulated[case]
     assert r["engine"] == ["cuda", "fast"]

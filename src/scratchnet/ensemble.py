@@ -149,14 +149,16 @@ def _gradient(layout: Layout, loss: str, W: np.ndarray, betas, y: np.ndarray) ->
     return grad
 
 
-def numpy_engine(layout: Layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, start: int,
-                 stop: int, record_every: int, rec: dict, diverged_at: np.ndarray) -> None:
+def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
+                 lrs: np.ndarray, P, start: int, stop: int, record_every: int, rec: dict,
+                 diverged_at: np.ndarray) -> None:
     """Epochs start..stop−1 for all K networks at once (readable numpy, batched over K).
 
     Updates ``W`` (K, P) in place; at every epoch t with t % record_every == 0 writes the four
-    metrics into column t // record_every of ``rec[m]`` (K, n_records).  A network whose train
-    loss turns non-finite gets ``diverged_at[k] = t``, its weights of epoch t − 1 back, and is
-    left alone from then on.
+    metrics into column t // record_every of ``rec[m]`` (K, n_records).  ``W_prev`` holds the
+    weights before the last update (kept across calls).  A network whose train loss turns
+    non-finite gets ``diverged_at[k] = t``, those weights back, and is left alone from then
+    on.  Every engine (fast, cuda) has this signature and these semantics.
     """
     with np.errstate(all="ignore"):  # diverging networks overflow; they are handled below
         for t in range(start, stop):
@@ -167,7 +169,7 @@ def numpy_engine(layout: Layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, s
             if bad.any():
                 # the update of epoch t − 1 led here: undo it (w_{t−1} = w_t + η g_{t−1} is not
                 # exact in floating point, so the previous weights were kept instead)
-                W[bad] = w_prev[bad]
+                W[bad] = W_prev[bad]
                 diverged_at[bad] = t
                 active &= ~bad
             if t % record_every == 0:
@@ -179,7 +181,7 @@ def numpy_engine(layout: Layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, s
                 rec["train_acc"][rows, j] = batched_accuracy(betas[-1], P.l_train,
                                                              P.threshold)[rows]
                 rec["test_acc"][rows, j] = batched_accuracy(y_test, P.l_test, P.threshold)[rows]
-            w_prev = W.copy()
+            W_prev[active] = W[active]
             g = _gradient(layout, loss, W, betas, P.y_train)
             W -= np.where(active[:, None], lrs[:, None] * g, 0.0)
 
@@ -261,6 +263,7 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     rec_epochs = np.arange(0, E, record_every)
     rec = {m: np.full((K, rec_epochs.size), np.nan) for m in METRICS}
     diverged_at = np.full(K, -1, np.int64)
+    W_prev = W.copy()  # the weights before the last update: a loss non-finite at once keeps W
     # chunks of a fraction of a second between progress reports and Ctrl-C checks
     rows = P.x_train.shape[0] + P.x_test.shape[0] / record_every
     budget = CHUNK_WORK["cuda" if name == "cuda" else "cpu"]
@@ -269,11 +272,12 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     t0 = time.perf_counter()
     while done < E:
         stop = min(done + chunk, E)
-        W_start, div_start = W.copy(), diverged_at.copy()
+        W_start, Wp_start, div_start = W.copy(), W_prev.copy(), diverged_at.copy()
         try:
-            run(layout, config.loss, W, lrs_arr, P, done, stop, record_every, rec, diverged_at)
-        except KeyboardInterrupt:
-            W[:], diverged_at[:] = W_start, div_start  # the chunk in flight is dropped
+            run(layout, config.loss, W, W_prev, lrs_arr, P, done, stop, record_every, rec,
+                diverged_at)
+        except KeyboardInterrupt:  # the chunk in flight is dropped
+            W[:], W_prev[:], diverged_at[:] = W_start, Wp_start, div_start
             stopped = "interrupted"
             break
         done = stop

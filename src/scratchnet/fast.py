@@ -241,8 +241,9 @@ if numba is not None:
             for q in range(n):
                 S[i, q] = X[i, q]
 
-    def _epochs_py(sizes, offs, ro, acts, loss, canonical, w, lr, Xtr, Ytr, Ltr, ntr, Xte, Yte,
-                   Lte, nte, thr, start, stop, every, ensemble, nw, trl, tel, tra, tea):
+    def _epochs_py(sizes, offs, ro, acts, loss, canonical, w, w_prev, lr, Xtr, Ytr, Ltr, ntr,
+                   Xte, Yte, Lte, nte, thr, start, stop, every, ensemble, nw, trl, tel, tra,
+                   tea):
         """Epochs start..stop−1 of one network (train.run_epochs fused): records the four
         metrics at every t with t % every == 0 into index t // every, then w ← w − η ∂E/∂w.
 
@@ -250,9 +251,9 @@ if numba is not None:
         Each block is worked on in a scratch buffer (β of all layers, δ) that stays in cache;
         block results are summed in block order.  ``_epochs_parallel`` runs the blocks on
         ``nw`` workers (one per core), worker i taking blocks i, i + nw, … in its own scratch
-        buffer; the plain ``_epochs`` needs nw = 1.  With ``ensemble`` a non-finite
-        train loss stops the run, puts back the weights of the epoch before and returns t
-        (−1 when all went well); otherwise NaNs run on, as they do in numpy."""
+        buffer; the plain ``_epochs`` needs nw = 1.  With ``ensemble`` the weights before each
+        update are kept in ``w_prev``, and a non-finite train loss stops the run, puts them
+        back and returns t (−1 when all went well); otherwise NaNs run on, as in numpy."""
         nb, nbt = Xtr.shape[0], Xte.shape[0]
         P = w.size
         L = sizes.size - 1
@@ -266,7 +267,6 @@ if numba is not None:
         S = np.empty((nw, ro[L + 1], bs))  # scratch: β of every layer, one per worker
         D1 = np.empty((nw, mw, bs))  # δ of two neighbouring layers
         D2 = np.empty((nw, mw, bs))
-        w_prev = np.empty(P)
         N, NT = 0, 0
         for b in range(nb):
             N += ntr[b]
@@ -325,13 +325,14 @@ if numba is not None:
     _epochs_parallel = njit(parallel=True, **_jit)(_epochs_parallel_py)
 
     @njit(parallel=True, **_jit)
-    def _ensemble(sizes, offs, ro, acts, loss, canonical, W, lrs, Xtr, Ytr, Ltr, ntr, Xte, Yte,
-                  Lte, nte, thr, start, stop, every, rtrl, rtel, rtra, rtea, diverged_at):
+    def _ensemble(sizes, offs, ro, acts, loss, canonical, W, W_prev, lrs, Xtr, Ytr, Ltr, ntr,
+                  Xte, Yte, Lte, nte, thr, start, stop, every, rtrl, rtel, rtra, rtea,
+                  diverged_at):
         """One network per parallel iteration (each with its own scratch buffers)."""
         for k in prange(W.shape[0]):
             if diverged_at[k] < 0:
-                t = _epochs(sizes, offs, ro, acts, loss, canonical, W[k], lrs[k], Xtr, Ytr,
-                            Ltr, ntr, Xte, Yte, Lte, nte, thr, start, stop, every, True, 1,
+                t = _epochs(sizes, offs, ro, acts, loss, canonical, W[k], W_prev[k], lrs[k],
+                            Xtr, Ytr, Ltr, ntr, Xte, Yte, Lte, nte, thr, start, stop, every, True, 1,
                             rtrl[k], rtel[k], rtra[k], rtea[k])
                 if t >= 0:
                     diverged_at[k] = t
@@ -385,18 +386,20 @@ def run_epochs(layout, loss: str, w: np.ndarray, P, lr: float, start: int, stop:
     blocks = _problem_blocks(P, BLOCK_ROWS if par else max(1, P.x_train.shape[0]))
     fn = _epochs_parallel if par else _epochs
     wc = np.ascontiguousarray(w, dtype=np.float64)
-    fn(*arrs, wc, float(lr), *blocks, float(P.threshold), int(start), int(stop), 1, False,
+    fn(*arrs, wc, wc, float(lr), *blocks, float(P.threshold), int(start), int(stop), 1, False,
        _threads() if par else 1, hist.train_loss, hist.test_loss, hist.train_acc, hist.test_acc)
     if wc is not w:
         w[:] = wc
 
 
-def ensemble_engine(layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, start: int,
-                    stop: int, record_every: int, rec: dict, diverged_at: np.ndarray) -> None:
+def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
+                    start: int, stop: int, record_every: int, rec: dict,
+                    diverged_at: np.ndarray) -> None:
     """``ensemble.numpy_engine`` compiled: one network per core at a time (numba prange)."""
     if stop <= start:
         return
     blocks = _problem_blocks(P, max(1, P.x_train.shape[0], P.x_test.shape[0]))
-    _ensemble(*_layout_arrays(layout, loss), W, np.ascontiguousarray(lrs, np.float64), *blocks,
-              float(P.threshold), int(start), int(stop), int(record_every), rec["train_loss"],
-              rec["test_loss"], rec["train_acc"], rec["test_acc"], diverged_at)
+    _ensemble(*_layout_arrays(layout, loss), W, W_prev, np.ascontiguousarray(lrs, np.float64),
+              *blocks, float(P.threshold), int(start), int(stop), int(record_every),
+              rec["train_loss"], rec["test_loss"], rec["train_acc"], rec["test_acc"],
+              diverged_at)

@@ -200,7 +200,7 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
                 rtea[j, k] = math.nan
 
     @cuda.jit
-    def kernel(W, lrs, xtr, ytr, ltr, xte, yte, lte, thr, start, stop, every, j0,
+    def kernel(W, Wp, lrs, xtr, ytr, ltr, xte, yte, lte, thr, start, stop, every, j0,
                rtrl, rtel, rtra, rtea, diverged_at):
         k = cuda.grid(1)
         if k >= W.shape[1]:
@@ -209,7 +209,6 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
             no_records(start, stop, every, j0, rtrl, rtel, rtra, rtea, k)
             return
         w = cuda.local.array(NP, np.float64)
-        wp = cuda.local.array(NP, np.float64)
         g = cuda.local.array(NP, np.float64)
         beta = cuda.local.array(NB, np.float64)
         d = cuda.local.array(MW, np.float64)
@@ -232,7 +231,7 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
             e_train = 0.5 * e_train if loss == 0 else -e_train
             if not math.isfinite(e_train):
                 for p in range(NP):
-                    w[p] = wp[p]  # keep the last weights with a finite loss
+                    w[p] = Wp[p, k]  # keep the last weights with a finite loss
                 diverged_at[k] = t
                 no_records(t, stop, every, j0, rtrl, rtel, rtra, rtea, k)
                 break
@@ -250,8 +249,8 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
                 rtra[j, k] = hits / ntr
                 rtea[j, k] = hits_t / nte
             for p in range(NP):
-                wp[p] = w[p]
-                w[p] -= lr * g[p]
+                Wp[p, k] = w[p]  # the weights before the update, in global memory (not
+                w[p] -= lr * g[p]  # registers): coalesced stores, only read on divergence
         for p in range(NP):
             W[p, k] = w[p]
 
@@ -263,7 +262,7 @@ class DeviceRun:
     kernel; ``launch`` runs epochs start..stop−1 without copying anything back."""
 
     def __init__(self, layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, nrec: int,
-                 diverged_at: np.ndarray | None = None):
+                 diverged_at: np.ndarray | None = None, W_prev: np.ndarray | None = None):
         from .fast import ACT_CODES, LOSS_CODES
 
         acts = tuple(ACT_CODES[layout.activations[l] if l < layout.n_layers - 1
@@ -272,6 +271,7 @@ class DeviceRun:
                                   (layout.output, loss) in CANONICAL_PAIRS)
         self.K = W.shape[0]
         self.W = cuda.to_device(np.ascontiguousarray(W.T))
+        self.W_prev = cuda.to_device(np.ascontiguousarray((W if W_prev is None else W_prev).T))
         self.diverged_at = cuda.to_device(np.full(self.K, -1, np.int64) if diverged_at is None
                                           else np.ascontiguousarray(diverged_at, np.int64))
         self.data = [cuda.to_device(np.ascontiguousarray(a)) for a in (
@@ -283,23 +283,25 @@ class DeviceRun:
 
     def launch(self, start: int, stop: int, every: int, j0: int, threads: int = THREADS):
         blocks = -(-self.K // threads)
-        self.kernel[blocks, threads](self.W, *self.data, self.threshold, int(start), int(stop),
+        self.kernel[blocks, threads](self.W, self.W_prev, *self.data, self.threshold, int(start), int(stop),
                                      int(every), int(j0), self.rec["train_loss"],
                                      self.rec["test_loss"], self.rec["train_acc"],
                                      self.rec["test_acc"], self.diverged_at)
 
 
-def cuda_engine(layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, start: int, stop: int,
-                record_every: int, rec: dict, diverged_at: np.ndarray) -> None:
+def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
+                start: int, stop: int, record_every: int, rec: dict,
+                diverged_at: np.ndarray) -> None:
     """``ensemble.numpy_engine`` on the GPU (same arguments, same results)."""
     if stop <= start or W.shape[0] == 0:
         return
     j0 = -(-start // record_every)  # the record columns of epochs start..stop−1
     j1 = -(-stop // record_every)
-    run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at)
+    run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at, W_prev)
     run.launch(start, stop, record_every, j0)
     cuda.synchronize()
     W[:] = run.W.copy_to_host().T
+    W_prev[:] = run.W_prev.copy_to_host().T
     diverged_at[:] = run.diverged_at.copy_to_host()
     if j1 > j0:
         for m in rec:
