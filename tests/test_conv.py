@@ -124,3 +124,14 @@ def test_bad_shapes_are_user_errors(rng):
         conv.conv2d_forward(rng.randn(1, 1, 4, 4), rng.randn(1, 1, 3, 3), np.zeros(1), "full")
     with pytest.raises(ScratchnetError, match="pooling does not fit"):
         conv.maxpool_forward(rng.randn(1, 1, 1, 4), 2)
+
+
+def test_conv2d_backward_can_skip_the_input_gradient(rng):
+    y, cache = conv.conv2d_forward(rng.randn(2, 1, 5, 5), rng.randn(3, 1, 3, 3), np.zeros(3),
+                                   "same")
+    R = rng.randn(*y.shape)
+    dx, dK, db = conv.conv2d_backward(R, cache, input_grad=False)
+    full = conv.conv2d_backward(R, cache)
+    assert dx is None
+    np.testing.assert_array_equal(dK, full[1])
+    np.testing.assert_array_equal(db, full[2])

@@ -326,3 +326,17 @@ def test_monitor_records_layer_gradient_norms_and_saturation_every_epoch():
     assert np.all((0 <= m["saturated"]) & (m["saturated"] <= 1))
     plain = train(TrainConfig(hidden=(4, 3), epochs=5, lr=0.01, engine="numpy"))
     np.testing.assert_allclose(r.model.w, plain.model.w, rtol=0, atol=1e-13)  # only watches
+
+
+def test_cli_monitor_and_early_stopping_lines(capsys):
+    from scratchnet.cli import main
+
+    assert main(["train", "--hidden", "4,3", "--epochs", "5", "--lr", "0.01", "--monitor",
+                 "--log-every", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "monitor: ‖∂E/∂W_l‖" in out and "epoch       0:" in out and "epoch       4:" in out
+    assert main(["train", "--data", "moons", "--n-samples", "60", "--noise", "0.35",
+                 "--hidden", "32", "--activation", "tanh", "--init", "xavier", "--optimizer",
+                 "adam", "--lr", "0.05", "--epochs", "1500", "--early-stopping", "--patience",
+                 "40", "--log-every", "0"]) == 0
+    assert "early stopping: keeping the weights of epoch" in capsys.readouterr().out

@@ -169,19 +169,20 @@ def loss_and_grad(layout: CNNLayout, theta: Array, x: Array, y: Array,
                   loss: str = "ce") -> tuple[float, Array]:
     """E on (x, y one-hot) summed over the images, and ∂E/∂θ."""
     caches, betas = forward_all(layout, theta, x)
-    convs, w = layout.views(theta)
+    w = layout.views(theta)[1]
     grad = np.empty_like(theta)
     gconvs, gw = layout.views(grad)
     delta = output_delta(layout.dense, loss, betas[-1], y)  # ŷ − y for softmax + ce
     gw[:] = backward(layout.dense, w, betas, delta)  # the dense weights, the usual way
     g = conv.unflatten(dense_input_delta(layout.dense, w, betas, delta), caches[-1])
     act = ACTIVATIONS[layout.activation]
-    for blk, (K, b), (gK, gb), (c_conv, beta, c_pool) in reversed(
-            list(zip(layout.blocks, convs, gconvs, caches[:-1]))):
+    for i in reversed(range(len(layout.blocks))):
+        blk, (gK, gb), (c_conv, beta, c_pool) = layout.blocks[i], gconvs[i], caches[i]
         if blk.pool:
             g = conv.POOL_FUNCTIONS[blk.pool][1](g, c_pool)  # ∂E/∂β through the pooling
         g = act.backward(beta, g)  # ∂E/∂α = ∂E/∂β ⊙ f′(β)
-        g, gK[:], gb[:] = conv.conv2d_backward(g, c_conv)  # ∂E/∂(block input), ∂E/∂K, ∂E/∂b
+        # ∂E/∂(block input) (not needed below the first block: the image does not learn)
+        g, gK[:], gb[:] = conv.conv2d_backward(g, c_conv, input_grad=i > 0)
     return LOSSES[loss].value(y, betas[-1]), grad
 
 

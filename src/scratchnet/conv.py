@@ -58,14 +58,18 @@ def conv2d_forward(x: Array, K: Array, b: Array, padding: str = "valid") -> tupl
     return y, (x.shape, x_pad, K, padding)
 
 
-def conv2d_backward(dy: Array, cache: tuple) -> tuple[Array, Array, Array]:
-    """(∂E/∂x, ∂E/∂K, ∂E/∂b) from δ = ∂E/∂y of shape (N, F, H', W')."""
+def conv2d_backward(dy: Array, cache: tuple,
+                    input_grad: bool = True) -> tuple[Array | None, Array, Array]:
+    """(∂E/∂x, ∂E/∂K, ∂E/∂b) from δ = ∂E/∂y of shape (N, F, H', W').  ``input_grad=False``
+    skips ∂E/∂x (None), which the first layer never needs: nothing below it learns."""
     x_shape, x_pad, K, padding = cache
     kh, kw = K.shape[2:]
     Ho, Wo = dy.shape[2:]
     win = sliding_window_view(x_pad, (kh, kw), axis=(2, 3))  # (N, C, H', W', kh, kw)
     db = dy.sum(axis=(0, 2, 3))  # (F,)               Σ_{n,i,j} δ
     dK = np.tensordot(dy, win, axes=([0, 2, 3], [0, 2, 3]))  # (F, C, kh, kw)   Σ δ · x_pad
+    if not input_grad:
+        return None, dK, db
     dx_pad = np.zeros_like(x_pad)
     for p in range(kh):  # every kernel tap sends δ back to the pixels it read
         for q in range(kw):

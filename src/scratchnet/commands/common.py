@@ -206,10 +206,40 @@ def run_training(config, quiet: bool = False, desc: str = "training"):
     except DivergedError as e:
         bar.close()
         print(f"scratchnet: {e}", file=sys.stderr)
+        if not quiet:
+            print("\n".join(extra_lines(e.result)))
         return e.result, 2
     if result.stopped == "interrupted":
         bar.close()
         print(f"scratchnet: interrupted after {result.final['epochs']} epochs; keeping what "
               "was trained", file=sys.stderr)
         return result, 130
+    if not quiet and extra_lines(result):
+        print("\n".join(extra_lines(result)))
     return result, 0
+
+
+def extra_lines(result) -> list[str]:
+    """What --early-stopping and --monitor add to the summary."""
+    lines = []
+    f = result.final
+    if "best_epoch" in f:
+        why = ("early stopping" if result.stopped == "early_stopped"
+               else "the final weights were worse on the test rows")
+        lines.append(f"{why}: keeping the weights of epoch {f['best_epoch']} "
+                     f"(test loss {result.history.test_loss[f['best_epoch']]:.6f})")
+    mon = getattr(result, "monitor", None)
+    if mon is not None and len(mon["epoch"]):
+        layout = result.model.layout
+        lines.append("monitor: ‖∂E/∂W_l‖ per weight layer (first → output) and saturated "
+                     "hidden units")
+        for i in sorted({0, len(mon["epoch"]) - 1}):
+            norms = "  ".join(f"{v:.3g}" for v in mon["grad_norms"][i])
+            sat = "  ".join(f"{v:.0%}" for v in mon["saturated"][i])
+            lines.append(f"  epoch {mon['epoch'][i]:>7}: {norms}   saturated: {sat or '-'}")
+        g0 = mon["grad_norms"][0]
+        if layout.n_layers > 1 and g0[-1] > 0 and g0[0] / g0[-1] < 1e-2:
+            lines.append(f"  the first layer gets {g0[0] / g0[-1]:.1e} of the output layer's "
+                         "gradient: vanishing gradients (try --activation tanh/relu with "
+                         "--init xavier/he)")
+    return lines
