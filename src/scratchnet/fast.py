@@ -65,20 +65,23 @@ if numba is not None:
                 1 / 3628800 + r * (1 / 39916800 + r * (1 / 479001600 + r / 6227020800))))))))))))
         return p * np.int64((np.int64(k) + 1023) << 52).view(np.float64)
 
+    # The helpers index the 2-D buffers directly (B[r, q]) rather than taking row views: a view
+    # costs a reference-count update, and there would be dozens per epoch.
+
     @njit(**_jit)
-    def _activate(code, a, n):
-        """β = f(α) in place on a[:n] for an elementwise activation (not softmax)."""
+    def _activate(code, B, r, n):
+        """β = f(α) in place on row r of B (columns 0..n−1), elementwise (not softmax)."""
         if code == 0:  # sigmoid, in the overflow-free form of activations.sigmoid
             for q in range(n):
-                e = _exp_neg(-abs(a[q]))
+                e = _exp_neg(-abs(B[r, q]))
                 inv = 1.0 / (1.0 + e)
-                a[q] = inv if a[q] >= 0 else e * inv
+                B[r, q] = inv if B[r, q] >= 0 else e * inv
         elif code == 1:
             for q in range(n):
-                a[q] = math.tanh(a[q])
+                B[r, q] = math.tanh(B[r, q])
         elif code == 2:
             for q in range(n):
-                a[q] = a[q] if a[q] > 0.0 else 0.0
+                B[r, q] = B[r, q] if B[r, q] > 0.0 else 0.0
         # code 3, identity: nothing to do
 
     @njit(**_jit)
@@ -86,35 +89,33 @@ if numba is not None:
         """α_l = β_{l−1} W_l[1:] + W_l[0], β_l = f_l(α_l) for every layer, rows 0..n−1 of the
         block B (rows ro[l]..ro[l+1] of B hold β_l unit-major; β_0 = x is already there)."""
         for l in range(sizes.size - 1):
-            fi, fo, o = sizes[l], sizes[l + 1], offs[l]
+            fi, fo, o, ri = sizes[l], sizes[l + 1], offs[l], ro[l]
             for j in range(fo):
-                a = B[ro[l + 1] + j]
+                r = ro[l + 1] + j
                 c = w[o + fo + j]  # W_l[1, j]
-                x0 = B[ro[l]]
                 for q in range(n):
-                    a[q] = x0[q] * c
+                    B[r, q] = B[ri, q] * c
                 for i in range(1, fi):
                     c = w[o + (1 + i) * fo + j]  # W_l[1 + i, j]
-                    xi = B[ro[l] + i]
                     for q in range(n):
-                        a[q] += xi[q] * c
+                        B[r, q] += B[ri + i, q] * c
                 b = w[o + j]  # W_l[0, j], the bias weight
                 for q in range(n):
-                    a[q] += b
+                    B[r, q] += b
                 if acts[l] != 4:
-                    _activate(acts[l], a, n)
+                    _activate(acts[l], B, r, n)
             if acts[l] == 4:  # softmax over the units of each row, shifted by the row's max
-                A = B[ro[l + 1]:ro[l + 2]]
+                r0 = ro[l + 1]
                 for q in range(n):
-                    m = A[0, q]
+                    m = B[r0, q]
                     for j in range(1, fo):
-                        m = max(m, A[j, q])
+                        m = max(m, B[r0 + j, q])
                     s = 0.0
                     for j in range(fo):
-                        A[j, q] = _exp_neg(A[j, q] - m)
-                        s += A[j, q]
+                        B[r0 + j, q] = _exp_neg(B[r0 + j, q] - m)
+                        s += B[r0 + j, q]
                     for j in range(fo):
-                        A[j, q] /= s
+                        B[r0 + j, q] /= s
 
     @njit(**_jit)
     def _clip(p):
@@ -126,113 +127,109 @@ if numba is not None:
         return q
 
     @njit(**_jit)
-    def _loss(loss, Yh, Y, n):
-        """E summed over rows 0..n−1 and outputs: ½Σ(ŷ − y)², bce or ce as in losses.py."""
+    def _loss(loss, B, r0, Y, n):
+        """E over rows 0..n−1 of the outputs (rows r0.. of B): ½Σ(ŷ − y)², bce or ce."""
         s = 0.0
-        for j in range(Yh.shape[0]):
-            p, y = Yh[j], Y[j]
+        for j in range(Y.shape[0]):
+            r = r0 + j
             if loss == 0:
                 for q in range(n):
-                    s += (p[q] - y[q]) * (p[q] - y[q])
+                    s += (B[r, q] - Y[j, q]) * (B[r, q] - Y[j, q])
             elif loss == 1:
                 for q in range(n):
-                    s += y[q] * math.log(_clip(p[q])) + (1.0 - y[q]) * math.log(1.0 - _clip(p[q]))
+                    p = _clip(B[r, q])
+                    s += Y[j, q] * math.log(p) + (1.0 - Y[j, q]) * math.log(1.0 - p)
             else:
                 for q in range(n):
-                    s += y[q] * math.log(_clip(p[q]))
+                    s += Y[j, q] * math.log(_clip(B[r, q]))
         return 0.5 * s if loss == 0 else -s
 
     @njit(**_jit)
-    def _hits(Yh, lab, thr, n):
+    def _hits(B, r0, no, lab, thr, n):
         """How many of rows 0..n−1 are classified right, as train.accuracy counts them."""
         c = 0
-        if Yh.shape[0] == 1:
-            p = Yh[0]
+        if no == 1:
             for q in range(n):
-                c += (p[q] > thr) == (lab[q] == 1)
+                c += (B[r0, q] > thr) == (lab[q] == 1)
             return c
         for q in range(n):
             best = 0  # np.argmax: the first maximum, or the first NaN
-            for j in range(Yh.shape[0]):
-                if Yh[j, q] != Yh[j, q]:
+            for j in range(no):
+                if B[r0 + j, q] != B[r0 + j, q]:
                     best = j
                     break
-                if Yh[j, q] > Yh[best, q]:
+                if B[r0 + j, q] > B[r0 + best, q]:
                     best = j
             c += best == lab[q]
         return c
 
     @njit(**_jit)
-    def _output_delta(out_code, loss, canonical, Yh, Y, d, n):
+    def _output_delta(out_code, loss, canonical, B, r0, Y, d, n):
         """δ_L = ∂E/∂α_L into d: ŷ − y for a canonical pair, else f′(ŷ) ⊙ ∂E/∂ŷ."""
-        for j in range(Yh.shape[0]):
-            p, y, dj = Yh[j], Y[j], d[j]
+        no = Y.shape[0]
+        for j in range(no):
+            r = r0 + j
             if canonical or loss == 0:
                 for q in range(n):
-                    dj[q] = p[q] - y[q]  # canonical δ, or the sse gradient ŷ − y
+                    d[j, q] = B[r, q] - Y[j, q]  # canonical δ, or the sse gradient ŷ − y
             elif loss == 1:
                 for q in range(n):
-                    dj[q] = (_clip(p[q]) - y[q]) / (_clip(p[q]) * (1.0 - _clip(p[q])))
+                    p = _clip(B[r, q])
+                    d[j, q] = (p - Y[j, q]) / (p * (1.0 - p))
             else:
                 for q in range(n):
-                    dj[q] = -y[q] / _clip(p[q])
+                    d[j, q] = -Y[j, q] / _clip(B[r, q])
             if not canonical and out_code == 0:
                 for q in range(n):
-                    dj[q] = dj[q] * (p[q] * (1.0 - p[q]))
+                    d[j, q] = d[j, q] * (B[r, q] * (1.0 - B[r, q]))
         if not canonical and out_code == 4:  # softmax: δ = β ⊙ (g − Σ_j g_j β_j) per row
             for q in range(n):
                 s = 0.0
-                for j in range(Yh.shape[0]):
-                    s += d[j, q] * Yh[j, q]
-                for j in range(Yh.shape[0]):
-                    d[j, q] = Yh[j, q] * (d[j, q] - s)
+                for j in range(no):
+                    s += d[j, q] * B[r0 + j, q]
+                for j in range(no):
+                    d[j, q] = B[r0 + j, q] * (d[j, q] - s)
 
     @njit(**_jit)
     def _backward(sizes, offs, ro, acts, loss, canonical, w, B, Y, n, g, D1, D2):
         """Adds ∂E/∂w of rows 0..n−1 of block B to g (backprop.backward, same δ names)."""
         L = sizes.size - 1
-        d = D1
-        _output_delta(acts[L - 1], loss, canonical, B[ro[L]:ro[L + 1]], Y, d, n)
-        flip = 0
+        _output_delta(acts[L - 1], loss, canonical, B, ro[L], Y, D1, n)
+        flip = False  # δ_l is in D1 (False) or D2 (True)
         for l in range(L - 1, -1, -1):
-            fi, fo, o = sizes[l], sizes[l + 1], offs[l]
+            fi, fo, o, ri = sizes[l], sizes[l + 1], offs[l], ro[l]
+            d = D2 if flip else D1
             for j in range(fo):
-                dj = d[j]
                 s = 0.0
                 for q in range(n):
-                    s += dj[q]
+                    s += d[j, q]
                 g[o + j] += s  # ∂E/∂W_l[0, j] = Σ_n δ_l
                 for i in range(fi):
-                    xi = B[ro[l] + i]
                     s = 0.0
                     for q in range(n):
-                        s += xi[q] * dj[q]
+                        s += B[ri + i, q] * d[j, q]
                     g[o + (1 + i) * fo + j] += s  # ∂E/∂W_l[1+i, j] = Σ_n β_{l−1,i} δ_l,j
             if l > 0:  # δ_{l−1} = (δ_l W_l[1:]ᵀ) ⊙ f′(β_{l−1})
-                flip = 1 - flip
-                nd = D2 if flip else D1
+                nd = D1 if flip else D2
                 code = acts[l - 1]
                 for i in range(fi):
-                    b, e = B[ro[l] + i], nd[i]
                     c = w[o + (1 + i) * fo]
-                    d0 = d[0]
                     for q in range(n):
-                        e[q] = d0[q] * c
+                        nd[i, q] = d[0, q] * c
                     for j in range(1, fo):
                         c = w[o + (1 + i) * fo + j]
-                        dj = d[j]
                         for q in range(n):
-                            e[q] += dj[q] * c
+                            nd[i, q] += d[j, q] * c
                     if code == 0:
                         for q in range(n):
-                            e[q] *= b[q] * (1.0 - b[q])
+                            nd[i, q] *= B[ri + i, q] * (1.0 - B[ri + i, q])
                     elif code == 1:
                         for q in range(n):
-                            e[q] *= 1.0 - b[q] * b[q]
+                            nd[i, q] *= 1.0 - B[ri + i, q] * B[ri + i, q]
                     elif code == 2:
                         for q in range(n):
-                            e[q] *= 1.0 if b[q] > 0 else 0.0
-                d = nd
+                            nd[i, q] *= 1.0 if B[ri + i, q] > 0 else 0.0
+                flip = not flip
 
     @njit(**_jit)
     def _load(S, X, n):
@@ -278,8 +275,8 @@ if numba is not None:
                 for b in range(i, nb, nw):
                     _load(B, Xtr[b], ntr[b])
                     _forward(sizes, offs, ro, acts, w, B, ntr[b])
-                    El[b] = _loss(loss, B[ro[L]:ro[L + 1]], Ytr[b], ntr[b])
-                    Hl[b] = _hits(B[ro[L]:ro[L + 1]], Ltr[b], thr, ntr[b])
+                    El[b] = _loss(loss, B, ro[L], Ytr[b], ntr[b])
+                    Hl[b] = _hits(B, ro[L], sizes[L], Ltr[b], thr, ntr[b])
                     for p in range(P):
                         G[b, p] = 0.0
                     _backward(sizes, offs, ro, acts, loss, canonical, w, B, Ytr[b], ntr[b],
@@ -298,8 +295,8 @@ if numba is not None:
                     for b in range(i, nbt, nw):
                         _load(B, Xte[b], nte[b])
                         _forward(sizes, offs, ro, acts, w, B, nte[b])
-                        Et[b] = _loss(loss, B[ro[L]:ro[L + 1]], Yte[b], nte[b])
-                        Ht[b] = _hits(B[ro[L]:ro[L + 1]], Lte[b], thr, nte[b])
+                        Et[b] = _loss(loss, B, ro[L], Yte[b], nte[b])
+                        Ht[b] = _hits(B, ro[L], sizes[L], Lte[b], thr, nte[b])
                 e_test, hits_t = Et[0], Ht[0]
                 for b in range(1, nbt):
                     e_test += Et[b]
