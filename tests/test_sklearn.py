@@ -191,8 +191,10 @@ def test_gridsearch_on_dask_joblib_backend_matches_serial():
     params = {"hidden": [3, 7], "lr": [0.3, 1.0]}
     est = ScratchNetClassifier(epochs=100, random_state=0)
     serial = GridSearchCV(est, params, cv=3).fit(X, y)
+    # everything on 127.0.0.1, the status page on a free port (8787 may be taken)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as cluster, \
             distributed.Client(cluster) as client:
         with distributed.get_task_stream(client) as stream, joblib.parallel_backend("dask"):
             dist = GridSearchCV(est, params, cv=3, n_jobs=-1).fit(X, y)

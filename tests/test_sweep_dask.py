@@ -53,7 +53,8 @@ def test_a_worker_killed_mid_sweep_loses_nothing_and_duplicates_nothing(tmp_path
     out = str(tmp_path / "killed.csv")
     killed = []
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as cluster, \
             distributed.Client(cluster) as client:
 
         def kill_a_busy_worker(result):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, replace
@@ -332,10 +333,14 @@ def _run_on_dask(scheduler: str, workers: int | None, config, dataset, chunks, a
     with contextlib.ExitStack() as stack:
         if scheduler == "local":
             n = workers or os.cpu_count() or 1
-            # one single-threaded process per core; numba's threads kept to one per worker
+            # one single-threaded process per core; numba's threads kept to one per worker;
+            # everything on 127.0.0.1, the status page on a free port (8787 may be taken)
             cluster = stack.enter_context(LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"}))
+                dashboard_address="127.0.0.1:0", env={"NUMBA_NUM_THREADS": "1"},
+                # the workers' shutdown chatter ("failed to heartbeat"); a failing chunk
+                # still raises here, through its future
+                silence_logs=logging.CRITICAL))
             client = stack.enter_context(Client(cluster))
         else:
             try:

@@ -37,8 +37,9 @@ def register(sub) -> None:
     g.add_argument("--lr", default="1e-4", help="learning rates, e.g. 1e-4,1e-3 (1e-4)")
     g.add_argument("--seeds", "--seed", dest="seeds", default="0:100",
                    help="init seeds: 0:1000 (end excluded), 0,5,9 or 0:10,100:110 (0:100)")
-    g.add_argument("--chunk-size", type=_positive_int, default=100,
-                   help="networks per ensemble / per Dask task (100)")
+    g.add_argument("--chunk-size", type=_positive_int, default=None,
+                   help="networks per ensemble / per Dask task (default: 100 on the CPU, "
+                   "10000 with --device cuda, which needs thousands of threads to be busy)")
     g.add_argument("--record-every", type=_positive_int, default=None,
                    help="record losses every N epochs; best_epoch has this resolution "
                    "(default: epochs / 1000)")
@@ -71,7 +72,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     total = len(hiddens) * len(lrs) * len(seeds)
     bar = ProgressBar(total, "sweep", enabled=False if args.quiet else None)
     try:
-        run = run_sweep(config, hiddens, lrs, seeds, args.out, chunk_size=args.chunk_size,
+        chunk = args.chunk_size or (10_000 if args.device == "cuda" else 100)
+        run = run_sweep(config, hiddens, lrs, seeds, args.out, chunk_size=chunk,
                         record_every=args.record_every, device=args.device,
                         scheduler=args.scheduler, workers=args.workers,
                         progress=lambda done, tot: bar(done, tot))
