@@ -145,6 +145,25 @@ def test_exp_matches_numpy():
     assert fast._exp_neg(-800.0) < 1e-300  # flushed, but still ~0
 
 
+def test_nan_and_inf_propagate_as_in_numpy(problems):
+    """A NaN weight must make the loss NaN (that is how divergence is detected), and ±inf
+    inputs saturate the sigmoid as numpy's does."""
+    assert np.isnan(fast._exp_neg(np.nan))
+    assert fast._exp_neg(-np.inf) < 1e-300
+    for act in HIDDEN_ACTIVATIONS:
+        layout = Layout.build(2, (4, 3), 1, act)
+        w0 = init_weights(layout, "normal", 0)
+        w0[5] = np.nan
+        runs = []
+        with np.errstate(all="ignore"):
+            for run in (run_epochs, fast.run_epochs):
+                w, h = w0.copy(), History.empty(3)
+                run(layout, "sse", w, problems[1], 1e-2, 0, 3, h)
+                runs.append((w, h))
+        assert np.isnan(runs[1][1].train_loss).all(), act
+        assert_same(runs)
+
+
 def test_empty_range_is_a_no_op(problems):
     layout = Layout.build(2, 7)
     w = init_weights(layout)

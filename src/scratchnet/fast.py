@@ -57,7 +57,8 @@ if numba is not None:
         """e^x for x ≤ 0: x = k ln2 + r with |r| ≤ ln2/2, e^r by its Taylor series to r¹³
         (error < 2⁻⁵⁶), times 2^k put straight into the exponent bits.  Below −708 the result
         (< 1e-307) is flushed to about 3e-308 instead of a subnormal."""
-        x = max(x, -708.0)
+        if x < -708.0:  # (written so that NaN stays NaN: a diverged run must show it)
+            x = -708.0
         k = math.floor(x * _LOG2E + 0.5)
         r = (x - k * _LN2_HI) - k * _LN2_LO
         p = 1.0 + r * (1.0 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (
@@ -80,8 +81,8 @@ if numba is not None:
             for q in range(n):
                 B[r, q] = math.tanh(B[r, q])
         elif code == 2:
-            for q in range(n):
-                B[r, q] = B[r, q] if B[r, q] > 0.0 else 0.0
+            for q in range(n):  # np.maximum(α, 0): NaN stays NaN
+                B[r, q] = 0.0 if B[r, q] <= 0.0 else B[r, q]
         # code 3, identity: nothing to do
 
     @njit(**_jit)

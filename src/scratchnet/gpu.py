@@ -107,7 +107,7 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
                 elif code == 1:
                     a = math.tanh(a)
                 elif code == 2:
-                    a = a if a > 0.0 else 0.0
+                    a = 0.0 if a <= 0.0 else a  # NaN stays NaN, as in np.maximum
                 beta[rn + j] = a
             if code == 4:  # softmax over this layer's units
                 m = beta[rn]
