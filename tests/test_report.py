@@ -89,6 +89,7 @@ def test_summary(report):
     assert set(FILES) <= set(s["files"])
     for step in ("training", "figures", "derivation", "html"):
         assert step in s["timings"]
+    assert "errors" not in s  # every side measurement of Question 4 ran
 
 
 def test_report_html_is_self_contained(report):
@@ -165,6 +166,23 @@ def test_diverged_training_still_reports(tmp_path):
     assert rep.summary["final"]["epochs"] < 300
     page = (tmp_path / "d" / "report.html").read_text(encoding="utf-8")
     assert "training diverged" in page
+
+
+def test_a_failing_side_measurement_is_reported_not_fatal(tmp_path, monkeypatch, capsys):
+    import scratchnet.report as report
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(report, "softmax_example", broken)
+    rep = build_report(TrainConfig(epochs=100, log_every=0), str(tmp_path / "f"),
+                       ReportOptions(torch_epochs=0, aux_epochs=0))
+    assert rep.code == 0
+    assert rep.summary["errors"] == {"softmax example": "RuntimeError: boom"}
+    assert "softmax example failed" in capsys.readouterr().err
+    page = (tmp_path / "f" / "report.html").read_text(encoding="utf-8")
+    assert "Not measured: it failed (RuntimeError: boom)" in page
+    assert (tmp_path / "f" / "summary.json").exists()
 
 
 def test_three_class_data(tmp_path):

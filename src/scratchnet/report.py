@@ -38,6 +38,7 @@ class ReportOptions:
     snapshots: int = 40  # log-spaced epochs whose weights are kept for Question 4
     verbose: bool = False  # print the problem set's loss line every log_every epochs
     progress: object = None  # progress(done, total, train_loss, test_loss)
+    status: object = None  # status(step name) when a report step starts
 
 
 @dataclass
@@ -202,21 +203,36 @@ def _finite(v):
 # ---- the report --------------------------------------------------------------------------------
 
 
-class _Timer:
-    def __init__(self):
+class _Steps:
+    """Times the report's steps; ``guard`` steps (Question 4's side measurements) that fail are
+    recorded and reported instead of stopping the report."""
+
+    def __init__(self, status=None):
         self.times: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+        self.status = status
 
-    def __call__(self, name):
-        timer = self
+    def __call__(self, name, into: dict | None = None, key: str | None = None):
+        steps = self
 
-        class _Block:
+        class _Step:
             def __enter__(self):
+                if steps.status is not None:
+                    steps.status(name)
                 self.t0 = time.perf_counter()
 
-            def __exit__(self, *exc):
-                timer.times[name] = timer.times.get(name, 0.0) + time.perf_counter() - self.t0
+            def __exit__(self, kind, exc, tb):
+                steps.times[name] = steps.times.get(name, 0.0) + time.perf_counter() - self.t0
+                if into is None or kind is None or not issubclass(kind, Exception):
+                    return False
+                why = f"{kind.__name__}: {exc}"
+                steps.errors[name] = why
+                into[key] = {"skipped": f"it failed ({why})"}
+                print(f"scratchnet ps5: {name} failed ({why}); the report goes on",
+                      file=sys.stderr)
+                return True
 
-        return _Block()
+        return _Step()
 
 
 def build_report(config, out: str = "ps5-report", options: ReportOptions | None = None) -> Report:
@@ -231,7 +247,7 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
 
     opt = options or ReportOptions()
     os.makedirs(out, exist_ok=True)
-    T = _Timer()
+    T = _Steps(opt.status)
     files: list[str] = []
     s: dict = {"config": config.to_dict()}
     code = 0
@@ -266,6 +282,7 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
             s["diverged"] = str(e)
     if result.stopped == "interrupted":
         code = 130
+    t_report = time.perf_counter()  # everything from here on is "the report"
     with T("torch twin"):
         collect, skipped = start_twin(config, result, snaps, n_twin)
     prep, model, hist = result.prepared, result.model, result.history
@@ -316,9 +333,9 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
                                               grid=(g1, g2)), "decision_map.png")
             savefig(plots.hidden_units_figure(model, ds), "hidden_units.png")
 
-    # -- Question 4 -------------------------------------------------------------------------------
+    # -- Question 4 (side measurements: one that fails is reported, the rest goes on) --------
     q4: dict = {}
-    with T("monitor"):
+    with T("monitor", q4, "monitor"):
         ep, G, S = monitor_series(result, snaps)
         hidden_names = [f"hidden layer {l}" if len(layout.sizes) > 3 else "hidden layer"
                         for l in range(1, len(layout.sizes) - 1)]
@@ -326,47 +343,43 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
                        for l in range(layout.n_layers)]
         q4["monitor"] = {"epochs": ep, "grad_norms": G, "saturated": S,
                          "layer_names": layer_names, "hidden_names": hidden_names}
-    with T("figures"):
         savefig(plots.monitor_figure(ep, G, S, layer_names, hidden_names), "monitor.png")
-    n_aux = min(E, max(0, int(opt.aux_epochs)))
-    with T("linear baseline"):
+    with T("linear baseline", q4, "linear"):
         q4["linear"] = _linear_baseline(config, result)
+    n_aux = min(E, max(0, int(opt.aux_epochs)))
     if n_aux > 0 and not _is_plain(config):
         q4["learning_rates"] = {"skipped": "the η comparison trains plain gradient descent; "
                                 "this run used other optimizer flags"}
     elif n_aux > 0:
-        with T("learning rates"):
+        with T("learning rates", q4, "learning_rates"):
             lrs, curves, rec_ep, finals, div = lr_comparison(config, prep, n_aux)
             q4["learning_rates"] = {"lrs": lrs, "epochs": n_aux, "final_train_loss": finals,
                                     "diverged": div}
-        with T("figures"):
             savefig(plots.lr_figure(lrs, curves, rec_ep, finals, config.lr, div),
                     "learning_rates.png")
-    with T("softmax example"):
+    with T("softmax example", q4, "softmax"):
         sm = softmax_example()
         sm_prep = sm.prepared
         proba = sm.model.predict_proba(sm_prep.dataset.X)
         q4["softmax"] = {"test_acc": sm.final["test_acc"], "train_acc": sm.final["train_acc"],
                          "max_abs_sum_minus_1": float(np.max(np.abs(proba.sum(axis=1) - 1)))}
-    with T("figures"):
         savefig(plots.decision_map_figure(sm.model, sm_prep.dataset, sm_prep.train_idx,
                                           sm_prep.test_idx, title="Softmax: three classes"),
                 "softmax_map.png")
     if two_d:
-        with T("kernels"):
+        with T("kernels", q4, "kernels"):
             Pm = plots.probability_grid(model, g1, g2)[..., -1]
             edges, pooled = plots.conv_pool(Pm)
             top = edges >= np.quantile(edges, 0.98)
             q4["kernels"] = {"mean_p_at_strongest_edges": float(Pm[1:-1, 1:-1][top].mean()),
                              "pooled_shape": list(pooled.shape), "grid_shape": list(Pm.shape)}
-        with T("figures"):
             savefig(plots.conv_pool_figure(g1, g2, Pm), "kernels.png")
-    with T("jitter"):
+    with T("jitter", q4, "augmentation"):
         q4["augmentation"] = {"sigma": 0.1, "unchanged_share": jitter_stability(
             model, ds.X[prep.test_idx])}
-    from .backprop import numeric_grad
+    with T("gradient check", q4, "gradient_check"):
+        from .backprop import numeric_grad
 
-    with T("gradient check"):
         num = numeric_grad(layout, config.loss, model.w, P.x_train, P.y_train)
         q4["gradient_check"] = {"max_abs_diff": float(np.max(np.abs(num - g_engine))),
                                 "max_abs_gradient": float(np.max(np.abs(g_engine)))}
@@ -387,7 +400,9 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
     T.times["html"] = time.perf_counter() - t0
     s["timings"] = T.times
     s["figure_save_seconds"] = fig_times
-    s["report_seconds"] = sum(v for k, v in T.times.items() if k not in ("training",))
+    s["report_seconds"] = time.perf_counter() - t_report
+    if T.errors:
+        s["errors"] = T.errors
     s["files"] = files + ["summary.json"]
     with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as fh:
         json.dump(_finite({k: v for k, v in s.items() if k not in ("init_w",)}), fh, indent=1,
@@ -469,6 +484,8 @@ def torch_section(config, result, snaps, n: int, collect, skipped, savefig, plot
         w_t, tr_t, te_t, seconds, dtype = collect()
     except ScratchnetError as e:
         return {"skipped": str(e)}
+    except Exception as e:  # a broken torch install or a worker that died: report the rest
+        return {"skipped": f"the PyTorch twin failed ({e.__class__.__name__}: {e})"}
     prep, hist = result.prepared, result.history
     savefig(plots.losses_figure(hist.train_loss[:n], hist.test_loss[:n],
                                 others={"PyTorch twin": (tr_t, te_t)},
@@ -557,9 +574,9 @@ def _confusion_html(labels, m, name) -> str:
 
 
 SIGMOID_MML = ("<mi>S</mi><mo>(</mo><mi>α</mi><mo>)</mo><mo>=</mo><mfrac><mn>1</mn><mrow><mn>1"
-               "</mn><mo>+</mo><msup><mi>e</mi><mrow><mo>-</mo><mi>α</mi></mrow></msup></mrow>"
+               "</mn><mo>+</mo><msup><mi>e</mi><mrow><mo>&#8722;</mo><mi>α</mi></mrow></msup></mrow>"
                "</mfrac><mspace width='2em'/><mfrac><mrow><mo>∂</mo><mi>β</mi></mrow><mrow><mo>∂"
-               "</mo><mi>α</mi></mrow></mfrac><mo>=</mo><mi>β</mi><mo>(</mo><mn>1</mn><mo>-</mo>"
+               "</mo><mi>α</mi></mrow></mfrac><mo>=</mo><mi>β</mi><mo>(</mo><mn>1</mn><mo>&#8722;</mo>"
                "<mi>β</mi><mo>)</mo>")
 SOFTMAX_MML = ("<mi>σ</mi><msub><mrow><mo>(</mo><mi mathvariant='bold'>z</mi><mo>)</mo></mrow>"
                "<mi>i</mi></msub><mo>=</mo><mfrac><msup><mi>e</mi><msub><mi>z</mi><mi>i</mi>"
@@ -568,7 +585,7 @@ SOFTMAX_MML = ("<mi>σ</mi><msub><mrow><mo>(</mo><mi mathvariant='bold'>z</mi><m
                "</msup></mrow></mfrac>")
 UPDATE_MML = ("<msubsup><mi>w</mi><mi>k</mi><mrow><mo>(</mo><mi>t</mi><mo>+</mo><mn>1</mn>"
               "<mo>)</mo></mrow></msubsup><mo>=</mo><msubsup><mi>w</mi><mi>k</mi><mrow><mo>(</mo>"
-              "<mi>t</mi><mo>)</mo></mrow></msubsup><mo>-</mo><mi>η</mi><mfrac><mrow><mo>∂</mo>"
+              "<mi>t</mi><mo>)</mo></mrow></msubsup><mo>&#8722;</mo><mi>η</mi><mfrac><mrow><mo>∂</mo>"
               "<mi>E</mi></mrow><mrow><mo>∂</mo><msub><mi>w</mi><mi>k</mi></msub></mrow></mfrac>")
 
 
@@ -718,8 +735,13 @@ def render_html(s: dict, result, der, out: str, files: list[str]) -> str:
             + ". Done right, the two are the same network.</p>")
         add(_img(out, "torch_losses.png", "torch losses", "The engine's losses (solid) and the "
                  "twin's (dashed) over the same epochs: the curves lie on top of each other."))
-        add(_img(out, "torch_decision_map.png", "torch map", "The twin's map after the same "
-                 "epochs, with the grid standardized by the training statistics."))
+        add(_img(out, "torch_decision_map.png", "torch map", f"The twin's map after its "
+                 f"{t['epochs']} epochs (grid standardized with the training statistics). The "
+                 "engine's map after the same epochs is the same map"
+                 + (f" (largest difference {t['max_abs_map_diff']:.1e})"
+                    if "max_abs_map_diff" in t else "")
+                 + (f"; the map of Question 2 is after all {f['epochs']}."
+                    if t["epochs"] < f["epochs"] else ".")))
 
     # Question 4
     add("<h2 id='q4'>Question 4 — the concepts, measured in this run</h2>")
@@ -729,7 +751,14 @@ def render_html(s: dict, result, der, out: str, files: list[str]) -> str:
         add(f"<div class='q4'><h3>{title}</h3><p>{text}</p>"
             + (f"<p class='measured'>{measured}</p>" if measured else "") + fig + "</div>")
 
-    lin = q.get("linear", {})
+    def done(key, field):  # the measurement, or None with the reason shown instead
+        m = q.get(key) or {}
+        return m if field in m else None
+
+    def why(key):
+        return f"Not measured: {e(str((q.get(key) or {}).get('skipped', 'not run')))}."
+
+    lin = q.get("linear") or {}
     concept("Activation function", "A unit passes its weighted sum α through a non-linear f. "
             "Without it every layer is linear and so is the whole network: its border between "
             "the classes can only be a straight line.",
@@ -739,19 +768,20 @@ def render_html(s: dict, result, der, out: str, files: list[str]) -> str:
              f"{_num(lin['test_acc'], '.3f')} on the test rows — against "
              f"{_num(f['train_loss'])}, {_num(f['train_acc'], '.3f')} and "
              f"{_num(f['test_acc'], '.3f')} with {acts} units.")
-            if "test_acc" in lin else e(lin.get("skipped", "")))
-    gc = q["gradient_check"]
+            if "test_acc" in lin else why("linear"))
+    gc = done("gradient_check", "max_abs_diff")
     concept("Backpropagation", "The chain rule applied backwards, layer by layer: the output "
             "error δ = ∂E/∂α is sent back through the weights and multiplied by each unit's "
             "slope; every weight's gradient is its δ times its input (the derivation above).",
-            f"At the final weights the backpropagated gradient and central finite differences "
-            f"agree to {gc['max_abs_diff']:.1e} (largest entry {gc['max_abs_gradient']:.3g}); "
-            f"the sympy formulas agree with it to {d['max_abs_diff_vs_engine']:.1e}.")
+            (f"At the final weights the backpropagated gradient and central finite differences "
+             f"agree to {gc['max_abs_diff']:.1e} (largest entry {gc['max_abs_gradient']:.3g}); "
+             f"the sympy formulas agree with it to {d['max_abs_diff_vs_engine']:.1e}.")
+            if gc else why("gradient_check"))
     lr = q.get("learning_rates")
     if lr and "skipped" in lr:
         concept("Learning rate", "η scales every step. Too small and training crawls; too "
                 "large and the steps overshoot: the loss oscillates or explodes.",
-                e(lr["skipped"]) + ".")
+                why("learning_rates"))
     elif lr:
         div = [f"{v:g}" for v, dv in zip(lr["lrs"], lr["diverged"]) if dv]
         rows = [[f"{v:g}" + (" (chosen)" if np.isclose(v, c.lr) else ""),
@@ -773,9 +803,10 @@ def render_html(s: dict, result, der, out: str, files: list[str]) -> str:
                 _img(out, "learning_rates.png", "learning rates")
                 + "<details><summary>the numbers</summary>"
                 + _table(["η", f"train loss after {lr['epochs']} epochs"], rows) + "</details>")
-    mon = q["monitor"]
-    G, S = np.asarray(mon["grad_norms"]), np.asarray(mon["saturated"])
-    txt = ""
+    mon = done("monitor", "grad_norms")
+    G, S = (np.asarray(mon["grad_norms"]), np.asarray(mon["saturated"])) if mon else \
+        (np.zeros(0), np.zeros(0))
+    txt = "" if mon else why("monitor")
     if G.size:
         txt = (f"At epoch 0 the gradient of the first weight layer is "
                f"{G[0, 0]:.3g} and of the last {G[0, -1]:.3g}; at the end {G[-1, 0]:.3g} "
@@ -808,7 +839,10 @@ def render_html(s: dict, result, der, out: str, files: list[str]) -> str:
             + (f"The targets lie outside the output's range (standardized as the problem set "
                f"did), so the training loss can never go below {floor:.4g}."
                if floor > 0 else "The targets are reachable: the loss can approach 0."))
-    kq = q.get("kernels")
+    kq = done("kernels", "grid_shape")
+    if "kernels" in q and not kq:
+        concept("Convolution kernels and pooling", "A CNN slides a small kernel over an image "
+                "and pools neighbouring responses.", why("kernels"))
     if kq:
         concept("Convolution kernels and pooling", "A CNN slides a small kernel over an image "
                 "and pools neighbouring responses. Applied to this run's map as an image: the "
@@ -819,20 +853,21 @@ def render_html(s: dict, result, der, out: str, files: list[str]) -> str:
                 f"{kq['mean_p_at_strongest_edges']:.2f} — on the border. Pooling: "
                 f"{kq['grid_shape'][1]}×{kq['grid_shape'][0]} → {kq['pooled_shape'][1]}×"
                 f"{kq['pooled_shape'][0]} pixels.", _img(out, "kernels.png", "kernels"))
-    au = q["augmentation"]
+    au = done("augmentation", "unchanged_share")
     concept("Data augmentation", "Training on altered copies (shifted, flipped, noisy) teaches "
             "the network that these changes do not change the class"
             + (" (<code>--jitter σ</code> adds fresh noise to the training inputs every epoch)"
                if hasattr(c, "jitter") else "") + ".",
-            f"Test predictions unchanged when the inputs get noise of {au['sigma']:g} standard "
-            f"deviations: {100 * au['unchanged_share']:.1f}% (50 draws).")
-    sm = q["softmax"]
+            (f"Test predictions unchanged when the inputs get noise of {au['sigma']:g} standard "
+             f"deviations: {100 * au['unchanged_share']:.1f}% (50 draws).") if au
+            else why("augmentation"))
+    sm = done("softmax", "test_acc")
     concept("Softmax", "For K classes the output layer has K units and the softmax turns their "
             "sums into probabilities that are positive and add up to 1; trained with "
             "cross-entropy its output error is simply δ = β − y." + _math(SOFTMAX_MML),
-            f"A 2-7-3 softmax network on three Gaussian blobs: test accuracy "
-            f"{sm['test_acc']:.3f}; its probabilities sum to 1 within "
-            f"{sm['max_abs_sum_minus_1']:.1e}.",
+            (f"A 2-7-3 softmax network on three Gaussian blobs: test accuracy "
+             f"{sm['test_acc']:.3f}; its probabilities sum to 1 within "
+             f"{sm['max_abs_sum_minus_1']:.1e}.") if sm else why("softmax"),
             _img(out, "softmax_map.png", "softmax map"))
 
     # files and timings

@@ -114,9 +114,18 @@ def cmd_ps5(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     bar = ProgressBar(config.epochs, "training", enabled=False if args.quiet else None)
+
+    def status(step: str) -> None:  # one self-overwriting line on a terminal
+        if bar.enabled and step != "training":
+            sys.stderr.write(f"\rreport: {step} …\033[K")
+            sys.stderr.flush()
+
     opts = ReportOptions(log_y=args.log_y, torch_epochs=args.torch_epochs,
-                         aux_epochs=args.aux_epochs, verbose=args.verbose, progress=bar)
+                         aux_epochs=args.aux_epochs, verbose=args.verbose, progress=bar,
+                         status=status)
     rep = build_report(config, args.out, opts)
+    if bar.enabled:
+        sys.stderr.write("\r\033[K")
     if rep.code:
         bar.close()
         if "diverged" in rep.summary:
