@@ -21,12 +21,13 @@ def main(K=1000):
     prep = prepare(cfg)
     train_ensemble(replace(cfg, epochs=5), seeds=range(4), prepared=prep)  # load the code
     for E, engine in ((2000, "fast"), (100, "numpy")):
-        t0 = time.perf_counter()
-        r = train_ensemble(replace(cfg, epochs=E), seeds=range(K), prepared=prep, engine=engine)
-        dt = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        train_ensemble(replace(cfg, epochs=E), seeds=range(K), prepared=prep, engine=engine)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        threads = numba.get_num_threads() if engine == "fast" else 1
         emit(BENCH, f"scratchnet train_ensemble engine={engine}", K=K, epochs=E,
-             network_epochs_per_s=K * E / dt, seconds=dt,
-             threads=numba.get_num_threads() if engine == "fast" else 1,
+             network_epochs_per_s=K * E / dt, seconds=dt, cpu_seconds=cpu, threads=threads,
+             idle_estimate_per_s=K * E * threads / cpu,
              target=3e5 if engine == "fast" else None)
     check = train_ensemble(replace(cfg, epochs=100), seeds=range(8), prepared=prep)
     solo = train_ensemble(replace(cfg, epochs=100), seeds=range(8), prepared=prep,
