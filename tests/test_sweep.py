@@ -160,3 +160,12 @@ def test_sweep_without_scheduler_imports_neither_dask_nor_matplotlib(tmp_path):
         "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_progress_counts_networks_up_to_the_grid_and_ints_are_architectures(tmp_path):
+    seen = []
+    run = run_sweep(config(), [3, (4, 2)], [1e-2], range(3), out=str(tmp_path / "s.csv"),
+                    chunk_size=2, progress=lambda done, total: seen.append((done, total)))
+    assert {r["hidden"] for r in run.rows} == {"3", "4x2"} and len(run.rows) == 6
+    assert seen[0] == (0, 6) and seen[-1] == (6, 6)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))  # never goes back

@@ -310,7 +310,8 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
 
     def partial_fit(self, X, y, classes=None):
         """One epoch on (X, y), continuing from the current weights and optimizer state
-        (starting fresh on the first call).  ``classes``: every label the later calls may see (default: y's)."""
+        (starting fresh on the first call).  ``classes``: every label the later calls may
+        see (default: y's)."""
         return self._fit(X, y, 1, partial=True, classes=classes)
 
     def predict_proba(self, X) -> np.ndarray:

@@ -148,8 +148,9 @@ def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: in
     from .train import prepare
 
     cfg = replace(config, hidden=tuple(chunk.hidden))
-    res = train_ensemble(cfg, chunk.seeds, chunk.lrs, device=device, prepared=prepare(cfg, dataset),
-                         record_every=record_every, progress=progress)
+    res = train_ensemble(cfg, chunk.seeds, chunk.lrs, device=device,
+                         prepared=prepare(cfg, dataset), record_every=record_every,
+                         progress=progress)
     if res.stopped != "completed":
         raise KeyboardInterrupt
     label = hidden_label(chunk.hidden)
@@ -279,6 +280,11 @@ def run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
         raise ScratchnetError("sweep trains with the problem set's full-batch gradient descent "
                               "(the ensemble engine): drop --optimizer, --batch-size, "
                               "--schedule, --l2/--l1, --early-stopping, --jitter, --monitor")
+    # the grid's lists, as tuples without repeats (the CLI's parsers refuse repeats already)
+    hiddens = list(dict.fromkeys((int(h),) if isinstance(h, (int, np.integer))
+                                 else tuple(int(v) for v in h) for h in hiddens))
+    lrs = list(dict.fromkeys(float(v) for v in lrs))
+    seeds = list(dict.fromkeys(int(v) for v in seeds))
     epochs = int(config.epochs)
     if epochs < 1:
         raise ScratchnetError("sweep needs --epochs >= 1")
@@ -308,9 +314,10 @@ def run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
     t0 = time.perf_counter()
     if scheduler is None:
         for chunk in chunks:
-            before = done[0]
-            inner = (lambda e, E, *_: progress(before + len(chunk.seeds) * e // max(E, 1), total)) \
-                if progress else None
+            inner = None
+            if progress:  # the chunk's epochs, counted as a fraction of its networks
+                def inner(e, E, *_, before=done[0], k=len(chunk.seeds)):
+                    progress(before + k * e // max(E, 1), total)
             finished(run_chunk(config, dataset, chunk, *args, progress=inner))
     else:
         _run_on_dask(scheduler, workers, config, dataset, chunks, args, finished)
