@@ -1,0 +1,213 @@
+"""What a page may ask for: the checked training configuration and the uploaded CSV files.
+
+Every value from the browser is checked here against :class:`~.session.Limits` before the core
+sees it; a refusal is a :class:`~.session.PlaygroundError` whose message the page shows as is.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+
+from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..data import DEFAULT_FEATURES, DEFAULT_TARGET, Dataset, read_csv
+from ..datasets import NAMES
+from ..losses import LOSSES
+from ..network import INITS
+from ..train import TrainConfig
+from .session import Limits, PlaygroundError
+
+# the defaults of each bundled set, as the page offers them (ps5 is a fixed file of 100 rows)
+DATASETS = {
+    "ps5": {"n_samples": 100, "noise": None},
+    "moons": {"n_samples": 200, "noise": 0.1},
+    "circles": {"n_samples": 200, "noise": 0.05},
+    "xor": {"n_samples": 200, "noise": 0.3},
+    "gaussians": {"n_samples": 200, "noise": 0.8, "n_classes": 2},
+    "spiral": {"n_samples": 300, "noise": 0.1, "n_classes": 2},
+}
+assert set(DATASETS) == set(NAMES)
+
+
+def _number(d: dict, key: str, default, lo, hi, what: str, integer: bool = False):
+    v = d.get(key, default)
+    if v is None or v == "":
+        v = default
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise PlaygroundError(f"{what}: expected a number, got {v!r}")
+    try:
+        x = float(v)
+    except ValueError:
+        raise PlaygroundError(f"{what}: '{v}' is not a number") from None
+    if not math.isfinite(x):
+        raise PlaygroundError(f"{what}: '{v}' is not a finite number")
+    if integer:
+        if x != round(x):
+            raise PlaygroundError(f"{what}: '{v}' is not a whole number")
+        x = int(round(x))
+    if not lo <= x <= hi:
+        raise PlaygroundError(f"{what}: {x:g} is out of range (allowed {lo:g} to {hi:g})")
+    return x
+
+
+def _choice(d: dict, key: str, default: str, options, what: str) -> str:
+    v = d.get(key, default)
+    if v not in options:
+        raise PlaygroundError(f"{what}: unknown '{v}' (choose from {', '.join(options)})")
+    return v
+
+
+def parse_config(msg: dict, uploads: "Uploads", limits: Limits) -> tuple[TrainConfig,
+                                                                          Dataset | None]:
+    """A page's {"data": {...}, "network": {...}} → (TrainConfig, uploaded Dataset or None)."""
+    data, net = msg.get("data") or {}, msg.get("network") or {}
+    if not isinstance(data, dict) or not isinstance(net, dict):
+        raise PlaygroundError("config: 'data' and 'network' must be objects")
+    name = _choice(data, "name", "ps5", (*NAMES, "upload"), "data set")
+
+    hidden = net.get("hidden", [7])
+    if not isinstance(hidden, list):
+        raise PlaygroundError("hidden layers: expected a list of unit counts")
+    if len(hidden) > limits.hidden_layers:
+        raise PlaygroundError(f"hidden layers: at most {limits.hidden_layers} "
+                              f"(asked for {len(hidden)})")
+    hidden = tuple(_number({"h": h}, "h", None, 1, limits.units,
+                           f"units in hidden layer {i + 1} (at most {limits.units})", True)
+                   for i, h in enumerate(hidden))
+    kw = dict(
+        hidden=hidden,
+        activation=_choice(net, "activation", "sigmoid", HIDDEN_ACTIVATIONS, "activation"),
+        output=_choice(net, "output", "sigmoid", OUTPUT_ACTIVATIONS, "output activation"),
+        loss=_choice(net, "loss", "sse", tuple(LOSSES), "loss"),
+        init=_choice(net, "init", "normal", INITS, "init"),
+        lr=_number(net, "lr", 1e-4, 1e-12, 100.0, "learning rate"),
+        epochs=_number(net, "epochs", 100_000, 1, limits.epochs,
+                       f"epoch budget (at most {limits.epochs:,})", True),
+        seed=_number(net, "seed", 0, 0, 2**31 - 1, "weight seed", True),
+        test_size=_number(data, "test_size", 0.2, 0.05, 0.9, "test fraction"),
+        split_seed=_number(data, "seed", 0, 0, 2**31 - 1, "data seed", True),
+    )
+    from ..optim import OPTIMIZERS
+
+    kw["optimizer"] = _choice(net, "optimizer", "gd", tuple(OPTIMIZERS), "optimizer")
+    batch = net.get("batch_size")
+    kw["batch_size"] = None if batch in (None, "", 0, "full") else _number(
+        net, "batch_size", None, 1, limits.rows, "batch size", True)
+    kw["l2"] = _number(net, "l2", 0.0, 0.0, 10.0, "L2 penalty λ")
+    if kw["loss"] == "ce" and kw["output"] != "softmax":
+        raise PlaygroundError("loss ce (cross-entropy over classes) needs output softmax")
+    if kw["output"] == "softmax" and kw["loss"] != "ce":
+        raise PlaygroundError("output softmax goes with loss ce")
+    dataset = None
+    if name == "upload":
+        features = data.get("features") or None
+        if features is not None:
+            if not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
+                raise PlaygroundError("features: expected a list of column names")
+            if not 2 <= len(features) <= limits.features:
+                raise PlaygroundError(f"features: choose 2 to {limits.features} columns (the "
+                                      f"map is drawn over the first two), got {len(features)}")
+        target = data.get("target") or None
+        if target is not None and not isinstance(target, str):
+            raise PlaygroundError("target: expected a column name")
+        dataset = uploads.dataset(str(data.get("upload_id", "")), features, target)
+        if dataset.X.shape[1] < 2:
+            raise PlaygroundError(f"{dataset.source}: choose at least two feature columns "
+                                  "(the map is drawn over the first two)")
+        config = TrainConfig(data=dataset.source, features=dataset.feature_names,
+                             target=dataset.target_name, **kw)
+    else:
+        opts = DATASETS[name]
+        gen = {}
+        if name != "ps5":
+            gen["n_samples"] = _number(data, "n_samples", opts["n_samples"], 10, limits.rows,
+                                       f"data size (at most {limits.rows:,} rows)", True)
+            gen["noise"] = _number(data, "noise", opts["noise"], 0.0, 5.0, "noise")
+            gen["data_seed"] = kw["split_seed"]
+            if "n_classes" in opts:
+                gen["n_classes"] = _number(data, "n_classes", 2, 2, limits.classes, "classes",
+                                           True)
+        config = TrainConfig(data=name, **gen, **kw)
+    return config, dataset
+
+
+class Uploads:
+    """Uploaded CSV files kept in memory (the newest ``limits.uploads_kept``), by id."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, filename: str, data: bytes) -> dict:
+        """Check and keep one file; returns its id, columns and suggested columns."""
+        name = os.path.basename(filename or "upload.csv")[:100] or "upload.csv"
+        lim = self.limits
+        if len(data) > lim.upload_bytes:
+            raise PlaygroundError(f"{name}: the file has {len(data):,} bytes; the playground "
+                                  f"takes CSV files up to {lim.upload_bytes:,} bytes")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise PlaygroundError(f"{name}: not a UTF-8 text file (is it a CSV?)") from None
+        try:
+            rows = [r for r in csv.reader(io.StringIO(text, newline=""))
+                    if any(c.strip() for c in r)]
+        except csv.Error as e:
+            raise PlaygroundError(f"{name}: not a readable CSV file ({e})") from None
+        if not rows:
+            raise PlaygroundError(f"{name}: the file is empty")
+        header = [c.strip() for c in rows[0]]
+        if len(rows) == 1:
+            raise PlaygroundError(f"{name}: has a header but no data rows")
+        if len(rows) - 1 > lim.rows:
+            raise PlaygroundError(f"{name}: {len(rows) - 1:,} data rows; the playground takes "
+                                  f"at most {lim.rows:,}")
+        if len(header) > lim.columns:
+            raise PlaygroundError(f"{name}: {len(header)} columns; the playground takes at "
+                                  f"most {lim.columns}")
+        if len(header) < 3:
+            raise PlaygroundError(f"{name}: needs at least 3 columns (two features and a "
+                                  f"target), found {len(header)}: {', '.join(header)}")
+        if len(set(header)) != len(header) or "" in header:
+            raise PlaygroundError(f"{name}: the header row needs distinct, non-empty column "
+                                  f"names (found: {', '.join(header)})")
+        numeric = [all(_is_number(r[j]) for r in rows[1:] if j < len(r))
+                   for j in range(len(header))]
+        target = DEFAULT_TARGET if DEFAULT_TARGET in header else header[-1]
+        feats = [c for c in DEFAULT_FEATURES if c in header]
+        if len(feats) < 2:
+            feats = [c for c, ok in zip(header, numeric) if ok and c != target][:2] or \
+                [c for c in header if c != target][:2]
+        uid = uuid.uuid4().hex
+        with self._lock:
+            self._items[uid] = (name, data)
+            while len(self._items) > lim.uploads_kept:
+                self._items.popitem(last=False)
+        return {"upload_id": uid, "name": name, "rows": len(rows) - 1, "columns": header,
+                "numeric": numeric, "features": feats, "target": target}
+
+    def dataset(self, upload_id: str, features, target) -> Dataset:
+        with self._lock:
+            item = self._items.get(upload_id)
+        if item is None:
+            raise PlaygroundError("the uploaded file is no longer on the server; upload it "
+                                  "again")
+        name, data = item
+        with tempfile.TemporaryDirectory(prefix="scratchnet-upload-") as tmp:
+            path = os.path.join(tmp, "data.csv")
+            with open(path, "wb") as fh:
+                fh.write(data)
+            return read_csv(path, features, target, display=name)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False

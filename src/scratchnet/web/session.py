@@ -1,0 +1,302 @@
+"""One playground tab's training run: the data, the weights, the epochs and the frames it shows.
+
+Pure numpy on top of the core (``prepare``, ``init_weights``, the engine's ``run_epochs``,
+``forward``/``loss_and_grad``) — no web framework here, so it is tested without a server.
+
+A frame is what the page draws: the epoch, the losses, the decision map on a 48×48 grid in the
+data's raw units (the grid is standardized with the model's own ``x_scaler``, the right way that
+the problem set's map missed), each hidden unit's output on that grid as a 24×24 thumbnail, and
+the weights w1..wP with ∂E/∂w at the current weights.  Arrays travel as base64 (uint8 maps,
+float32 weights) to keep a frame small.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backprop import backward, forward, output_delta
+from ..data import Dataset
+from ..errors import ScratchnetError
+from ..losses import LOSSES
+from ..model import Model
+from ..network import init_weights
+from ..train import History, Prepared, TrainConfig, accuracy, prepare, run_epochs, select_engine
+from .formula import derived_mathml, weight_formula
+
+MAP_RES = 48  # decision-map grid (cells per side)
+THUMB_STEP = 2  # hidden-unit thumbnails: every 2nd grid cell → 24×24
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one playground accepts; everything past it is refused with a message."""
+
+    upload_bytes: int = 1_000_000
+    rows: int = 20_000
+    columns: int = 64
+    features: int = 16
+    hidden_layers: int = 4
+    units: int = 64
+    epochs: int = 1_000_000
+    classes: int = 10
+    sessions: int = 16  # open tabs training at once
+    uploads_kept: int = 32
+
+
+class PlaygroundError(ScratchnetError):
+    """A request the playground refuses; the message is shown on the page as is."""
+
+
+def b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
+
+
+def _q8(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Values in [lo, hi] → 0..255 (clipped), for the page's colour scale."""
+    span = hi - lo if hi > lo else 1.0
+    return np.clip(np.rint(255.0 * (v - lo) / span), 0, 255).astype(np.uint8)
+
+
+def _num(x: float) -> float | None:
+    """A float for JSON (which has no NaN or infinity): None when not finite."""
+    return float(x) if np.isfinite(x) else None
+
+
+def engine_options() -> dict:
+    """The optimizers the engine has (scratchnet.optim), with their update rules."""
+    from ..optim import OPTIMIZERS
+
+    return {name: o.formula for name, o in OPTIMIZERS.items() if name != "sgd"}
+
+
+class Session:
+    """The state of one tab: prepared data, weights ``w``, epoch counter and history."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None,
+                 limits: Limits = Limits()):
+        self.config = config
+        self.prep: Prepared = prepare(config, dataset)
+        self.layout = self.prep.layout
+        n_classes = self.prep.classes.size
+        if n_classes > limits.classes:
+            raise PlaygroundError(f"the target has {n_classes} classes; the playground "
+                                  f"draws at most {limits.classes}")
+        self._grid_setup()
+        self.reset()
+
+    # ---- the run ----------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to epoch 0 with the seed's initial weights: the very same run again."""
+        self.w = init_weights(self.layout, self.config.init, self.config.seed)
+        if self.config.plain_gd():  # the problem set's step: the fastest engine computes it
+            self.engine, self._run = select_engine(self.config.engine)
+        else:  # optimizers, mini-batches, penalties: the general loop, with fresh state
+            from ..optim import Loop
+
+            self.engine, self._run = "numpy", Loop.from_config(self.config)
+        self.epoch = 0
+        self._betas = None  # (epoch, β of the training rows) from the last advance
+        self.hist = History.empty(self.config.epochs + 1)
+        self.status = "ready"  # ready | running | paused | done | diverged
+        self.message = ""
+        self._sent = 0  # first history index not yet sent in a frame's curve
+
+    @property
+    def budget_left(self) -> int:
+        return self.config.epochs - self.epoch
+
+    def advance(self, n: int) -> int:
+        """Run up to n epochs (never past the budget); returns how many ran."""
+        n = max(0, min(int(n), self.budget_left))
+        if n == 0:
+            return 0
+        P, e = self.prep.problem, self.epoch
+        w_start = self.w.copy()
+        with np.errstate(all="ignore"):
+            self._run(self.layout, self.config.loss, self.w, P, self.config.lr, e, e + n,
+                      self.hist)
+            b_now = forward(self.layout, self.w, P.x_train)  # the frame reuses this pass
+            now = LOSSES[self.config.loss].value(P.y_train, b_now[-1])
+        losses = np.append(self.hist.train_loss[e:e + n], now)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size == 0 and np.all(np.isfinite(self.w)):
+            self.epoch = e + n
+            self._betas = (self.epoch, b_now)
+            if self.budget_left == 0:
+                self.status = "done"
+            return n
+        # Diverged at epoch t: keep the weights after t − 1 updates, whose loss was finite.
+        t = e + int(bad[0]) if bad.size else e + n
+        keep = max(t - 1, e)
+        if getattr(self._run, "keeps_last_finite", False):  # the general loop (optim.Loop)
+            if t == e + n:  # the chunk's last update blew up: its weights before that update
+                self.w[:] = self._run.prev
+            # otherwise the loop has already put back the weights of epoch t − 1
+        else:  # replay the chunk up to epoch t − 1 with the readable engine (same numbers)
+            self.w[:] = w_start
+            with np.errstate(all="ignore"):
+                run_epochs(self.layout, self.config.loss, self.w, P, self.config.lr, e, keep,
+                           History.empty(self.config.epochs + 1))
+        self.hist.train_loss[keep:] = self.hist.test_loss[keep:] = np.nan
+        self.epoch = keep
+        self.status = "diverged"
+        self.message = (f"training diverged at epoch {t} (the loss became infinite or NaN); "
+                        f"lower the learning rate (now {self.config.lr:g}) and press Reset")
+        return keep - e
+
+    # ---- the map grid -------------------------------------------------------------------
+    def _grid_setup(self) -> None:
+        """A MAP_RES² grid over the first two features in raw units (5 % margin)."""
+        X = self.prep.dataset.X
+        lo, hi = X[:, :2].min(axis=0), X[:, :2].max(axis=0)
+        pad = 0.05 * (hi - lo)
+        self.extent = [float(lo[0] - pad[0]), float(hi[0] + pad[0]),
+                       float(lo[1] - pad[1]), float(hi[1] + pad[1])]  # x0, x1, y0, y1
+        c = (np.arange(MAP_RES) + 0.5) / MAP_RES
+        gx = self.extent[0] + c * (self.extent[1] - self.extent[0])
+        gy = self.extent[3] - c * (self.extent[3] - self.extent[2])  # row 0 at the top
+        XX, YY = np.meshgrid(gx, gy)  # (R, R)
+        raw = np.tile(self.prep.x_scaler.mean, (MAP_RES * MAP_RES, 1))  # other features: mean
+        raw[:, 0], raw[:, 1] = XX.ravel(), YY.ravel()
+        self.grid_x = self.prep.x_scaler.transform(raw)  # (R², D) standardized as in training
+
+    def _map_probability(self, out: np.ndarray) -> np.ndarray:
+        """p(class 1) per grid cell, read as Model.predict_proba reads the output."""
+        p = out[:, -1] if out.shape[1] <= 2 else out.max(axis=1)
+        if out.shape[1] == 1 and self.prep.y_scaler is not None:
+            p = self.prep.y_scaler.inverse(p)
+        return np.clip(p, 0.0, 1.0)
+
+    # ---- what the page draws ------------------------------------------------------------
+    def info(self) -> dict:
+        """Everything that stays fixed for this data and network (sent once)."""
+        L, P, ds = self.layout, self.prep.problem, self.prep.dataset
+        is_test = np.zeros(len(ds.y), bool)
+        is_test[self.prep.test_idx] = True
+        labels = np.searchsorted(self.prep.classes, ds.y)
+        loss = LOSSES[self.config.loss]
+        return {
+            "type": "ready",
+            "layout": L.to_dict(), "describe": L.describe(),
+            "unit_names": [L.unit_names(i) for i in range(len(L.sizes))],
+            "weight_names": L.weight_names(),
+            "formulas": [weight_formula(L, self.config.loss, k) for k in range(L.n_params)],
+            "formulas_mathml": derived_mathml(L, self.config.loss),
+            "loss": self.config.loss, "loss_formula": loss.formula,
+            "lr": self.config.lr, "budget": self.config.epochs, "engine": self.engine,
+            "optimizer": self.optimizer_text(),
+            "source": ds.source, "features": list(ds.feature_names), "target": ds.target_name,
+            "classes": [float(c) for c in self.prep.classes],
+            "n_train": int(P.x_train.shape[0]), "n_test": int(P.x_test.shape[0]),
+            "extent": self.extent, "map_res": MAP_RES, "thumb_res": MAP_RES // THUMB_STEP,
+            "points": {"x": np.round(ds.X[:, 0], 6).tolist(), "y": np.round(ds.X[:, 1], 6).tolist(),
+                       "label": labels.tolist(), "test": is_test.astype(int).tolist()},
+            "multiclass": bool(L.sizes[-1] > 2),
+        }
+
+    def optimizer_text(self) -> str:
+        from ..optim import OPTIMIZERS
+
+        c = self.config
+        batch = ("full batch: g = ∂E/∂w summed over all training rows" if not c.batch_size
+                 else f"mini-batches of {c.batch_size} rows, reshuffled every epoch (seeded)")
+        rule = OPTIMIZERS[c.optimizer].formula
+        l2 = f"; L2 penalty ½λΣw² with λ = {c.l2:g} on the non-bias weights" if c.l2 else ""
+        return f"{c.optimizer}: {rule}; {batch}{l2}"
+
+    def frame(self) -> dict:
+        """The current state as the page draws it (computed at the current weights)."""
+        L, P, loss = self.layout, self.prep.problem, self.config.loss
+        E = LOSSES[loss].value
+        with np.errstate(all="ignore"):
+            cached = self._betas
+            b_train = cached[1] if cached and cached[0] == self.epoch else \
+                forward(L, self.w, P.x_train)  # the training pass, as one epoch does
+            grad = backward(L, self.w, b_train, output_delta(L, loss, b_train[-1], P.y_train))
+            y_test = forward(L, self.w, P.x_test)[-1]
+            e_train, e_test = E(P.y_train, b_train[-1]), E(P.y_test, y_test)
+            acc_train = accuracy(b_train[-1], P.l_train, P.threshold)
+            acc_test = accuracy(y_test, P.l_test, P.threshold)
+            betas = forward(L, self.w, self.grid_x)  # β_0 … β_L on the map grid
+            w32, g32 = self.w.astype(np.float32), grad.astype(np.float32)
+        n_tr, n_te = P.x_train.shape[0], P.x_test.shape[0]
+        out = betas[-1]
+        frame = {
+            "type": "frame", "epoch": self.epoch, "budget": self.config.epochs,
+            "status": self.status, "message": self.message,
+            "train_loss": _num(e_train), "test_loss": _num(e_test),
+            "train_acc": acc_train, "test_acc": acc_test,
+            "curve": self._curve(e_train / n_tr, e_test / n_te),
+            "map": b64(_q8(self._map_probability(out), 0.0, 1.0)),
+            "w": b64(w32), "grad": b64(g32),
+        }
+        if out.shape[1] > 2:  # several classes: the winning class of each cell
+            frame["map_class"] = b64(out.argmax(axis=1).astype(np.uint8))
+        frame["thumbs"], frame["thumb_ranges"] = self._thumbs(betas)
+        return frame
+
+    def _curve(self, now_train: float, now_test: float) -> list[list[float]]:
+        """Per-row losses E/N since the last frame (≤ 64 points) and the current one."""
+        P = self.prep.problem
+        idx = np.arange(self._sent, self.epoch)
+        if idx.size > 64:
+            idx = np.unique(np.linspace(self._sent, self.epoch - 1, 64).round().astype(int))
+        pts = [[int(t), float(self.hist.train_loss[t]) / P.x_train.shape[0],
+                float(self.hist.test_loss[t]) / P.x_test.shape[0]] for t in idx]
+        pts.append([self.epoch, float(now_train), float(now_test)])
+        self._sent = self.epoch + 1
+        return [[t, _num(a), _num(b)] for t, a, b in pts]
+
+    def _thumbs(self, betas: list[np.ndarray]) -> tuple[list[str], list[list[float]]]:
+        """Each hidden layer's units on the grid, every THUMB_STEP-th cell, as uint8 planes
+        (unit-major).  Bounded activations keep their range; unbounded ones ±max|β|."""
+        out, ranges = [], []
+        R = MAP_RES
+        for l in range(1, len(betas) - 1):
+            B = betas[l].reshape(R, R, -1)[::THUMB_STEP, ::THUMB_STEP]  # (r, r, units)
+            act = self.layout.activations[l - 1]
+            if act == "sigmoid":
+                lo, hi = 0.0, 1.0
+            elif act == "tanh":
+                lo, hi = -1.0, 1.0
+            else:
+                m = float(np.nanmax(np.abs(B))) if np.isfinite(B).any() else 1.0
+                lo, hi = -(m or 1.0), (m or 1.0)
+            out.append(b64(_q8(np.moveaxis(B, 2, 0), lo, hi)))
+            ranges.append([lo, hi])
+        return out, ranges
+
+    # ---- export -------------------------------------------------------------------------
+    def model(self) -> Model:
+        """The current network as ``scratchnet predict --model`` loads it."""
+        from ..train import final_metrics
+
+        final = final_metrics(self.layout, self.config.loss, self.w, self.prep.problem)
+        final.update(epochs=self.epoch, stopped=self.status, engine=self.engine)
+        return Model(self.layout, self.w.copy(), self.config.loss, self.prep.x_scaler,
+                     self.prep.y_scaler, self.prep.classes, self.prep.dataset.target_name,
+                     self.config.to_dict(), final)
+
+
+class Pacer:
+    """How many epochs fit in one frame: about ``target_s`` of training (adapts to speed)."""
+
+    def __init__(self, target_s: float = 0.028):
+        self.target_s = target_s
+        self.n = 1  # grows ×4 a frame at most, so a slow network is never stuck in one chunk
+
+    def next(self) -> int:
+        return self.n
+
+    def observed(self, n: int, seconds: float) -> None:
+        if n <= 0:
+            return
+        rate = n / max(seconds, 1e-4)
+        self.n = int(max(1, min(self.n * 4, rate * self.target_s)))
+
+
+def clock() -> float:
+    return time.perf_counter()

@@ -1,0 +1,215 @@
+"""End to end in a real headless Chromium: the page, Play, Reset, uploads, hover, exports.
+
+Debian's ``chromium`` (``make browser`` installs it) driven by Playwright for Python through
+``executable_path`` — Playwright never downloads a browser here.  The server is the real one
+(uvicorn on a free local port).  Screenshots go to ``test-artifacts/`` (git-ignored).
+"""
+import json
+import pathlib
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("playwright")
+
+from scratchnet.cli import main  # noqa: E402
+from scratchnet.data import bundled_csv  # noqa: E402
+from scratchnet.model import Model  # noqa: E402
+
+ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("Debian's chromium is not installed: run `make browser` (or "
+                    "`apt-get install chromium`)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server():
+    import uvicorn
+
+    from scratchnet.web.app import create_app
+
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        pytest.fail("uvicorn serves WebSockets with the 'websockets' package: install it")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    assert srv.started, "the playground server did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1440, "height": 960},
+                                  accept_downloads=True)
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(server + "/")
+    pg.wait_for_function("window.__playground && window.__playground.state.frame")
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def state(pg, expr: str):
+    return pg.evaluate(f"(() => {{ const S = window.__playground.state; return {expr}; }})()")
+
+
+def map_pixels(pg) -> str:
+    return pg.evaluate("document.getElementById('map').toDataURL()")
+
+
+def shot(pg, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_play_trains_the_map_changes_and_reset_gives_the_same_first_frame(page):
+    first = state(page, "S.firstFrame")
+    loss0 = state(page, "S.frame.train_loss")
+    map0 = map_pixels(page)
+    assert state(page, "S.frame.epoch") == 0 and page.inner_text("#describe") == "2-7-1"
+    page.click("#play")
+    page.wait_for_function("window.__playground.state.frame.epoch >= 3000", timeout=20_000)
+    time.sleep(1.2)  # a full second of steady frames for the count
+    fps = page.evaluate("window.__playground.fps()")
+    loss = state(page, "S.frame.train_loss")
+    print(f"browser frames: {fps} per second at epoch {state(page, 'S.frame.epoch')}")
+    # hovering edge w8 shows its PS5 name, value, gradient and chain-rule formula
+    x, y = page.evaluate("window.__playground.edgePoint(7)")
+    page.mouse.move(x, y)
+    page.wait_for_selector("#tip:not([hidden])")
+    tip = page.inner_text("#tip")
+    shot(page, "playground.png")
+    page.click("#play")  # pause
+    page.wait_for_function("window.__playground.state.frame.status === 'paused'")
+    assert fps >= 20
+    assert loss < loss0 and map_pixels(page) != map0
+    assert "w8: x_1 → n1" in tip and "∂E/∂w now" in tip
+    if state(page, "S.info.formulas_mathml"):  # scratchnet.derive's formula, as MathML
+        math = page.eval_on_selector("#tip .f math", "m => m.textContent").replace("\u2062", "")
+        assert math == "∂E∂w8=(βO1−y)βO1(1−βO1)w23βH1(1−βH1)x1"
+    else:
+        assert "∂E/∂w8 = Σ (β_O1 − y) β_O1(1 − β_O1) · w23 · β_H1(1 − β_H1) · x_1" in tip
+    assert "E = ½ Σᵢ (yᵢ − ŷᵢ)²" in page.inner_text("#loss-formula")
+
+    page.mouse.move(5, 5)
+    page.click("#reset")
+    page.wait_for_function("window.__playground.state.frame.epoch === 0")
+    again = state(page, "({w: S.frame.w, map: S.frame.map, thumbs: S.frame.thumbs.join('|')})")
+    assert again == first
+    assert map_pixels(page) == map0  # the very same first picture
+    assert state(page, "S.curve.length") == 1
+
+
+def test_upload_a_csv_and_train_on_it(page, tmp_path):
+    from scratchnet.datasets import make_circles
+
+    X, y = make_circles(160, 0.08, 2)
+    path = tmp_path / "rings.csv"
+    path.write_text("u,v,ring\n" + "".join(f"{a * 10:.4f},{b * 10:.4f},{int(c) + 1}\n"
+                                           for (a, b), c in zip(X, y)))
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("window.__playground.state.info && "
+                           "window.__playground.state.info.source === 'rings.csv'")
+    assert page.inner_text("#datasets button.on") == "rings.csv"
+    assert "rings.csv: 160 rows" in page.inner_text("#data-note")
+    assert state(page, "S.info.classes") == [1, 2]
+    loss0 = state(page, "S.frame.train_loss")
+    page.fill("#lr", "0.01")
+    page.click("#play")  # the new learning rate goes first, then Play
+    page.wait_for_function("window.__playground.state.frame.epoch >= 1500", timeout=20_000)
+    assert state(page, "S.info.lr") == 0.01
+    page.click("#play")
+    assert state(page, "S.frame.train_loss") < loss0
+    assert page.is_hidden("#error")
+    shot(page, "playground-upload.png")
+
+
+def test_a_bad_csv_shows_the_error_on_the_page(page, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x_1,x_2,classification\n1,2,0\n3,abc,1\n4,5,0\n")
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "bad.csv row 3, column x_2: 'abc' is not a number" in page.inner_text("#error")
+    huge = tmp_path / "huge.csv"
+    huge.write_text("x_1,x_2,classification\n" + "1,2,0\n" * 200_000)
+    page.click("#error-close")
+    page.set_input_files("#file", str(huge))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "up to 1,000,000 bytes" in page.inner_text("#error")
+    shot(page, "playground-bad-csv.png")
+    # the page still works: back to PS5 and train a step
+    page.click('#datasets button[data-name="ps5"]')
+    page.wait_for_function("window.__playground.state.info && "
+                           "window.__playground.state.info.source === 'ps5'")
+    page.click("#step")
+    page.wait_for_function("window.__playground.state.frame.epoch === 1")
+
+
+def test_tabs_train_independently_and_exports_work(page, browser, server, tmp_path):
+    import httpx
+
+    other = browser.new_page(viewport={"width": 1200, "height": 900})
+    other.goto(server + "/")
+    other.wait_for_function("window.__playground && window.__playground.state.frame")
+    page.click("#play")
+    page.wait_for_function("window.__playground.state.frame.epoch >= 2000", timeout=20_000)
+    t0 = time.perf_counter()
+    assert httpx.get(server + "/healthz", timeout=5).status_code == 200
+    latency = time.perf_counter() - t0
+    page.click("#play")
+    page.wait_for_function("window.__playground.state.frame.status === 'paused'")
+    assert state(other, "S.frame.epoch") == 0  # the other tab did not train
+    other.close()
+    assert latency < 1.0
+
+    with page.expect_download() as dl:
+        page.click("#export-model")
+    model_path = tmp_path / "model.json"
+    dl.value.save_as(model_path)
+    model = Model.load(str(model_path))
+    assert model.layout.sizes == (2, 7, 1)
+    assert model.final["epochs"] == state(page, "S.frame.epoch")
+    assert main(["predict", "--model", str(model_path), "--data", bundled_csv("ps5"),
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    with page.expect_download() as dl:
+        page.click("#export-png")
+    png = tmp_path / "fig.png"
+    dl.value.save_as(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert json.loads(model_path.read_text())["weight_names"][7] == "w8: x_1 → n1"
