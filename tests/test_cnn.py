@@ -131,3 +131,14 @@ def test_bad_layouts_are_user_errors():
         CNNLayout.build((1, 4, 4), (ConvBlock(2, 3, "valid", "max", 4),), (), 2)
     with pytest.raises(ScratchnetError, match="pool"):
         CNNLayout.build((1, 4, 4), (ConvBlock(2, 3, "same", "median"),), (), 2)
+
+
+def test_training_runs_on_one_blas_thread():
+    from threadpoolctl import threadpool_info
+
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    with cnn.blas_threads(1):
+        inside = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert blas and inside == [1] * len(blas)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == \
+        [i["num_threads"] for i in blas]  # restored afterwards
