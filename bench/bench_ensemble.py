@@ -1,6 +1,9 @@
 """Ensembles of the PS5 job: K networks (seeds 0..K−1) trained at once, train and test loss
 recorded every epoch.  Network-epochs per second for scratchnet's engines and for plain
 batched PyTorch (one bmm per layer, autograd, all K networks in one tensor)."""
+import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -34,7 +37,13 @@ def main(K=1000):
                           engine="numpy")
     emit(BENCH, "fast vs numpy engine, 8 networks x 100 epochs",
          max_abs_diff=float(np.abs(check.W - solo.W).max()))
-    torch_batched(prep, K)
+    # PyTorch in a process of its own: numba's OpenMP threads keep spinning for a while after
+    # a parallel run and would slow PyTorch's threads down
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch", str(K)],
+                         capture_output=True, text=True)
+    print(out.stdout, end="", flush=True)
+    if out.returncode:
+        emit(BENCH, "pytorch batched bmm (cpu)", error=out.stderr[-500:])
 
 
 def torch_batched(prep, K, E=50):
@@ -54,4 +63,9 @@ def torch_batched(prep, K, E=50):
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--torch"]:
+        from scratchnet.train import TrainConfig, prepare
+
+        torch_batched(prepare(TrainConfig()), int(sys.argv[2]))
+    else:
+        main()
