@@ -12,7 +12,8 @@ from scratchnet import fast
 from scratchnet.activations import HIDDEN_ACTIVATIONS
 from scratchnet.errors import ScratchnetError
 from scratchnet.network import Layout, init_weights
-from scratchnet.train import History, Problem, TrainConfig, prepare, run_epochs, select_engine, train
+from scratchnet.train import (History, Problem, TrainConfig, prepare, run_epochs, select_engine,
+                              train)
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "src")
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")

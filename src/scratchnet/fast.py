@@ -330,7 +330,8 @@ if numba is not None:
         for k in prange(W.shape[0]):
             if diverged_at[k] < 0:
                 t = _epochs(sizes, offs, ro, acts, loss, canonical, W[k], W_prev[k], lrs[k],
-                            Xtr, Ytr, Ltr, ntr, Xte, Yte, Lte, nte, thr, start, stop, every, True, 1,
+                            Xtr, Ytr, Ltr, ntr, Xte, Yte, Lte, nte, thr, start, stop, every,
+                            True, 1,
                             rtrl[k], rtel[k], rtra[k], rtea[k])
                 if t >= 0:
                     diverged_at[k] = t

@@ -283,10 +283,11 @@ class DeviceRun:
 
     def launch(self, start: int, stop: int, every: int, j0: int, threads: int = THREADS):
         blocks = -(-self.K // threads)
-        self.kernel[blocks, threads](self.W, self.W_prev, *self.data, self.threshold, int(start), int(stop),
-                                     int(every), int(j0), self.rec["train_loss"],
-                                     self.rec["test_loss"], self.rec["train_acc"],
-                                     self.rec["test_acc"], self.diverged_at)
+        self.kernel[blocks, threads](self.W, self.W_prev, *self.data, self.threshold,
+                                     int(start), int(stop), int(every), int(j0),
+                                     self.rec["train_loss"], self.rec["test_loss"],
+                                     self.rec["train_acc"], self.rec["test_acc"],
+                                     self.diverged_at)
 
 
 def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
