@@ -46,13 +46,13 @@ def main(K=1000):
         emit(BENCH, "pytorch batched bmm (cpu)", error=out.stderr[-500:])
 
 
-def torch_batched(prep, K, E=50):
+def torch_baseline(prep, K, E=50):
     try:
         import torch
     except ImportError:
         emit(BENCH, "pytorch batched bmm", skipped="torch not installed")
         return
-    from bench_gpu_torch import batched_torch_epochs
+    from torch_batched import batched_torch_epochs
 
     for threads in sorted({1, torch.get_num_threads()}):
         torch.set_num_threads(threads)  # 2 threads can lose to 1 on a busy 2-core box
@@ -66,6 +66,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--torch"]:
         from scratchnet.train import TrainConfig, prepare
 
-        torch_batched(prepare(TrainConfig()), int(sys.argv[2]))
+        torch_baseline(prepare(TrainConfig()), int(sys.argv[2]))
     else:
         main()

@@ -144,7 +144,7 @@ def end_to_end(prep, K, E):
 def torch_baseline(prep, K, E):
     import torch
 
-    from bench_gpu_torch import batched_torch_epochs
+    from torch_batched import batched_torch_epochs
 
     batched_torch_epochs(torch, prep, K, 3, "cuda")  # warm up
     dt, _ = batched_torch_epochs(torch, prep, K, E, "cuda")

@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark script in turn, one JSON line per case on stdout.
+"""`make bench`: every bench/bench_*.py script in turn, one JSON line per case on stdout.
 
 The lines are also written to bench/results.jsonl, and the CPU section of bench/RESULTS.md
 (between its markers) is rewritten from them; the GPU section there is left alone — it holds
@@ -12,7 +12,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["bench_ps5.py", "bench_cli.py", "bench_ensemble.py", "bench_large.py"]
+FIRST = ["bench_ps5.py", "bench_cli.py", "bench_ensemble.py", "bench_large.py"]
+# … then every other bench_*.py (other parts of scratchnet add theirs, e.g. bench_cnn.py)
+SCRIPTS = FIRST + sorted(f for f in os.listdir(HERE)
+                         if f.startswith("bench_") and f.endswith(".py") and f not in FIRST)
 BEGIN, END = "<!-- cpu-results:begin -->", "<!-- cpu-results:end -->"
 TBEGIN, TEND = "<!-- targets:begin -->", "<!-- targets:end -->"
 
