@@ -89,6 +89,13 @@ def state(pg, expr: str):
     return pg.evaluate(f"(() => {{ const S = window.__playground.state; return {expr}; }})()")
 
 
+def wait(pg, condition: str, timeout: float = 20_000) -> None:
+    """Until ``condition`` (JS, over the page's state S) holds for a drawn run; S.frame is null
+    while a new run is being built, so the condition is only asked once there is one."""
+    pg.wait_for_function(f"(() => {{ const S = window.__playground.state; "
+                         f"return S.info && S.frame && ({condition}); }})()", timeout=timeout)
+
+
 def map_pixels(pg) -> str:
     return pg.evaluate("document.getElementById('map').toDataURL()")
 
@@ -104,7 +111,7 @@ def test_play_trains_the_map_changes_and_reset_gives_the_same_first_frame(page):
     map0 = map_pixels(page)
     assert state(page, "S.frame.epoch") == 0 and page.inner_text("#describe") == "2-7-1"
     page.click("#play")
-    page.wait_for_function("window.__playground.state.frame.epoch >= 3000", timeout=20_000)
+    wait(page, "S.frame.epoch >= 3000")
     time.sleep(1.2)  # a full second of steady frames for the count
     fps = page.evaluate("window.__playground.fps()")
     loss = state(page, "S.frame.train_loss")
@@ -116,9 +123,11 @@ def test_play_trains_the_map_changes_and_reset_gives_the_same_first_frame(page):
     tip = page.inner_text("#tip")
     shot(page, "playground.png")
     page.click("#play")  # pause
-    page.wait_for_function("window.__playground.state.frame.status === 'paused'")
+    wait(page, "S.frame.status === 'paused'")
     assert fps >= 20
     assert loss < loss0 and map_pixels(page) != map0
+    epochs = state(page, "S.curve.map(p => p[0])")
+    assert epochs[0] == 0 and all(a < b for a, b in zip(epochs, epochs[1:]))
     assert "w8: x_1 → n1" in tip and "∂E/∂w now" in tip
     if state(page, "S.info.formulas_mathml"):  # scratchnet.derive's formula, as MathML
         math = page.eval_on_selector("#tip .f math", "m => m.textContent").replace("\u2062", "")
@@ -129,7 +138,7 @@ def test_play_trains_the_map_changes_and_reset_gives_the_same_first_frame(page):
 
     page.mouse.move(5, 5)
     page.click("#reset")
-    page.wait_for_function("window.__playground.state.frame.epoch === 0")
+    wait(page, "S.frame.epoch === 0")
     again = state(page, "({w: S.frame.w, map: S.frame.map, thumbs: S.frame.thumbs.join('|')})")
     assert again == first
     assert map_pixels(page) == map0  # the very same first picture
@@ -144,15 +153,14 @@ def test_upload_a_csv_and_train_on_it(page, tmp_path):
     path.write_text("u,v,ring\n" + "".join(f"{a * 10:.4f},{b * 10:.4f},{int(c) + 1}\n"
                                            for (a, b), c in zip(X, y)))
     page.set_input_files("#file", str(path))
-    page.wait_for_function("window.__playground.state.info && "
-                           "window.__playground.state.info.source === 'rings.csv'")
-    assert page.inner_text("#datasets button.on") == "rings.csv"
+    wait(page, "S.info.source === 'rings.csv'")
+    assert page.inner_text("#datasets button.on").strip() == "rings.csv"
     assert "rings.csv: 160 rows" in page.inner_text("#data-note")
     assert state(page, "S.info.classes") == [1, 2]
     loss0 = state(page, "S.frame.train_loss")
     page.fill("#lr", "0.01")
     page.click("#play")  # the new learning rate goes first, then Play
-    page.wait_for_function("window.__playground.state.frame.epoch >= 1500", timeout=20_000)
+    wait(page, "S.frame.epoch >= 1500")
     assert state(page, "S.info.lr") == 0.01
     page.click("#play")
     assert state(page, "S.frame.train_loss") < loss0
@@ -175,10 +183,9 @@ def test_a_bad_csv_shows_the_error_on_the_page(page, tmp_path):
     shot(page, "playground-bad-csv.png")
     # the page still works: back to PS5 and train a step
     page.click('#datasets button[data-name="ps5"]')
-    page.wait_for_function("window.__playground.state.info && "
-                           "window.__playground.state.info.source === 'ps5'")
+    wait(page, "S.info.source === 'ps5'")
     page.click("#step")
-    page.wait_for_function("window.__playground.state.frame.epoch === 1")
+    wait(page, "S.frame.epoch === 1")
 
 
 def test_tabs_train_independently_and_exports_work(page, browser, server, tmp_path):
@@ -188,12 +195,12 @@ def test_tabs_train_independently_and_exports_work(page, browser, server, tmp_pa
     other.goto(server + "/")
     other.wait_for_function("window.__playground && window.__playground.state.frame")
     page.click("#play")
-    page.wait_for_function("window.__playground.state.frame.epoch >= 2000", timeout=20_000)
+    wait(page, "S.frame.epoch >= 2000")
     t0 = time.perf_counter()
     assert httpx.get(server + "/healthz", timeout=5).status_code == 200
     latency = time.perf_counter() - t0
     page.click("#play")
-    page.wait_for_function("window.__playground.state.frame.status === 'paused'")
+    wait(page, "S.frame.status === 'paused'")
     assert state(other, "S.frame.epoch") == 0  # the other tab did not train
     other.close()
     assert latency < 1.0

@@ -18,7 +18,7 @@ from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..losses import LOSSES
 from ..network import INITS
 from ..train import select_engine
-from .inputs import DATASETS, Uploads
+from .inputs import DATASETS, Uploads, previews
 from .live import Tab
 from .session import Limits, PlaygroundError, engine_options
 
@@ -37,6 +37,7 @@ def create_app(limits: Limits | None = None):
     app.state.limits = limits
     app.state.uploads = Uploads(limits)
     app.state.open_tabs = 0
+    app.state.previews = previews()
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -55,6 +56,7 @@ def create_app(limits: Limits | None = None):
             "losses": {k: v.formula for k, v in LOSSES.items()}, "inits": list(INITS),
             "limits": asdict(limits), "engine": select_engine("auto")[0],
             "options": engine_options(), "version": __version__,
+            "previews": app.state.previews,
         }
 
     @app.post("/api/upload")

@@ -34,6 +34,24 @@ DATASETS = {
 assert set(DATASETS) == set(NAMES)
 
 
+def previews(n: int = 120) -> dict:
+    """Each bundled set with its defaults, as ≤ n points scaled to [0, 1]² (the buttons' icons)."""
+    import numpy as np
+
+    from ..data import load_data
+
+    out = {}
+    for name in DATASETS:
+        ds = load_data(name)
+        X, y = ds.X[:, :2], np.searchsorted(np.unique(ds.y), ds.y)
+        keep = np.linspace(0, len(y) - 1, min(n, len(y))).round().astype(int)
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        U = (X[keep] - lo) / np.where(hi > lo, hi - lo, 1.0)
+        out[name] = {"x": np.round(U[:, 0], 3).tolist(), "y": np.round(U[:, 1], 3).tolist(),
+                     "label": y[keep].tolist()}
+    return out
+
+
 def _number(d: dict, key: str, default, lo, hi, what: str, integer: bool = False):
     v = d.get(key, default)
     if v is None or v == "":

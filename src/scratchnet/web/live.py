@@ -26,15 +26,36 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 from ..errors import ScratchnetError
 from .inputs import Uploads, parse_config
-from .session import Limits, Pacer, PlaygroundError, Session, clock
+from .session import Limits, PlaygroundError, Session
 
 log = logging.getLogger("scratchnet.web")
 MAX_IN_FLIGHT = 3
 MAX_FPS = 30.0
 MAX_STEP = 100_000
+
+
+class Pacer:
+    """How many epochs fit in one frame: about ``target_s`` of training (adapts to speed)."""
+
+    def __init__(self, target_s: float = 0.028):
+        self.target_s = target_s
+        self.n = 1  # grows ×4 a frame at most, so a slow network is never stuck in one chunk
+
+    def next(self) -> int:
+        return self.n
+
+    def observed(self, n: int, seconds: float) -> None:
+        if n <= 0:
+            return
+        rate = n / max(seconds, 1e-4)
+        self.n = int(max(1, min(self.n * 4, rate * self.target_s)))
+
+
+clock = time.perf_counter
 
 
 class _Closed(Exception):
@@ -46,6 +67,8 @@ def _dumps(msg: dict) -> str:
 
 
 class Tab:
+    """One connected page: its Session (None until a config is accepted) and the stream."""
+
     def __init__(self, ws, limits: Limits, uploads: Uploads):
         self.ws, self.limits, self.uploads = ws, limits, uploads
         self.session: Session | None = None

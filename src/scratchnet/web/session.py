@@ -12,7 +12,6 @@ float32 weights) to keep a frame small.
 from __future__ import annotations
 
 import base64
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -279,24 +278,3 @@ class Session:
         return Model(self.layout, self.w.copy(), self.config.loss, self.prep.x_scaler,
                      self.prep.y_scaler, self.prep.classes, self.prep.dataset.target_name,
                      self.config.to_dict(), final)
-
-
-class Pacer:
-    """How many epochs fit in one frame: about ``target_s`` of training (adapts to speed)."""
-
-    def __init__(self, target_s: float = 0.028):
-        self.target_s = target_s
-        self.n = 1  # grows ×4 a frame at most, so a slow network is never stuck in one chunk
-
-    def next(self) -> int:
-        return self.n
-
-    def observed(self, n: int, seconds: float) -> None:
-        if n <= 0:
-            return
-        rate = n / max(seconds, 1e-4)
-        self.n = int(max(1, min(self.n * 4, rate * self.target_s)))
-
-
-def clock() -> float:
-    return time.perf_counter()

@@ -175,8 +175,12 @@
     small.textContent = `loss “${info.loss}”, summed over rows as in the problem set; the curves show E/N so train (${info.n_train} rows) and test (${info.n_test}) compare.`;
     $("loss-formula").append(lf, small);
     $("optimizer-note").textContent = `Optimizer ${info.optimizer}; η = ${info.lr}. Engine: ${info.engine}.`;
-    const cls = info.classes;
-    $("cls0").textContent = cls[0]; $("cls1").textContent = cls.length > 2 ? `${cls[1]} … ${cls[cls.length - 1]}` : cls[1];
+    const legend = $("class-legend"); legend.innerHTML = "";
+    info.classes.forEach((c, i) => {
+      const item = document.createElement("span"), dot = document.createElement("i");
+      dot.className = "dot"; dot.style.background = rgb(PALETTE[i % PALETTE.length]);
+      item.append(dot, `${info.target} ${c}`); legend.append(item);
+    });
     buildUnitControls();
     layoutNetwork();
   }
@@ -390,8 +394,8 @@
   function nodeCanvas(nd, r, sizes) {
     const f = S.frame, last = sizes.length - 1;
     if (nd.layer === 0) {  // the input itself over the map: a ramp along its axis
-      if (nd.j > 1) return null;
-      const q = new Uint8Array(r * r);
+      const q = new Uint8Array(r * r).fill(128);  // inputs off the map: held at their mean
+      if (nd.j > 1) return planeCanvas(q, r, THUMB_LUT);
       for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) q[i * r + j] = Math.round(255 * (nd.j === 0 ? j : r - 1 - i) / (r - 1));
       return planeCanvas(q, r, THUMB_LUT);
     }
@@ -524,14 +528,27 @@
     S.upload = body;
     let btn = document.querySelector('#datasets button[data-name="upload"]');
     if (!btn) { btn = datasetButton("upload"); $("datasets").append(btn); }
-    btn.textContent = body.name;
+    btn.querySelector(".ds-name").textContent = body.name;
     renderUploadColumns(body);
     selectDataset("upload");
   }
 
   function datasetButton(name) {
     const b = document.createElement("button"); b.dataset.name = name;
-    b.textContent = name === "ps5" ? "PS5 data" : name; b.onclick = () => selectDataset(name);
+    b.onclick = () => selectDataset(name);
+    const pv = S.meta.previews[name];
+    if (pv) {  // a small picture of the set, as its icon
+      const c = document.createElement("canvas"), ctx = setup(c, 60, 40);
+      ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, 60, 40);
+      for (let i = 0; i < pv.x.length; i++) {
+        ctx.fillStyle = rgb(PALETTE[pv.label[i] % PALETTE.length]);
+        ctx.fillRect(3 + pv.x[i] * 53, 37 - pv.y[i] * 34, 2.2, 2.2);
+      }
+      b.append(c);
+    }
+    const label = document.createElement("span");
+    label.className = "ds-name"; label.textContent = name === "ps5" ? "PS5 data" : name;
+    b.append(label);
     return b;
   }
 
