@@ -205,13 +205,13 @@ class Tab:
             self.running = False
             self.session = None
             try:
-                self.session = await asyncio.to_thread(self._build, msg)
+                self.session, info = await asyncio.to_thread(self._build, msg)
             except ScratchnetError as e:
                 await self.send({"type": "error", "where": "config",
                                  "message": _plain(str(e))})
                 return
             self.pacer = Pacer()
-            await self.send(self.session.info())
+            await self._send_text(info)
             await self._send_current()
         elif kind == "play":
             s = self._need_session()
@@ -262,9 +262,11 @@ class Tab:
         else:
             raise PlaygroundError(f"unknown message type {kind!r}")
 
-    def _build(self, msg: dict) -> Session:
+    def _build(self, msg: dict) -> tuple[Session, str]:
+        """The new session and its ``ready`` message (names, formulas: slow for big nets)."""
         config, dataset = parse_config(msg, self.uploads, self.limits)
-        return Session(config, dataset, self.limits)
+        session = Session(config, dataset, self.limits)
+        return session, _dumps(session.info())
 
 
 def _plain(message: str) -> str:

@@ -1,7 +1,7 @@
 """One playground tab's training run: the data, the weights, the epochs and the frames it shows.
 
-Pure numpy on top of the core (``prepare``, ``init_weights``, the engine's ``run_epochs``,
-``forward``/``loss_and_grad``) — no web framework here, so it is tested without a server.
+Pure numpy on top of the core (``prepare``, ``init_weights``, the engine's ``run_epochs`` or
+``optim.Loop``, ``forward``/``backward``) — no web framework here.
 
 A frame is what the page draws: the epoch, the losses, the decision map on a 48×48 grid in the
 data's raw units (the grid is standardized with the model's own ``x_scaler``, the right way that
@@ -54,8 +54,9 @@ def b64(a: np.ndarray) -> str:
 
 
 def _q8(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Values in [lo, hi] → 0..255 (clipped), for the page's colour scale."""
+    """Values in [lo, hi] → 0..255 (clipped; NaN → the middle), for the page's colour scale."""
     span = hi - lo if hi > lo else 1.0
+    v = np.nan_to_num(v, nan=(lo + hi) / 2, posinf=hi, neginf=lo)
     return np.clip(np.rint(255.0 * (v - lo) / span), 0, 255).astype(np.uint8)
 
 
