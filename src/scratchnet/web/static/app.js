@@ -156,7 +156,8 @@
     ctx.fillStyle = "#999"; ctx.font = "13px system-ui, sans-serif"; ctx.textAlign = "center";
     ctx.fillText("no run: change the settings (see the message above)", MAP.width / 2, MAP.height / 2);
     for (const id of ["train-loss", "test-loss", "train-acc", "test-acc"]) $(id).textContent = "–";
-    $("data-note").textContent = ""; $("describe").textContent = ""; $("epoch").textContent = "0";
+    for (const id of ["data-note", "describe", "optimizer-note", "loss-formula"]) $(id).textContent = "";
+    $("epoch").textContent = "0";
     $("fps").textContent = "";
   }
 
