@@ -25,8 +25,6 @@ browser: install
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "warning: could not install chromium; browser tests will fail"
-	@$(PY) -c "import websockets" 2>/dev/null || $(PY) -m pip install -q "websockets>=12" || \
-	  echo "warning: could not install websockets; the playground's browser tests will fail"
 
 test: install browser
 	$(PY) -m pytest -q
