@@ -19,34 +19,30 @@ def int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
-def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"'{text}' must be a positive number")
-    return v
+def _checked(cast, ok, need: str):
+    """An argparse type: ``cast`` the text, then insist on ``ok(value)``; the messages name
+    the text, and argparse adds the flag."""
+    kind = "an integer" if cast is int else "a number"
+
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {kind}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"'{text}' {need}")
+        return v
+
+    return parse
 
 
-def nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be >= 0")
-    return v
-
-
-def fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be between 0 and 1")
-    return v
+INF = float("inf")
+positive_float = _checked(float, lambda v: 0 < v < INF, "must be a positive number")
+nonneg_float = _checked(float, lambda v: 0 <= v < INF, "must be a number >= 0")
+fraction = _checked(float, lambda v: 0 < v < 1, "must be between 0 and 1")
+unit_interval = _checked(float, lambda v: 0 <= v < 1, "must be in [0, 1)")
+nonneg_int = _checked(int, lambda v: v >= 0, "must be >= 0")
+positive_int = _checked(int, lambda v: v >= 1, "must be >= 1")
 
 
 def add_data_args(p: argparse.ArgumentParser, default: str | None = "ps5") -> None:
@@ -98,33 +94,6 @@ def add_training_args(p: argparse.ArgumentParser, epochs: int = 100_000) -> None
 OPTIMIZER_FIELDS = ("optimizer", "batch_size", "momentum", "beta1", "beta2", "rho", "eps",
                     "schedule", "step_size", "gamma", "lr_min", "l2", "l1", "early_stopping",
                     "patience", "jitter", "monitor")
-
-
-def nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
-    if not 0 <= v < float("inf"):
-        raise argparse.ArgumentTypeError(f"'{text}' must be a number >= 0")
-    return v
-
-
-def unit_interval(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number")
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be in [0, 1)")
-    return v
-
-
-def positive_int(text: str) -> int:
-    v = nonneg_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be >= 1")
-    return v
 
 
 def add_optimizer_args(p: argparse.ArgumentParser) -> None:
