@@ -17,11 +17,14 @@ from scratchnet.train import TrainConfig, train
 # Small epoch counts keep the ~220 checks to about a second; they still have to reach
 # scikit-learn's accuracy (> 0.83) and R² (> 0.5) bars.  The second instance of each class
 # exercises mini-batches, other optimizers, a validation split and the non-default
-# output/loss.
+# output/loss; the third classifier the schedules, penalties, jitter and early stopping.
 ESTIMATORS = [
     ScratchNetClassifier(epochs=50, lr=1.0),
     ScratchNetClassifier(epochs=20, lr=1.0, output="softmax", loss="sse", batch_size=16,
                          optimizer="momentum", momentum=0.5, validation_fraction=0.2),
+    ScratchNetClassifier(epochs=30, lr=0.05, optimizer="adam", beta1=0.8, schedule="cosine",
+                         lr_min=0.005, l2=1e-3, l1=1e-4, jitter=0.05, batch_size=16,
+                         early_stopping=True, patience=5),
     ScratchNetRegressor(epochs=50),
     ScratchNetRegressor(epochs=20, lr=0.05, batch_size=16, optimizer="adam", standardize=False,
                         validation_fraction=0.2),
@@ -60,6 +63,98 @@ def test_classifier_reproduces_the_problem_set_run():
     assert clf.layout_.sizes == (2, 7, 1) and clf.w_.shape == (29,)
     np.testing.assert_allclose(clf.predict_proba(X), result.model.predict_proba(X),
                                atol=1e-12)
+
+
+# The problem set's setup (as above) with one option each: the estimator with reduction="sum"
+# is the same run as `scratchnet train` with the same TrainConfig field.
+PS5 = dict(hidden=7, output="sigmoid", loss="sse", init="normal", reduction="sum",
+           validation_fraction=0.2, random_state=0)
+
+
+@pytest.mark.parametrize("options", [
+    dict(schedule="step", step_size=7, gamma=0.5), dict(schedule="exponential", gamma=0.97),
+    dict(schedule="cosine", lr_min=1e-3), dict(l2=0.5), dict(l1=0.3), dict(jitter=0.3),
+    dict(optimizer="adam", lr=0.05, beta1=0.8, beta2=0.99, eps=1e-6),
+    dict(optimizer="rmsprop", lr=0.05, rho=0.9, eps=1e-4),
+    # early stopping: stops at epoch 16 (best 6) / runs out of epochs and puts back epoch 6
+    dict(optimizer="adam", lr=0.05, early_stopping=True, patience=10, epochs=400),
+    dict(optimizer="adam", lr=0.05, early_stopping=True, patience=10, epochs=12),
+], ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+def test_every_training_option_matches_scratchnet_train(options):
+    options = {"lr": 0.01, "epochs": 60, **options}
+    result = train(TrainConfig(engine="numpy", **options))
+    X, y = ps5_xy()
+    clf = ScratchNetClassifier(**PS5, **options).fit(X, y)
+    np.testing.assert_allclose(clf.w_, result.model.w, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(clf.loss_curve_, result.history.train_loss, rtol=1e-10)
+    np.testing.assert_allclose(clf.validation_loss_curve_, result.history.test_loss,
+                               rtol=1e-10)
+    # ... and the option changes training: not the weights of the plain run
+    plain = ScratchNetClassifier(**PS5, **{k: v for k, v in options.items()
+                                           if k in ("lr", "epochs", "optimizer")}).fit(X, y)
+    assert np.abs(clf.w_ - plain.w_).max() > 1e-3
+    if "l2" in options or "l1" in options:  # the penalties shrink the non-bias weights
+        mask = np.ones_like(clf.w_)
+        for W in clf.layout_.views(mask):
+            W[0] = 0.0
+        assert np.linalg.norm(clf.w_ * mask) < 0.95 * np.linalg.norm(plain.w_ * mask)
+    if options.get("early_stopping"):
+        assert clf.best_epoch_ == result.final["best_epoch"] == 6
+        assert clf.best_loss_ == min(clf.validation_loss_curve_)
+        assert clf.n_iter_ == len(result.history) == min(options["epochs"], 17)
+
+
+def test_early_stopping_stops_and_keeps_the_best_weights():
+    X, y = make_moons(200, noise=0.3, random_state=0)
+    common = dict(hidden=32, activation="tanh", optimizer="adam", lr=0.05, random_state=0)
+    clf = ScratchNetClassifier(**common, epochs=2000, early_stopping=True, patience=20)
+    clf.fit(X, y)
+    val = np.array(clf.validation_loss_curve_)
+    assert clf.n_iter_ == len(clf.loss_curve_) == len(val) == clf.best_epoch_ + 21 < 2000
+    assert clf.best_epoch_ == val.argmin() and clf.best_loss_ == val.min()
+    assert val[-1] > clf.best_loss_
+    # w_ is the run stopped at the best epoch; None held out 0.1 of the rows
+    best = ScratchNetClassifier(**common, epochs=clf.best_epoch_, validation_fraction=0.1)
+    np.testing.assert_array_equal(clf.w_, best.fit(X, y).w_)
+    np.testing.assert_array_equal(best.validation_loss_curve_, val[:clf.best_epoch_])
+    # partial_fit never stops early and clears nothing it should not
+    inc = ScratchNetClassifier(**common, early_stopping=True, patience=1)
+    for _ in range(5):
+        inc.partial_fit(X, y)
+    assert inc.n_iter_ == 5 and not hasattr(inc, "best_epoch_")
+
+
+def test_new_options_keep_partial_fit_equal_to_fit_and_jitter_seeded():
+    X, y = make_moons(120, noise=0.2, random_state=1)
+    opts = dict(optimizer="nesterov", lr=0.2, momentum=0.8, schedule="cosine", lr_min=0.01,
+                l2=1e-3, jitter=0.2, batch_size=32, epochs=30, random_state=3)
+    full = ScratchNetClassifier(**opts).fit(X, y)
+    inc = ScratchNetClassifier(**opts)
+    for _ in range(30):
+        inc.partial_fit(X, y)
+    np.testing.assert_allclose(inc.w_, full.w_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(inc.loss_curve_, full.loss_curve_, rtol=1e-12)
+    again = ScratchNetClassifier(**opts).fit(X, y)
+    np.testing.assert_array_equal(again.w_, full.w_)  # the jitter comes from random_state
+    other = ScratchNetClassifier(**{**opts, "jitter": 0.0}).fit(X, y)
+    assert np.abs(other.w_ - full.w_).max() > 1e-3
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(beta1=1.0), "beta1 must be a number in \\[0, 1\\)"), (dict(rho=-0.1), "rho must"),
+    (dict(eps=0), "eps must be a positive"), (dict(schedule="linear"), "schedule must be one"),
+    (dict(step_size=0), "step_size must be a positive integer"),
+    (dict(gamma=0.0), "gamma must be a positive"), (dict(lr_min=-1.0), "lr_min must be"),
+    (dict(l2=float("nan")), "l2 must be a number >= 0"), (dict(l1=-1), "l1 must be"),
+    (dict(jitter="a"), "jitter must be"), (dict(early_stopping="yes"), "early_stopping must"),
+    (dict(patience=0.5), "patience must be a positive integer"),
+])
+def test_new_options_are_validated_in_fit(bad, message):
+    X, y = make_moons(40, random_state=0)
+    reg = ScratchNetRegressor(**bad)  # __init__ only stores
+    assert reg.get_params()[next(iter(bad))] is next(iter(bad.values()))
+    with pytest.raises(ValueError, match=message):
+        reg.fit(X, y)
 
 
 def test_coefs_are_views_of_w_in_problem_set_order():

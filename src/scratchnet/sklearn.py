@@ -8,8 +8,10 @@ A thin edge over the core: the layout (:class:`~scratchnet.network.Layout`), the
 (:func:`~scratchnet.network.init_weights`) and every gradient
 (:func:`~scratchnet.backprop.loss_and_grad`) come from scratchnet; this module only adds the
 scikit-learn conventions (``__init__`` stores its arguments, validation happens in ``fit``,
-learned attributes end in ``_``) and the loop over epochs and mini-batches; the step itself is
-one of the shared optimizers of :mod:`scratchnet.optim` (plain gradient descent by default).
+learned attributes end in ``_``) and the loop over epochs and mini-batches.  Everything that
+turns a gradient into a step is :mod:`scratchnet.optim`'s, shared with ``scratchnet train``: the
+optimizers (plain gradient descent by default), the learning-rate schedules, the L2 / L1
+penalty, the input jitter and the early-stopping rule.
 
 Two choices differ from the problem set, and both can be switched back (see docs/sklearn.md):
 
@@ -23,6 +25,7 @@ Two choices differ from the problem set, and both can be switched back (see docs
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -34,12 +37,24 @@ from .backprop import loss_and_grad, predict as _network_output
 from .data import Standardizer, split_indices
 from .losses import LOSSES
 from .network import INITS, Layout, init_weights
-from .optim import OPTIMIZERS, Hyper
+from .optim import (OPTIMIZERS, SCHEDULES, EarlyStopping, Hyper, Schedule, epoch_rng, jitter,
+                    penalty, weight_mask)
 
 __all__ = ["ScratchNetClassifier", "ScratchNetRegressor"]
 
 # (output activation, loss) pairs a classifier may use; "auto" picks the canonical loss.
 _CLASSIFIER_LOSSES = {"sigmoid": ("bce", "sse"), "softmax": ("ce", "sse")}
+
+# the held-out share when early_stopping=True leaves validation_fraction=None (as MLPClassifier)
+_EARLY_STOPPING_FRACTION = 0.1
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, Integral) and not isinstance(v, bool)
 
 
 class _ScratchNet(BaseEstimator):
@@ -78,8 +93,28 @@ class _ScratchNet(BaseEstimator):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got "
                              f"{self.optimizer!r}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        for name in ("momentum", "beta1", "beta2", "rho"):
+            v = getattr(self, name)
+            if not (_is_number(v) and 0.0 <= v < 1.0):
+                raise ValueError(f"{name} must be a number in [0, 1), got {v!r}")
+        if not (_is_number(self.eps) and self.eps > 0):
+            raise ValueError(f"eps must be a positive number, got {self.eps!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got "
+                             f"{self.schedule!r}")
+        if not (_is_int(self.step_size) and self.step_size >= 1):
+            raise ValueError(f"step_size must be a positive integer, got {self.step_size!r}")
+        if not (_is_number(self.gamma) and self.gamma > 0):
+            raise ValueError(f"gamma must be a positive number, got {self.gamma!r}")
+        for name in ("lr_min", "l2", "l1", "jitter"):
+            v = getattr(self, name)
+            if not (_is_number(v) and v >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be True or False, got "
+                             f"{self.early_stopping!r}")
+        if not (_is_int(self.patience) and self.patience >= 1):
+            raise ValueError(f"patience must be a positive integer, got {self.patience!r}")
         if self.batch_size is not None and not (
                 isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):
             raise ValueError(f"batch_size must be None or a positive int, got "
@@ -89,9 +124,17 @@ class _ScratchNet(BaseEstimator):
                              f"{self.validation_fraction!r}")
         return hidden
 
+    def _hyper(self) -> Hyper:
+        return Hyper(self.momentum, self.beta1, self.beta2, self.rho, self.eps)
+
+    def _schedule(self) -> Schedule:
+        # cosine: from lr down to lr_min over ``epochs`` epochs (partial_fit counts n_iter_)
+        return Schedule(self.schedule, self.step_size, self.gamma, self.lr_min, self.epochs)
+
     # ---- fitting --------------------------------------------------------------------------
-    def _initialize(self, X, y) -> tuple[np.ndarray, np.ndarray]:
-        """Fresh layout, scalers and weights from (X, y); returns the (X, Y) to train on."""
+    def _initialize(self, X, y, early: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh layout, scalers and weights from (X, y); returns the (X, Y) to train on.
+        ``early``: this fit stops early (holding out a validation split for it)."""
         hidden = self._check_params()
         rs = self.random_state
         # An int seeds init_weights directly, so random_state=0 draws the problem set's
@@ -99,13 +142,16 @@ class _ScratchNet(BaseEstimator):
         seed = int(rs) if isinstance(rs, (int, np.integer)) else \
             int(check_random_state(rs).randint(np.iinfo(np.int32).max))
         val = None
-        if self.validation_fraction is not None:
-            n, n_val = len(X), math.ceil(self.validation_fraction * len(X))
+        fraction = self.validation_fraction
+        if fraction is None and early:
+            fraction = _EARLY_STOPPING_FRACTION
+        if fraction is not None:
+            n, n_val = len(X), math.ceil(fraction * len(X))
             if n - n_val < 2:
-                raise ValueError(f"validation_fraction={self.validation_fraction} with "
+                raise ValueError(f"validation_fraction={fraction} with "
                                  f"n_samples={n} leaves {n - n_val} training rows; at least 2 "
                                  "are needed")
-            train_idx, val_idx = split_indices(n, self.validation_fraction, seed)
+            train_idx, val_idx = split_indices(n, fraction, seed)
             X, y, val = X[train_idx], y[train_idx], (X[val_idx], y[val_idx])
         Y, n_out = self._encode_targets(y, first=True)
         self.x_scaler_ = Standardizer.fit(X) if self.standardize else None
@@ -117,10 +163,14 @@ class _ScratchNet(BaseEstimator):
         # the optimizer's state (velocity, moments) carries over between partial_fit calls
         self._opt_state = OPTIMIZERS[self.optimizer].init(self.w_)
         self._rng = np.random.RandomState(seed)  # shuffles mini-batches
+        self._seed = seed  # jitter of epoch t: optim.epoch_rng(seed, t), as `scratchnet train`
+        self._mask = weight_mask(self.layout_)  # the penalties skip the bias weights
+        self._early = EarlyStopping(self.patience) if early else None
         self.loss_curve_ = []
         self.n_iter_ = 0
         self._validation = None
-        self.__dict__.pop("validation_loss_curve_", None)  # from an earlier fit
+        for stale in ("validation_loss_curve_", "best_loss_", "best_epoch_"):
+            self.__dict__.pop(stale, None)  # from an earlier fit
         if val is not None:
             self._validation = (self._scale_x(val[0]),
                                 self._encode_targets(val[1], first=False)[0])
@@ -130,39 +180,77 @@ class _ScratchNet(BaseEstimator):
     def _scale_x(self, X) -> np.ndarray:
         return self.x_scaler_.transform(X) if self.x_scaler_ is not None else X
 
-    def _epoch(self, x: np.ndarray, Y: np.ndarray) -> None:
+    def _epoch(self, x: np.ndarray, Y: np.ndarray) -> bool:
         """One pass over (x, Y): one optimizer step per batch, from ∂E/∂w of that batch
-        (divided by the batch's rows with ``reduction="mean"``).
+        (divided by the batch's rows with ``reduction="mean"``) plus ∂R/∂w of the penalty, with
+        η_t of the schedule for epoch t = ``n_iter_`` and, with ``jitter``, on inputs jittered
+        afresh for the epoch.
 
         With ``batch_size=None`` and ``optimizer="gd"`` the pass is one step w ← w − η ∂E/∂w,
         exactly the problem set's epoch: the recorded loss is that of the weights *before*
-        the update."""
+        the update, on the clean rows and without the penalty (as ``scratchnet train``).
+
+        Returns False when early stopping ends training here: the epoch records its losses,
+        puts back the best weights and makes no step (``scratchnet train``'s order)."""
         n = len(x)
-        order = np.arange(n) if self.batch_size is None or self.batch_size >= n \
-            else self._rng.permutation(n)
-        step = n if self.batch_size is None else self.batch_size
         mean = self.reduction == "mean"
-        opt, hyper = OPTIMIZERS[self.optimizer], Hyper(momentum=self.momentum)
-        total = 0.0
+        E = LOSSES[self._loss_name].value
+        t = self.n_iter_
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
             if self._validation is not None:  # loss of the same (pre-update) weights
                 xv, Yv = self._validation
-                value = LOSSES[self._loss_name].value(
-                    Yv, _network_output(self.layout_, self.w_, xv))
-                self.validation_loss_curve_.append(value / len(xv) if mean else value)
+                value = E(Yv, _network_output(self.layout_, self.w_, xv))
+                value = value / len(xv) if mean else value
+                self.validation_loss_curve_.append(value)
+                if self._early is not None and self._early.update(t, value, self.w_):
+                    total = E(Y, _network_output(self.layout_, self.w_, x))
+                    self._record(total / n if mean else total)
+                    self.w_[:] = self._early.best_w
+                    return False
+            order = np.arange(n) if self.batch_size is None or self.batch_size >= n \
+                else self._rng.permutation(n)
+            step = n if self.batch_size is None else self.batch_size
+            opt, hyper = OPTIMIZERS[self.optimizer], self._hyper()
+            eta = self._schedule().lr(self.lr, t)
+            xj = jitter(x, self.jitter, epoch_rng(self._seed, t))
+            total = 0.0
             for start in range(0, n, step):
                 b = order[start:start + step]
-                value, grad = loss_and_grad(self.layout_, self._loss_name, self.w_, x[b], Y[b])
+                value, grad = loss_and_grad(self.layout_, self._loss_name, self.w_, xj[b], Y[b])
+                if self.jitter:  # record the loss of the clean rows
+                    value = E(Y[b], _network_output(self.layout_, self.w_, x[b]))
                 total += value
-                opt.step(self.w_, grad / len(b) if mean else grad, self.lr, self._opt_state,
-                         hyper)
-        total = total / n if mean else total
+                if mean:
+                    grad /= len(b)
+                if self.l2 or self.l1:
+                    grad += penalty(self.w_, self._mask, self.l2, self.l1)[1]
+                opt.step(self.w_, grad, eta, self._opt_state, hyper)
+        self._record(total / n if mean else total)
+        return True
+
+    def _record(self, total: float) -> None:
         if not (np.isfinite(total) and np.all(np.isfinite(self.w_))):
             raise ValueError(f"training diverged in epoch {self.n_iter_} (loss {total}): "
                              f"lower lr (now {self.lr:g})")
         self.loss_curve_.append(float(total))
         self.loss_ = float(total)
         self.n_iter_ += 1
+
+    def _finish_early_stopping(self, stopped: bool) -> None:
+        """After a fit with early stopping: if it ran to the end and the final weights are
+        worse on the validation rows than the best seen, put the best back; then record which
+        epoch's weights are kept (``best_epoch_``) and their validation loss (``best_loss_``)."""
+        early = self._early
+        if early.best_w is None:
+            return
+        if not stopped:
+            xv, Yv = self._validation
+            value = LOSSES[self._loss_name].value(
+                Yv, _network_output(self.layout_, self.w_, xv))
+            if (value / len(xv) if self.reduction == "mean" else value) > early.best_loss:
+                self.w_[:] = early.best_w
+        self.best_loss_ = float(early.best_loss)
+        self.best_epoch_ = int(early.best_epoch)
 
     def _fit(self, X, y, epochs: int | None, partial: bool, classes=None):
         first = not (partial and hasattr(self, "w_"))
@@ -171,13 +259,21 @@ class _ScratchNet(BaseEstimator):
                              y_numeric=regressor)
         if first:
             self._start(y, classes)
-            X, Y = self._initialize(X, y)
+            # early stopping belongs to fit; partial_fit never stops (as MLPClassifier)
+            X, Y = self._initialize(X, y, early=not partial and bool(self.early_stopping))
         else:
             self._check_params()
             Y, _ = self._encode_targets(y, first=False)
+        if partial:
+            self._early = None  # a fit's early stopping does not carry into partial_fit
         x = self._scale_x(X)
+        stopped = False
         for _ in range(self.epochs if epochs is None else epochs):
-            self._epoch(x, Y)
+            if not self._epoch(x, Y):
+                stopped = True
+                break
+        if self._early is not None:
+            self._finish_early_stopping(stopped)
         return self
 
     def _output(self, X) -> np.ndarray:
@@ -225,10 +321,36 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     standardize : bool, default=True
         Standardize inputs with the training data's mean and (population) std.
     validation_fraction : float or None, default=None
-        Hold out this fraction of the rows and record ``validation_loss_curve_``.
+        Hold out this fraction of the rows and record ``validation_loss_curve_``; with
+        ``early_stopping=True`` and ``None``, 0.1 of the rows are held out.
     random_state : int, RandomState or None, default=None
         Seeds the initial weights (an int is the problem set's ``np.random.seed``), the
-        validation split and the mini-batch order.
+        validation split, the mini-batch order and the jitter.
+    beta1, beta2 : float, default=0.9, 0.999
+        β₁, β₂ of ``adam``.
+    rho : float, default=0.99
+        ρ of ``rmsprop``.
+    eps : float, default=1e-8
+        ε of ``rmsprop`` / ``adam``.
+    schedule : {"constant", "step", "exponential", "cosine"}, default="constant"
+        η_t of epoch t (:data:`scratchnet.optim.SCHEDULES`): ``step`` = lr·gamma^⌊t/step_size⌋,
+        ``exponential`` = lr·gammaᵗ, ``cosine`` from lr down to ``lr_min`` over ``epochs``.
+    step_size : int, default=1000
+        Epochs between the ``step`` schedule's decays.
+    gamma : float, default=0.5
+        Decay factor of the ``step`` / ``exponential`` schedules.
+    lr_min : float, default=0.0
+        η of the ``cosine`` schedule after ``epochs`` epochs.
+    l2, l1 : float, default=0.0
+        Penalty ½λ₂Σw² + λ₁Σ|w| over the non-bias weights, added to the (mean or summed) loss.
+    early_stopping : bool, default=False
+        ``fit`` stops when the validation loss has not improved for ``patience`` epochs and
+        keeps the best weights (also when it runs out of epochs first); ``partial_fit`` never
+        stops early.
+    patience : int, default=100
+        Epochs without a better validation loss before early stopping.
+    jitter : float, default=0.0
+        σ of Gaussian noise added to the (standardized) training inputs, fresh every epoch.
 
     Attributes
     ----------
@@ -241,17 +363,25 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     coefs_ : list of ndarray of shape (fan_in + 1, fan_out)
         Per-layer views into ``w_`` (row 0 holds the bias weights).
     loss_curve_ : list of float
-        Training loss per epoch (before that epoch's update; mean or sum as ``reduction``).
+        Training loss per epoch (before that epoch's update, on the clean rows, without the
+        penalty; mean or sum as ``reduction``).
     validation_loss_curve_ : list of float
-        Only with ``validation_fraction``.
+        Validation loss per epoch (of the same weights as ``loss_curve_``); only with
+        ``validation_fraction`` or ``early_stopping``.
+    best_loss_, best_epoch_ : float, int
+        Only after ``fit`` with ``early_stopping``: the epoch whose weights ``w_`` holds and
+        their validation loss.
     n_iter_ : int
-        Epochs trained so far.
+        Epochs recorded so far (``len(loss_curve_)``); an early-stopped fit's last epoch
+        records its losses and stops instead of stepping.
     """
 
     def __init__(self, hidden=(7,), activation="sigmoid", output="auto", loss="auto", lr=0.5,
                  epochs=1000, optimizer="gd", momentum=0.9, init="xavier", reduction="mean",
                  batch_size=None, standardize=True, validation_fraction=None,
-                 random_state=None):
+                 random_state=None, *, beta1=0.9, beta2=0.999, rho=0.99, eps=1e-8,
+                 schedule="constant", step_size=1000, gamma=0.5, lr_min=0.0, l2=0.0, l1=0.0,
+                 early_stopping=False, patience=100, jitter=0.0):
         self.hidden = hidden
         self.activation = activation
         self.output = output
@@ -266,6 +396,19 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
         self.standardize = standardize
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.rho = rho
+        self.eps = eps
+        self.schedule = schedule
+        self.step_size = step_size
+        self.gamma = gamma
+        self.lr_min = lr_min
+        self.l2 = l2
+        self.l1 = l1
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.jitter = jitter
 
     def _output_and_loss(self) -> tuple[str, str]:
         n_classes = len(self.classes_)
@@ -351,7 +494,10 @@ class ScratchNetRegressor(RegressorMixin, _ScratchNet):
 
     def __init__(self, hidden=(7,), activation="sigmoid", lr=0.5, epochs=1000, optimizer="gd",
                  momentum=0.9, init="xavier", reduction="mean", batch_size=None,
-                 standardize=True, validation_fraction=None, random_state=None):
+                 standardize=True, validation_fraction=None,
+                 random_state=None, *, beta1=0.9, beta2=0.999, rho=0.99, eps=1e-8,
+                 schedule="constant", step_size=1000, gamma=0.5, lr_min=0.0, l2=0.0, l1=0.0,
+                 early_stopping=False, patience=100, jitter=0.0):
         self.hidden = hidden
         self.activation = activation
         self.lr = lr
@@ -364,6 +510,19 @@ class ScratchNetRegressor(RegressorMixin, _ScratchNet):
         self.standardize = standardize
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.rho = rho
+        self.eps = eps
+        self.schedule = schedule
+        self.step_size = step_size
+        self.gamma = gamma
+        self.lr_min = lr_min
+        self.l2 = l2
+        self.l1 = l1
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.jitter = jitter
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
