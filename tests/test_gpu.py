@@ -1,4 +1,4 @@
-"""The CUDA kernel, run by numba's CUDA simulator on the CPU, equals the CPU engine.
+"""The CUDA kernels, run by numba's CUDA simulator on the CPU, equal the CPU engine.
 
 The simulator (NUMBA_ENABLE_CUDASIM=1) executes the very kernel source thread by thread in
 Python; it has to be switched on before numba is imported, hence the subprocess.  Speed is
@@ -21,7 +21,16 @@ import json, copy
 import numpy as np
 from scratchnet.train import TrainConfig, prepare, Problem
 from scratchnet.ensemble import train_ensemble, METRICS
-from scratchnet import gpu
+import scratchnet.ensemble as ens
+from scratchnet import gpu, gpu_codegen
+
+used = []  # the kernel variant of every DeviceRun
+_choose = gpu.choose_kernel
+def choose(*a, **kw):
+    kern, what = _choose(*a, **kw)
+    used.append(what)
+    return kern, what
+gpu.choose_kernel = choose
 
 def tiny(cfg, ntr=12, nte=5):
     prep = copy.deepcopy(prepare(cfg))
@@ -37,38 +46,50 @@ def rel(a, b):
     ok = np.isfinite(b)
     return float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(1.0, np.abs(b[ok])), initial=0.0))
 
+def compare(cfg, seeds, lrs, every, prep, chunk=None):
+    used.clear()
+    c = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, record_every=every)
+    if chunk is not None:  # chunks of `chunk` epochs on the device
+        rows = prep.problem.x_train.shape[0] + prep.problem.x_test.shape[0] / every
+        ens.CHUNK_WORK = {"cpu": 2e7, "cuda": chunk * len(seeds) * rows + 1e-6}
+    g = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, device="cuda",
+                       record_every=every)
+    ens.CHUNK_WORK = {"cpu": 2e7, "cuda": 2e10}
+    return {"engine": [g.engine, c.engine], "W": rel(g.W, c.W),
+            "records": max(rel(getattr(g, m), getattr(c, m)) for m in METRICS),
+            "diverged_at": [g.diverged_at.tolist(), c.diverged_at.tolist()],
+            "kernels": sorted(set(used)), "launches": len(used)}
+
+gauss = dict(data="gaussians", n_classes=3, n_samples=40)
+relu = TrainConfig(epochs=60, hidden=(5,), activation="relu", output="identity")
 cases = {
     "ps5": (TrainConfig(epochs=6), [0, 1, 2], [1e-2, 1e-1, 1.0], 2),
-    "deep-softmax": (TrainConfig(data="gaussians", n_classes=3, n_samples=40, output="softmax",
-                                 loss="ce", hidden=(4, 3), activation="tanh", epochs=4),
-                     [0, 1], [1e-2, 1e-1], 1),
-    "relu-diverges": (TrainConfig(epochs=60, hidden=(5,), activation="relu",
-                                  output="identity"), [0, 1], [1e-3, 0.8], 3),
+    "deep-softmax": (TrainConfig(output="softmax", loss="ce", hidden=(4, 3), activation="tanh",
+                                 epochs=4, **gauss), [0, 1], [1e-2, 1e-1], 1),
+    "relu-diverges": (relu, [0, 1], [1e-3, 0.8], 3),
+    "bce": (TrainConfig(loss="bce", hidden=(3,), activation="tanh", epochs=5), [0, 1],
+            [1e-2, 0.3], 2),
+    "softmax-sse": (TrainConfig(output="softmax", loss="sse", hidden=(3,), epochs=3, **gauss),
+                    [0], [0.1], 1),
 }
 out = {"available": gpu.cuda_available()}
 with np.errstate(all="ignore"):
     for name, (cfg, seeds, lrs, every) in cases.items():
-        prep = tiny(cfg)
-        g = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, device="cuda",
-                           record_every=every)
-        c = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, record_every=every)
-        out[name] = {"engine": [g.engine, c.engine], "W": rel(g.W, c.W),
-                     "records": max(rel(getattr(g, m), getattr(c, m)) for m in METRICS),
-                     "diverged_at": [g.diverged_at.tolist(), c.diverged_at.tolist()]}
-# divergence in the first epoch of a chunk: the previous weights come from the chunk before
-import scratchnet.ensemble as ens
-cfg, seeds, lrs, every = cases["relu-diverges"]
-prep = tiny(cfg)
-with np.errstate(all="ignore"):
-    c = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, record_every=every)
-    t = int(c.diverged_at[1])
-    rows = prep.problem.x_train.shape[0] + prep.problem.x_test.shape[0] / every
-    ens.CHUNK_WORK = {"cpu": 2e7, "cuda": t * len(seeds) * rows + 1e-6}
-    g = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, device="cuda",
-                       record_every=every)
-out["chunk-boundary"] = {"engine": [g.engine, c.engine], "W": rel(g.W, c.W),
-                         "records": max(rel(getattr(g, m), getattr(c, m)) for m in METRICS),
-                         "diverged_at": [g.diverged_at.tolist(), c.diverged_at.tolist()]}
+        out[name] = compare(cfg, seeds, lrs, every, tiny(cfg))
+    # the rows read from global memory instead of shared memory
+    gpu.SHARED_ROWS_BYTES = 0
+    out["global-rows"] = compare(relu, [0, 1], [1e-3, 0.8], 3, tiny(relu))
+    gpu.SHARED_ROWS_BYTES = 24 * 1024
+    # the generic (local-memory) kernel of layouts too large to unroll
+    gpu_codegen.MAX_UNROLLED_PARAMS = 0
+    cfg, seeds, lrs, every = cases["relu-diverges"]
+    out["generic"] = compare(cfg, seeds, lrs, every, tiny(cfg))
+    gpu_codegen.MAX_UNROLLED_PARAMS = 200
+    # divergence at a chunk's first epoch (the previous weights come from the chunk before),
+    # its second (replay of no epoch) and its third (replay of one epoch)
+    t = out["relu-diverges"]["diverged_at"][1][1]
+    for back in (0, 1, 2):
+        out[f"chunk-boundary-{back}"] = compare(cfg, seeds, lrs, every, tiny(cfg), t - back)
 print(json.dumps(out))
 """
 
@@ -86,7 +107,12 @@ def test_simulator_sees_a_device(simulated):
     assert simulated["available"] is True
 
 
-@pytest.mark.parametrize("case", ["ps5", "deep-softmax", "relu-diverges", "chunk-boundary"])
+CASES = ["ps5", "deep-softmax", "relu-diverges", "bce", "softmax-sse", "global-rows",
+         "generic", "chunk-boundary-0", "chunk-boundary-1", "chunk-boundary-2"]
+SHARED = "unrolled, rows in shared memory"
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_kernel_equals_cpu_engine(simulated, case):
     r = simulated[case]
     assert r["engine"] == ["cuda", "fast"]
@@ -95,9 +121,46 @@ def test_kernel_equals_cpu_engine(simulated, case):
     assert r["diverged_at"][0] == r["diverged_at"][1]
 
 
+@pytest.mark.parametrize("case, kernel", [
+    ("ps5", SHARED), ("deep-softmax", SHARED), ("relu-diverges", SHARED), ("bce", SHARED),
+    ("softmax-sse", SHARED), ("global-rows", "unrolled, rows in global memory"),
+    ("generic", "generic"), ("chunk-boundary-1", SHARED)])
+def test_the_intended_kernel_ran(simulated, case, kernel):
+    assert simulated[case]["kernels"] == [kernel]
+
+
 def test_divergence_is_caught_on_the_device(simulated):
     g_div = simulated["relu-diverges"]["diverged_at"][0]
-    assert g_div[0] == -1 and g_div[1] > 0
+    assert g_div[0] == -1 and g_div[1] > 2  # late enough for every chunk-boundary case
+    for back in (0, 1, 2):
+        r = simulated[f"chunk-boundary-{back}"]
+        assert r["diverged_at"][0] == g_div
+        assert r["launches"] >= 2  # the run was really cut into chunks
+
+
+def test_generated_source_is_register_only():
+    from scratchnet import gpu_codegen
+
+    src = gpu_codegen.kernel_source((2, 7, 1), (0, 0), 0, False, (80, 20))
+    compile(src, "<kernel>", "exec")
+    assert "local.array" not in src and "[p]" not in src
+    assert "w28 = W[28, k]" in src and "w29" not in src  # 29 weights as 29 scalars
+    assert "alpha1_6 = beta0_0 * w13 + beta0_1 * w20 + w6" in src
+    assert "Xtr = cuda.shared.array((80, 2), np.float64)" in src
+    glob = gpu_codegen.kernel_source((2, 3, 2, 3), (1, 2, 4), 2, True, None)
+    assert "shared" not in glob and "delta1_2 =" in glob and "beta3_2 = beta3_2 / s" in glob
+
+
+def test_large_layouts_fall_back_to_the_generic_kernel():
+    if gpu.cuda is None:  # numba missing: nothing to build (the device is then unavailable)
+        assert not gpu.cuda_available()
+        return
+    big = (2, 20, 20, 1)  # 501 weights
+    assert gpu.n_params(big) == 501
+    assert gpu.choose_kernel(big, (0, 0, 0), 0, False, 80, 20)[1] == "generic"
+    assert gpu.choose_kernel((2, 7, 1), (0, 0), 0, False, 80, 20)[1] == SHARED
+    assert gpu.choose_kernel((2, 7, 1), (0, 0), 0, False, 10**5, 10**4)[1] == \
+        "unrolled, rows in global memory"
 
 
 def test_require_cuda_message(monkeypatch):
@@ -112,3 +175,5 @@ def test_kernel_is_built_once_per_layout():
         return
     a = gpu.make_kernel((2, 7, 1), (0, 0), 0, False)
     assert gpu.make_kernel((2, 7, 1), (0, 0), 0, False) is a
+    b = gpu.make_kernel((2, 7, 1), (0, 0), 0, False, "generic")
+    assert gpu.make_kernel((2, 7, 1), (0, 0), 0, False, "generic") is b and b is not a

@@ -2,15 +2,23 @@
 
 Batched matrix products (one ``bmm`` per layer and epoch) leave a GPU mostly idle on a 2-7-1
 network: every epoch is a dozen tiny kernel launches.  Here thread k owns network k for the
-whole chunk of epochs: its weights, gradient and one row's β and δ live in registers / local
-memory, it walks the (shared, read-only) training rows one at a time, accumulates ∂E/∂w over
-them exactly as ``backprop.backward`` sums over rows, records the metrics and steps.  Nothing
-leaves the chip between epochs except the recorded metrics.
+whole chunk of epochs: its weights, gradient and one row's β and δ live in registers, it walks
+the (shared, read-only) training rows one at a time, accumulates ∂E/∂w over them exactly as
+``backprop.backward`` sums over rows, records the metrics and steps.  Nothing leaves the chip
+between epochs except the recorded metrics.
 
-The kernel is generated for one layout and loss (sizes, activations and loss are compile-time
-constants, so the loops unroll) and cached.  It is written with ``numba.cuda``; with
-``NUMBA_ENABLE_CUDASIM=1`` numba runs the same kernel on the CPU, which is how the tests check
-it against the CPU engine on machines without a GPU.
+Two kernels, both built per layout and loss and cached:
+
+* ``unrolled`` (``scratchnet.gpu_codegen``): Python source generated for the layout with every
+  loop over units unrolled into scalar variables, so the state sits in registers (no local
+  memory), and the rows copied into shared memory when they fit — the fast one, used up to
+  ``gpu_codegen.MAX_UNROLLED_PARAMS`` weights;
+* ``generic`` (``make_generic_kernel`` below): per-thread ``cuda.local.array``s indexed in loops
+  over the layer sizes, for larger layouts.  The loops do not unroll, so its arrays live in
+  local memory: correct for any size, several times slower.
+
+Both are written with ``numba.cuda``; with ``NUMBA_ENABLE_CUDASIM=1`` numba runs the same kernels
+on the CPU, which is how the tests check them against the CPU engine on machines without a GPU.
 """
 from __future__ import annotations
 
@@ -23,6 +31,14 @@ from .errors import ScratchnetError
 from .losses import CANONICAL_PAIRS, EPS
 
 THREADS = 128  # threads per block
+SHARED_ROWS_BYTES = 24 * 1024  # the unrolled kernel copies the rows to shared memory up to this
+# Registers per thread of the unrolled kernel, for layouts of at most CAP_MAX_PARAMS weights.
+# Left alone the compiler takes 198 for PS5 (2 blocks of 128 threads per SM); capped at 168 it
+# spills 88 bytes to local memory, fits 3 blocks and runs 25 % faster (H200: 3.2e8 vs
+# 2.55e8 network-epochs/s; 152 and 128 were no better).  Larger layouts were not measured
+# with and without the cap, so they get the compiler's choice (None).
+MAX_REGISTERS = 168
+CAP_MAX_PARAMS = 32
 
 
 if not hasattr(np, "row_stack"):  # numba-cuda on numpy >= 2.5 still looks for it
@@ -64,10 +80,51 @@ def device_name() -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
+def n_params(sizes) -> int:
+    return sum((sizes[l] + 1) * sizes[l + 1] for l in range(len(sizes) - 1))
+
+
 @functools.lru_cache(maxsize=32)
-def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
-    """The training kernel for one layout (sizes, activation codes as in fast.ACT_CODES) and
-    loss code; closure constants become compile-time constants of the kernel."""
+def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool,
+                variant: str = "unrolled", rows: tuple | None = None,
+                max_registers: int | None = None):
+    """The training kernel for one layout (sizes, activation codes as in fast.ACT_CODES), loss
+    code and variant ("unrolled": gpu_codegen's, with the rows (n_train, n_test) in shared
+    memory unless rows is None; "generic": make_generic_kernel's), built once."""
+    if variant == "generic":
+        return make_generic_kernel(sizes, acts, loss, canonical)
+    if variant != "unrolled":
+        raise ValueError(f"unknown kernel variant {variant!r}")
+    from . import gpu_codegen
+
+    return gpu_codegen.build_kernel(cuda, sizes, acts, loss, canonical, rows, max_registers)
+
+
+def choose_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool, n_train: int,
+                  n_test: int, variant: str = "auto", shared_rows: bool | None = None,
+                  max_registers: int | None = -1):
+    """(kernel, description) for a job: the unrolled kernel up to MAX_UNROLLED_PARAMS weights
+    (rows in shared memory when they take at most SHARED_ROWS_BYTES; max_registers −1: the
+    MAX_REGISTERS / CAP_MAX_PARAMS rule), else the generic one."""
+    from . import gpu_codegen
+
+    if variant == "auto":
+        variant = "unrolled" if n_params(sizes) <= gpu_codegen.MAX_UNROLLED_PARAMS else "generic"
+    if variant == "generic":
+        return make_kernel(sizes, acts, loss, canonical, "generic"), "generic"
+    if shared_rows is None:
+        row_bytes = 8 * (sizes[0] + sizes[-1] + 1)
+        shared_rows = row_bytes * (max(n_train, 1) + max(n_test, 1)) <= SHARED_ROWS_BYTES
+    rows = (int(n_train), int(n_test)) if shared_rows else None
+    if max_registers == -1:
+        max_registers = MAX_REGISTERS if n_params(sizes) <= CAP_MAX_PARAMS else None
+    kern = make_kernel(sizes, acts, loss, canonical, "unrolled", rows, max_registers)
+    return kern, "unrolled, rows in " + ("shared" if shared_rows else "global") + " memory"
+
+
+def make_generic_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
+    """The generic training kernel: closure constants become compile-time constants, but the
+    loops over layer sizes stay loops, so w, g, β and δ are local-memory arrays."""
     L = len(sizes) - 1
     D, NO = sizes[0], sizes[-1]
     OFFS = tuple(int(v) for v in np.concatenate([[0], np.cumsum(
@@ -201,9 +258,9 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
 
     @cuda.jit
     def kernel(W, Wp, lrs, xtr, ytr, ltr, xte, yte, lte, thr, start, stop, every, j0,
-               rtrl, rtel, rtra, rtea, diverged_at):
-        k = cuda.grid(1)
-        if k >= W.shape[1]:
+               rtrl, rtel, rtra, rtea, diverged_at, replay, W_again):
+        k = cuda.grid(1)  # (W_again: W under a second name, which the unrolled kernel uses)
+        if k >= W.shape[1] or replay:  # (keeps Wp itself: never asks for a replay launch)
             return
         if diverged_at[k] >= 0:
             no_records(start, stop, every, j0, rtrl, rtel, rtra, rtea, k)
@@ -262,13 +319,17 @@ class DeviceRun:
     kernel; ``launch`` runs epochs start..stop−1 without copying anything back."""
 
     def __init__(self, layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, nrec: int,
-                 diverged_at: np.ndarray | None = None, W_prev: np.ndarray | None = None):
+                 diverged_at: np.ndarray | None = None, W_prev: np.ndarray | None = None,
+                 variant: str = "auto", shared_rows: bool | None = None,
+                 max_registers: int | None = -1):
         from .fast import ACT_CODES, LOSS_CODES
 
         acts = tuple(ACT_CODES[layout.activations[l] if l < layout.n_layers - 1
                                else layout.output] for l in range(layout.n_layers))
-        self.kernel = make_kernel(tuple(layout.sizes), acts, LOSS_CODES[loss],
-                                  (layout.output, loss) in CANONICAL_PAIRS)
+        self.kernel, self.variant = choose_kernel(
+            tuple(int(v) for v in layout.sizes), acts, LOSS_CODES[loss],
+            (layout.output, loss) in CANONICAL_PAIRS, P.x_train.shape[0], P.x_test.shape[0],
+            variant, shared_rows, max_registers)
         self.K = W.shape[0]
         self.W = cuda.to_device(np.ascontiguousarray(W.T))
         self.W_prev = cuda.to_device(np.ascontiguousarray((W if W_prev is None else W_prev).T))
@@ -281,13 +342,26 @@ class DeviceRun:
         self.rec = {m: cuda.device_array((max(nrec, 1), self.K))
                     for m in ("train_loss", "test_loss", "train_acc", "test_acc")}
 
-    def launch(self, start: int, stop: int, every: int, j0: int, threads: int = THREADS):
+    def launch(self, start: int, stop: int, every: int, j0: int, threads: int = THREADS,
+               replay: bool = False):
+        """Epochs start..stop−1.  The unrolled kernel leaves a network that diverged at an
+        epoch t > start with the chunk's first weights; ``replay=True`` (a second launch, see
+        ``finish``) recomputes epochs start..t−2 for those networks to get w_{t−1}."""
         blocks = -(-self.K // threads)
         self.kernel[blocks, threads](self.W, self.W_prev, *self.data, self.threshold,
                                      int(start), int(stop), int(every), int(j0),
                                      self.rec["train_loss"], self.rec["test_loss"],
                                      self.rec["train_acc"], self.rec["test_acc"],
-                                     self.diverged_at)
+                                     self.diverged_at, bool(replay), self.W)
+
+    def finish(self, start: int, stop: int, every: int, j0: int,
+               threads: int = THREADS) -> np.ndarray:
+        """After ``launch``: the replay launch when a network diverged inside the chunk (the
+        unrolled kernel); returns diverged_at on the host."""
+        div = self.diverged_at.copy_to_host()
+        if self.variant != "generic" and np.any(div > start):
+            self.launch(start, stop, every, j0, threads, replay=True)
+        return div
 
 
 def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
@@ -300,10 +374,10 @@ def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.nd
     j1 = -(-stop // record_every)
     run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at, W_prev)
     run.launch(start, stop, record_every, j0)
+    diverged_at[:] = run.finish(start, stop, record_every, j0)
     cuda.synchronize()
     W[:] = run.W.copy_to_host().T
     W_prev[:] = run.W_prev.copy_to_host().T
-    diverged_at[:] = run.diverged_at.copy_to_host()
     if j1 > j0:
         for m in rec:
             rec[m][:, j0:j1] = run.rec[m].copy_to_host()[: j1 - j0].T
