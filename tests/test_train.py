@@ -81,7 +81,7 @@ def test_interrupt_keeps_every_finished_chunk(monkeypatch):
             raise KeyboardInterrupt
         train_mod.run_epochs(layout, loss, w, P, lr, start, stop, hist)
 
-    monkeypatch.setattr(train_mod, "select_engine", lambda name: ("numpy", flaky))
+    monkeypatch.setattr(train_mod, "select_engine", lambda name, layout=None: ("numpy", flaky))
     r = train(TrainConfig(epochs=50, log_every=10, lr=1e-2))
     assert r.stopped == "interrupted" and len(r.history) == 20 and r.final["epochs"] == 20
     monkeypatch.undo()
@@ -108,3 +108,14 @@ def test_divergence_names_the_epoch_and_keeps_the_partial_result():
 def test_config_validation(kw, pattern):
     with pytest.raises(ScratchnetError, match=pattern):
         TrainConfig(**kw)
+
+
+def test_auto_engine_keeps_numpy_where_the_compiled_loop_does_not_pay():
+    from scratchnet.network import Layout
+    from scratchnet.train import fast_pays
+
+    assert fast_pays(Layout.build(2, 7))  # the PS5 job: compiled
+    assert fast_pays(Layout.build(2, (16, 8), activation="relu"))
+    assert not fast_pays(Layout.build(2, 7, activation="tanh"))  # scalar libm tanh
+    assert not fast_pays(Layout.build(2, (64, 64)))  # BLAS wins on wide hidden layers
+    assert train_mod.select_engine("auto", Layout.build(2, (64, 64)))[0] == "numpy"

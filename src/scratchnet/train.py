@@ -226,11 +226,27 @@ def run_epochs(layout: Layout, loss: str, w: np.ndarray, P: Problem, lr: float,
         w -= lr * backward(layout, w, betas, output_delta(layout, loss, betas[-1], P.y_train))
 
 
-def select_engine(name: str = "auto"):
-    """(engine name, run_epochs function). ``auto`` takes the compiled path when available."""
+# Where the compiled loop stops paying (measured on the 2-core box, see docs/speed.md): its
+# tanh is a scalar libm call per value, and for wide hidden-to-hidden layers numpy's BLAS
+# matrix products beat its loops.  ``auto`` then keeps the readable engine.
+FAST_MAX_HIDDEN_PRODUCT = 1024  # largest n_l · n_{l+1} between two hidden layers
+
+
+def fast_pays(layout: Layout | None) -> bool:
+    """Whether ``auto`` should take the compiled engine for this layout."""
+    if layout is None:
+        return True
+    hidden = layout.sizes[1:-1]
+    widest = max((a * b for a, b in zip(hidden, hidden[1:])), default=0)
+    return "tanh" not in layout.activations and widest <= FAST_MAX_HIDDEN_PRODUCT
+
+
+def select_engine(name: str = "auto", layout: Layout | None = None):
+    """(engine name, run_epochs function). ``auto`` takes the compiled path when it is
+    available and, given the ``layout``, when it is the faster one for it (``fast_pays``)."""
     if name not in ("auto", "numpy", "fast"):
         raise ScratchnetError(f"--engine: unknown '{name}' (choose from auto, numpy, fast)")
-    if name in ("auto", "fast"):
+    if name == "fast" or (name == "auto" and fast_pays(layout)):
         try:
             from . import fast
         except ImportError:
@@ -267,7 +283,7 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
     layout, P = prep.layout, prep.problem
     w = init_weights(layout, config.init, config.seed) if w0 is None else np.array(w0, float)
     if config.plain_gd():
-        engine, run = select_engine(config.engine)
+        engine, run = select_engine(config.engine, layout)
     else:  # optimizers, mini-batches, schedules, penalties, …: the general numpy loop
         from .optim import GradientMonitor, Loop
 

@@ -304,7 +304,7 @@ def compare(config, dtype: str = "float64", n_checkpoints: int = 10, torch_init:
     w = init_weights(layout, config.init, config.seed)
     w_twin = torch_default_weights(layout, config.seed) if torch_init else w.copy()
     marks = sorted(set(np.linspace(0, E, max(1, n_checkpoints) + 1).round().astype(int)))
-    engine, run = select_engine(config.engine)
+    engine, run = select_engine(config.engine, layout)
     hist = History.empty(E)
     snaps, t0 = {0: w.copy()}, time.perf_counter()
     for a, b in zip(marks[:-1], marks[1:]):

@@ -92,7 +92,7 @@ class Session:
         """Back to epoch 0 with the seed's initial weights: the very same run again."""
         self.w = init_weights(self.layout, self.config.init, self.config.seed)
         if self.config.plain_gd():  # the problem set's step: the fastest engine computes it
-            self.engine, self._run = select_engine(self.config.engine)
+            self.engine, self._run = select_engine(self.config.engine, self.layout)
         else:  # optimizers, mini-batches, penalties: the general loop, with fresh state
             from ..optim import Loop
 
