@@ -101,3 +101,14 @@ def test_python_dash_m_and_version():
     r = subprocess.run([sys.executable, "-m", "scratchnet", "--data"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--epochs", "2", "--quiet", "--save", "/nonexistent-dir/m.json"],
+    ["diagram", "--hidden", "3", "--out", "/nonexistent-dir/net.png"],
+])
+def test_unwritable_output_is_one_line_and_exit_code_2(capsys, argv):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert "/nonexistent-dir/" in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err

@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a folder that cannot be created, a file that cannot be written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"scratchnet: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
