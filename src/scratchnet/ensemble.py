@@ -206,18 +206,11 @@ def select_ensemble_engine(device: str, engine: str = "auto"):
         return "cuda", gpu.cuda_engine
     if device != "cpu":
         raise ScratchnetError(f"--device: unknown '{device}' (choose from cpu, cuda)")
-    if engine not in ("auto", "numpy", "fast"):
-        raise ScratchnetError(f"--engine: unknown '{engine}' (choose from auto, numpy, fast)")
-    if engine in ("auto", "fast"):
-        try:
-            from . import fast
-        except ImportError:
-            fast = None
-        if fast is not None and fast.available():
-            return "fast", fast.ensemble_engine
-        if engine == "fast":
-            raise ScratchnetError("--engine fast: the compiled engine is unavailable "
-                                  "(is numba installed?)")
+    from .train import compiled_engine
+
+    fast = compiled_engine(engine)
+    if fast is not None:
+        return "fast", fast.ensemble_engine
     return "numpy", numpy_engine
 
 

@@ -241,21 +241,32 @@ def fast_pays(layout: Layout | None) -> bool:
     return "tanh" not in layout.activations and widest <= FAST_MAX_HIDDEN_PRODUCT
 
 
+def compiled_engine(name: str):
+    """The ``scratchnet.fast`` module when ``name`` (auto | numpy | fast) asks for it and numba
+    is usable, else None; ``fast`` without numba is a user error.  Shared by ``select_engine``
+    and ``ensemble.select_engine``."""
+    if name not in ("auto", "numpy", "fast"):
+        raise ScratchnetError(f"--engine: unknown '{name}' (choose from auto, numpy, fast)")
+    if name == "numpy":
+        return None
+    try:
+        from . import fast
+    except ImportError:
+        fast = None
+    if fast is not None and fast.available():
+        return fast
+    if name == "fast":
+        raise ScratchnetError("--engine fast: the compiled engine is unavailable "
+                              "(is numba installed?)")
+    return None
+
+
 def select_engine(name: str = "auto", layout: Layout | None = None):
     """(engine name, run_epochs function). ``auto`` takes the compiled path when it is
     available and, given the ``layout``, when it is the faster one for it (``fast_pays``)."""
-    if name not in ("auto", "numpy", "fast"):
-        raise ScratchnetError(f"--engine: unknown '{name}' (choose from auto, numpy, fast)")
-    if name == "fast" or (name == "auto" and fast_pays(layout)):
-        try:
-            from . import fast
-        except ImportError:
-            fast = None
-        if fast is not None and fast.available():
-            return "fast", fast.run_epochs
-        if name == "fast":
-            raise ScratchnetError("--engine fast: the compiled engine is unavailable "
-                                  "(is numba installed?)")
+    fast = compiled_engine(name)
+    if fast is not None and (name == "fast" or fast_pays(layout)):
+        return "fast", fast.run_epochs
     return "numpy", run_epochs
 
 
