@@ -45,8 +45,8 @@ def best_of_cpu(fn, repeat: int = 3) -> tuple[float, float]:
 
 def ps5_problem():
     """(layout, Problem, w0) of the PS5 job: 2-7-1 sigmoid, 80 train / 20 test rows, seed 0."""
-    from scratchnet.network import init_weights
-    from scratchnet.train import TrainConfig, prepare
+    from scratchnet.core.network import init_weights
+    from scratchnet.training.train import TrainConfig, prepare
 
     prep = prepare(TrainConfig())
     return prep.layout, prep.problem, init_weights(prep.layout, "normal", 0)

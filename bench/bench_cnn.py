@@ -21,7 +21,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="default: CNNConfig's (30)")
     args = ap.parse_args()
 
-    from scratchnet.cnn import CNNConfig, load_digits_images, train_cnn
+    from scratchnet.cnn.net import CNNConfig, load_digits_images, train_cnn
 
     images, labels = load_digits_images()
     cfg = CNNConfig() if args.epochs is None else CNNConfig(epochs=args.epochs)

@@ -17,8 +17,8 @@ BENCH = "ensemble_cpu"
 def main(K=1000):
     import numba
 
-    from scratchnet.ensemble import train_ensemble
-    from scratchnet.train import TrainConfig, prepare
+    from scratchnet.engines.ensemble import train_ensemble
+    from scratchnet.training.train import TrainConfig, prepare
 
     cfg = TrainConfig()
     prep = prepare(cfg)
@@ -64,7 +64,7 @@ def torch_baseline(prep, K, E=50):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--torch"]:
-        from scratchnet.train import TrainConfig, prepare
+        from scratchnet.training.train import TrainConfig, prepare
 
         torch_baseline(prepare(TrainConfig()), int(sys.argv[2]))
     else:

@@ -27,9 +27,9 @@ def numpy_epoch(x, y, xt, yt, W1, W2, lr):
 def main(N=1_000_000):
     import numba
 
-    from scratchnet import fast
-    from scratchnet.network import Layout, init_weights
-    from scratchnet.train import History, Problem, run_epochs
+    from scratchnet.engines import fast
+    from scratchnet.core.network import Layout, init_weights
+    from scratchnet.training.train import History, Problem, run_epochs
 
     rng = np.random.default_rng(0)
     x, xt = rng.standard_normal((N, 2)), rng.standard_normal((N // 4, 2))

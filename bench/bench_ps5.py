@@ -14,8 +14,8 @@ LR = 1e-4
 
 
 def main():
-    from scratchnet import fast
-    from scratchnet.train import History, run_epochs
+    from scratchnet.engines import fast
+    from scratchnet.training.train import History, run_epochs
 
     layout, P, w0 = ps5_problem()
     emit(BENCH, "machine", **machine())

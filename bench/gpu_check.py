@@ -50,7 +50,7 @@ def case(name):
 def device():
     import numba
 
-    from scratchnet import gpu
+    from scratchnet.engines import gpu
 
     info = {"numba": numba.__version__, "numpy": np.__version__,
             "numba_cuda_device": gpu.device_name(), "cuda_available": gpu.cuda_available()}
@@ -73,9 +73,9 @@ def rel(a, b):
 
 @case("correctness")
 def correctness():
-    import scratchnet.ensemble as ens
-    from scratchnet.ensemble import METRICS, train_ensemble
-    from scratchnet.train import TrainConfig
+    import scratchnet.engines.ensemble as ens
+    from scratchnet.engines.ensemble import METRICS, train_ensemble
+    from scratchnet.training.train import TrainConfig
 
     relu = TrainConfig(epochs=150, hidden=(5,), activation="relu", output="identity")
     cases = {
@@ -125,8 +125,8 @@ def kernel_speed(prep, K, E, threads=128, variant="auto", shared_rows=None, max_
                  loss="sse", label="ps5 2-7-1 sigmoid sse"):
     from numba import cuda
 
-    from scratchnet.gpu import DeviceRun
-    from scratchnet.network import init_weights
+    from scratchnet.engines.gpu import DeviceRun
+    from scratchnet.core.network import init_weights
 
     layout, P = prep.layout, prep.problem
     W = np.stack([init_weights(layout, "normal", k) for k in range(K)])
@@ -155,7 +155,7 @@ def kernel_speed(prep, K, E, threads=128, variant="auto", shared_rows=None, max_
 def end_to_end(prep, K, E):
     from dataclasses import replace
 
-    from scratchnet.ensemble import train_ensemble
+    from scratchnet.engines.ensemble import train_ensemble
 
     cfg = replace(prep_config(), epochs=E)
     t = time.perf_counter()
@@ -180,20 +180,20 @@ def torch_baseline(prep, K, E):
 
 
 def prep_config():
-    from scratchnet.train import TrainConfig
+    from scratchnet.training.train import TrainConfig
 
     return TrainConfig()
 
 
 def mid_prep():
-    from scratchnet.train import TrainConfig, prepare
+    from scratchnet.training.train import TrainConfig, prepare
 
     return prepare(TrainConfig(data="gaussians", n_classes=3, output="softmax", loss="ce",
                                hidden=(8, 8), activation="tanh"))
 
 
 def main():
-    from scratchnet.train import prepare
+    from scratchnet.training.train import prepare
 
     device()
     prep = prepare(prep_config())

@@ -8,7 +8,7 @@ import numpy as np
 
 def batched_torch_epochs(torch, prep, K, E, device, lr=1e-4):
     """(seconds for E epochs, final (K, P) weights) with the PS5 job's init w[k] = seed k."""
-    from scratchnet.network import init_weights
+    from scratchnet.core.network import init_weights
 
     layout, P = prep.layout, prep.problem
     W0 = np.stack([init_weights(layout, "normal", k) for k in range(K)])

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scratchnet.activations import ACTIVATIONS, sigmoid, softmax
+from scratchnet.core.activations import ACTIVATIONS, sigmoid, softmax
 
 ELEMENTWISE = [a for a in ACTIVATIONS.values() if a.df is not None]
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from scratchnet.backprop import forward, loss_and_grad, numeric_grad, output_delta
-from scratchnet.network import Layout, init_weights
+from scratchnet.core.backprop import forward, loss_and_grad, numeric_grad, output_delta
+from scratchnet.core.network import Layout, init_weights
 
 HIDDEN = ["sigmoid", "tanh", "relu", "identity"]
 # every (output activation, loss) pair the engine supports

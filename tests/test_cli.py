@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from scratchnet.cli import main
-from scratchnet.model import Model
+from scratchnet.core.model import Model
 
 
 def run(capsys, *argv):
@@ -35,7 +35,7 @@ def test_train_then_predict_end_to_end(tmp_path, capsys):
     model = Model.load(str(m))
     assert model.layout.sizes == (2, 7, 1)
 
-    from scratchnet.data import bundled_csv
+    from scratchnet.core.data import bundled_csv
 
     code, out, _ = run(capsys, "predict", "--model", str(m), "--data", bundled_csv("ps5"),
                        "--out", str(preds))

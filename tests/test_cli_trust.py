@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from scratchnet.activations import ACTIVATIONS, Activation, sigmoid
+from scratchnet.core.activations import ACTIVATIONS, Activation, sigmoid
 from scratchnet.cli import main
 
 Q3 = ["--standardize-targets", "--output", "identity"]  # PS5 Question 3's setup
@@ -105,7 +105,7 @@ def test_compare_refuses_what_the_twin_does_not_train(capsys):
 def test_everything_but_compare_works_without_torch(capsys, monkeypatch):
     import sys
 
-    from scratchnet import twin
+    from scratchnet.trust import twin
 
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     assert twin.torch_available() is False

@@ -3,9 +3,9 @@ tiny training run.  The ≥ 97 % digits target is a benchmark (bench/bench_cnn.p
 import numpy as np
 import pytest
 
-from scratchnet import cnn
-from scratchnet.cnn import CNNConfig, CNNLayout, ConvBlock
-from scratchnet.errors import ScratchnetError
+from scratchnet.cnn import net as cnn
+from scratchnet.cnn.net import CNNConfig, CNNLayout, ConvBlock
+from scratchnet.core.errors import ScratchnetError
 
 LAYOUTS = {
     "same-max-relu": CNNLayout.build((1, 6, 6), (ConvBlock(3, 3, "same", "max"),), (5,), 3),
@@ -72,7 +72,7 @@ def test_shift_images_moves_pixels_and_fills_zeros():
 
 
 def test_augmentation_is_reproducible_by_seed(rng):
-    from scratchnet.optim import epoch_rng
+    from scratchnet.training.optim import epoch_rng
 
     x = rng.rand(20, 1, 8, 8)
     a = cnn.augment(x, epoch_rng(0, 3), 1, flip=True)
@@ -83,7 +83,7 @@ def test_augmentation_is_reproducible_by_seed(rng):
 
 
 def test_flip_mirrors_some_images_left_right(rng):
-    from scratchnet.optim import epoch_rng
+    from scratchnet.training.optim import epoch_rng
 
     x = rng.rand(40, 1, 4, 4)
     a = cnn.augment(x, epoch_rng(5, 0), max_shift=0, flip=True)

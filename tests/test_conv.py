@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from scratchnet import conv
-from scratchnet.errors import ScratchnetError
+from scratchnet.cnn import conv
+from scratchnet.core.errors import ScratchnetError
 
 
 def numeric(f, a: np.ndarray, h: float = 1e-6) -> np.ndarray:

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from scratchnet.data import (Standardizer, check_classification, check_features, load_data,
+from scratchnet.core.data import (Standardizer, check_classification, check_features, load_data,
                              read_csv, split_indices)
-from scratchnet.errors import DataError
+from scratchnet.core.errors import DataError
 
 
 def write(tmp_path, text, name="d.csv"):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from scratchnet import datasets
-from scratchnet.data import bundled_csv, read_csv
+from scratchnet.core import datasets
+from scratchnet.core.data import bundled_csv, read_csv
 
 
 def test_committed_ps5_csv_is_the_generator_output():

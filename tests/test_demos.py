@@ -3,7 +3,7 @@ figures.  Epochs are kept small; the figures' content is the numbers tested here
 import numpy as np
 import pytest
 
-from scratchnet import demos
+from scratchnet.report import demos
 from scratchnet.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -3,10 +3,10 @@ import pytest
 
 sp = pytest.importorskip("sympy")
 
-from scratchnet.backprop import loss_and_grad  # noqa: E402
+from scratchnet.core.backprop import loss_and_grad  # noqa: E402
 from scratchnet.cli import main  # noqa: E402
-from scratchnet.derive import activation_rules, derive, loss_rules  # noqa: E402
-from scratchnet.network import Layout  # noqa: E402
+from scratchnet.report.derive import activation_rules, derive, loss_rules  # noqa: E402
+from scratchnet.core.network import Layout  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 from matplotlib.patches import FancyArrow  # noqa: E402
 
 from scratchnet.cli import main  # noqa: E402
-from scratchnet.diagram import network_figure, save_diagram, shown_units  # noqa: E402
-from scratchnet.network import Layout  # noqa: E402
+from scratchnet.report.diagram import network_figure, save_diagram, shown_units  # noqa: E402
+from scratchnet.core.network import Layout  # noqa: E402
 
 
 def texts(fig):

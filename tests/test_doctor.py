@@ -3,10 +3,10 @@ import dataclasses
 
 import numpy as np
 
-from scratchnet import doctor
-from scratchnet.data import Standardizer
-from scratchnet.network import Layout, init_weights
-from scratchnet.train import TrainConfig, prepare
+from scratchnet.trust import doctor
+from scratchnet.core.data import Standardizer
+from scratchnet.core.network import Layout, init_weights
+from scratchnet.training.train import TrainConfig, prepare
 
 CLEAN = dict(data="moons", n_samples=400, hidden=(4,), init="xavier", lr=1e-3, epochs=2000)
 
@@ -97,7 +97,7 @@ def test_check_grid_catches_own_statistics_and_raw_grids():
 
 
 def test_check_grid_accepts_a_model():
-    from scratchnet.model import Model
+    from scratchnet.core.model import Model
 
     prep = prepare(TrainConfig())
     model = Model(prep.layout, init_weights(prep.layout), "sse", prep.x_scaler)

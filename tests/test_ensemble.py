@@ -4,11 +4,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from scratchnet import ensemble, gpu
-from scratchnet.ensemble import METRICS, train_ensemble
-from scratchnet.errors import DivergedError, ScratchnetError
-from scratchnet.network import init_weights
-from scratchnet.train import TrainConfig, prepare, train
+from scratchnet.engines import ensemble, gpu
+from scratchnet.engines.ensemble import METRICS, train_ensemble
+from scratchnet.core.errors import DivergedError, ScratchnetError
+from scratchnet.core.network import init_weights
+from scratchnet.training.train import TrainConfig, prepare, train
 
 
 

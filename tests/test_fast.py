@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from scratchnet import fast
-from scratchnet.activations import HIDDEN_ACTIVATIONS
-from scratchnet.errors import ScratchnetError
-from scratchnet.network import Layout, init_weights
-from scratchnet.train import (History, Problem, TrainConfig, prepare, run_epochs, select_engine,
+from scratchnet.engines import fast
+from scratchnet.core.activations import HIDDEN_ACTIVATIONS
+from scratchnet.core.errors import ScratchnetError
+from scratchnet.core.network import Layout, init_weights
+from scratchnet.training.train import (History, Problem, TrainConfig, prepare, run_epochs, select_engine,
                               train)
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "src")
@@ -126,7 +126,7 @@ def test_faithful_matches_problem_set_reference():
         import ps5_reference
     finally:
         sys.path.pop(0)
-    from scratchnet.data import bundled_csv
+    from scratchnet.core.data import bundled_csv
 
     epochs = 400
     w_ref, tr_ref, te_ref = ps5_reference.run(bundled_csv("ps5"), epochs)
@@ -183,8 +183,8 @@ def run_python(code: str, **env) -> str:
 def test_fallback_without_numba():
     """Without numba: available() is False, auto takes numpy, --engine fast says why."""
     code = ("import sys, json; sys.modules['numba'] = None\n"
-            "from scratchnet import fast, train\n"
-            "from scratchnet.errors import ScratchnetError\n"
+            "from scratchnet.engines import fast\nfrom scratchnet.training import train\n"
+            "from scratchnet.core.errors import ScratchnetError\n"
             "try:\n    train.select_engine('fast'); msg = ''\n"
             "except ScratchnetError as e:\n    msg = str(e)\n"
             "r = train.train(train.TrainConfig(epochs=20))\n"
@@ -200,7 +200,7 @@ def test_compiled_code_is_cached_across_processes(problems):
     layout = Layout.build(2, 7)
     fast.run_epochs(layout, "sse", init_weights(layout), problems[1], 1e-4, 0, 2,
                     History.empty(2))  # compiles and writes the cache if needed
-    code = ("import json; from scratchnet import fast, train\n"
+    code = ("import json; from scratchnet.engines import fast\nfrom scratchnet.training import train\n"
             "r = train.train(train.TrainConfig(epochs=50))\n"
             "s = fast._epochs.stats\n"
             "print(json.dumps([r.engine, sum(s.cache_hits.values()), "

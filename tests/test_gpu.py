@@ -11,18 +11,18 @@ import sys
 
 import pytest
 
-from scratchnet import gpu
-from scratchnet.errors import ScratchnetError
+from scratchnet.engines import gpu
+from scratchnet.core.errors import ScratchnetError
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "src")
 
 SCRIPT = r"""
 import json, copy
 import numpy as np
-from scratchnet.train import TrainConfig, prepare, Problem
-from scratchnet.ensemble import train_ensemble, METRICS
-import scratchnet.ensemble as ens
-from scratchnet import gpu, gpu_codegen
+from scratchnet.training.train import TrainConfig, prepare, Problem
+from scratchnet.engines.ensemble import train_ensemble, METRICS
+import scratchnet.engines.ensemble as ens
+from scratchnet.engines import gpu, codegen as gpu_codegen
 
 used = []  # the kernel variant of every DeviceRun
 _choose = gpu.choose_kernel
@@ -139,7 +139,7 @@ def test_divergence_is_caught_on_the_device(simulated):
 
 
 def test_generated_source_is_register_only():
-    from scratchnet import gpu_codegen
+    from scratchnet.engines import codegen as gpu_codegen
 
     src = gpu_codegen.kernel_source((2, 7, 1), (0, 0), 0, False, (80, 20))
     compile(src, "<kernel>", "exec")

@@ -3,10 +3,10 @@ broken derivative."""
 import numpy as np
 import pytest
 
-from scratchnet import gradcheck
-from scratchnet.activations import ACTIVATIONS, Activation, sigmoid
-from scratchnet.network import Layout, init_weights
-from scratchnet.train import TrainConfig, prepare
+from scratchnet.trust import gradcheck
+from scratchnet.core.activations import ACTIVATIONS, Activation, sigmoid
+from scratchnet.core.network import Layout, init_weights
+from scratchnet.training.train import TrainConfig, prepare
 
 HIDDEN = ["sigmoid", "tanh", "relu", "identity"]
 PAIRS = [("sigmoid", "sse"), ("sigmoid", "bce"), ("identity", "sse"), ("softmax", "ce"),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from scratchnet.losses import LOSSES
+from scratchnet.core.losses import LOSSES
 
 
 @pytest.mark.parametrize("name", LOSSES)

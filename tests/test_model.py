@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from scratchnet.errors import ModelFileError
-from scratchnet.model import Model
-from scratchnet.train import TrainConfig, train
+from scratchnet.core.errors import ModelFileError
+from scratchnet.core.model import Model
+from scratchnet.training.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_round_trip_keeps_weights_scalers_and_predictions(trained, tmp_path):
 def test_predict_uses_the_stored_standardizer(trained):
     m = trained.model
     X = trained.prepared.dataset.X
-    from scratchnet.backprop import predict
+    from scratchnet.core.backprop import predict
 
     z = (X - m.x_scaler.mean) / m.x_scaler.std
     np.testing.assert_allclose(m.predict_proba(X)[:, 1], predict(m.layout, m.w, z)[:, 0])

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from scratchnet.backprop import loss_and_grad
-from scratchnet.monitor import layer_gradient_norms, saturated_share
-from scratchnet.network import Layout, init_weights
+from scratchnet.core.backprop import loss_and_grad
+from scratchnet.training.monitor import layer_gradient_norms, saturated_share
+from scratchnet.core.network import Layout, init_weights
 
 
 @pytest.mark.parametrize("hidden", [(7,), (4, 3), ()])

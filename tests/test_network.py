@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from scratchnet.errors import ScratchnetError
-from scratchnet.network import Layout, init_weights
+from scratchnet.core.errors import ScratchnetError
+from scratchnet.core.network import Layout, init_weights
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@ each step against a hand-computed one and against torch.optim on the same gradie
 import numpy as np
 import pytest
 
-from scratchnet import optim
-from scratchnet.backprop import backward, forward, output_delta
-from scratchnet.errors import DivergedError, ScratchnetError
-from scratchnet.optim import OPTIMIZERS, SCHEDULES, Hyper, Schedule
-from scratchnet.train import TrainConfig, prepare, train
+from scratchnet.training import optim
+from scratchnet.core.backprop import backward, forward, output_delta
+from scratchnet.core.errors import DivergedError, ScratchnetError
+from scratchnet.training.optim import OPTIMIZERS, SCHEDULES, Hyper, Schedule
+from scratchnet.training.train import TrainConfig, prepare, train
 
 W0 = np.array([1.0, -2.0])
 G1, G2 = np.array([0.5, -1.0]), np.array([0.1, 0.2])
@@ -198,7 +198,7 @@ def test_full_batch_loop_equals_the_problem_sets_engine():
 def test_faithful_parity_keeps_the_fast_path():
     cfg = TrainConfig(faithful=True, epochs=10)
     assert cfg.plain_gd() and cfg.optimizer == "gd" and cfg.batch_size is None
-    from scratchnet.train import select_engine
+    from scratchnet.training.train import select_engine
 
     assert train(cfg).engine == select_engine("auto")[0]  # "fast" where numba is installed
     with pytest.raises(ScratchnetError, match="--engine fast runs plain"):
@@ -210,7 +210,7 @@ def test_mini_batches_follow_a_fresh_seeded_shuffle_each_epoch():
     r = train(cfg)
     prep = prepare(cfg)
     layout, P = prep.layout, prep.problem
-    from scratchnet.network import init_weights
+    from scratchnet.core.network import init_weights
 
     w = init_weights(layout, "normal", 3)
     for t in range(2):  # by hand: 80 rows → batches of 32, 32, 16 of epoch t's permutation
@@ -310,8 +310,8 @@ def test_cli_flags_reach_the_config(capsys):
 
 
 def test_monitor_records_layer_gradient_norms_and_saturation_every_epoch():
-    from scratchnet.backprop import loss_and_grad
-    from scratchnet.network import init_weights
+    from scratchnet.core.backprop import loss_and_grad
+    from scratchnet.core.network import init_weights
 
     cfg = TrainConfig(hidden=(4, 3), epochs=5, lr=0.01, monitor=True)
     assert not cfg.plain_gd()

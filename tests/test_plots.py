@@ -11,10 +11,10 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from scratchnet import plots  # noqa: E402
-from scratchnet.backprop import predict  # noqa: E402
-from scratchnet.data import Standardizer  # noqa: E402
-from scratchnet.train import TrainConfig, train  # noqa: E402
+from scratchnet.report import plots  # noqa: E402
+from scratchnet.core.backprop import predict  # noqa: E402
+from scratchnet.core.data import Standardizer  # noqa: E402
+from scratchnet.training.train import TrainConfig, train  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ pytest.importorskip("sympy")
 pytest.importorskip("daft")
 
 from scratchnet.cli import main  # noqa: E402
-from scratchnet.model import Model  # noqa: E402
-from scratchnet.report import (ReportOptions, build_report, snapshot_epochs,  # noqa: E402
+from scratchnet.core.model import Model  # noqa: E402
+from scratchnet.report.build import (ReportOptions, build_report, snapshot_epochs,  # noqa: E402
                                train_with_snapshots)
-from scratchnet.train import TrainConfig, train  # noqa: E402
+from scratchnet.training.train import TrainConfig, train  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -136,11 +136,11 @@ def test_snapshots_give_the_numbers_of_one_call():
 
 
 def test_report_builds_without_the_twin(tmp_path, monkeypatch):
-    """torch missing, or scratchnet.twin missing: the section says so, the rest is built."""
-    import scratchnet
+    """torch missing, or scratchnet.trust.twin missing: the section says so, the rest is built."""
+    import scratchnet.trust
 
-    monkeypatch.setitem(sys.modules, "scratchnet.twin", None)  # import → ImportError
-    monkeypatch.delattr(scratchnet, "twin", raising=False)
+    monkeypatch.setitem(sys.modules, "scratchnet.trust.twin", None)  # import → ImportError
+    monkeypatch.delattr(scratchnet.trust, "twin", raising=False)
     config = TrainConfig(epochs=200, lr=1e-2, log_every=0)
     rep = build_report(config, str(tmp_path / "a"), ReportOptions(aux_epochs=50))
     assert "not available" in rep.summary["torch"]["skipped"]
@@ -149,7 +149,7 @@ def test_report_builds_without_the_twin(tmp_path, monkeypatch):
     assert not (tmp_path / "a" / "torch_losses.png").exists()
     assert (tmp_path / "a" / "decision_map.png").exists()
 
-    monkeypatch.delitem(sys.modules, "scratchnet.twin")
+    monkeypatch.delitem(sys.modules, "scratchnet.trust.twin")
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch" else real(name, *a))
@@ -169,7 +169,7 @@ def test_diverged_training_still_reports(tmp_path):
 
 
 def test_a_failing_side_measurement_is_reported_not_fatal(tmp_path, monkeypatch, capsys):
-    import scratchnet.report as report
+    import scratchnet.report.build as report
 
     def broken(*a, **k):
         raise RuntimeError("boom")

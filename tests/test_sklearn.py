@@ -9,10 +9,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from scratchnet.data import load_data
-from scratchnet.model import Model
+from scratchnet.core.data import load_data
+from scratchnet.core.model import Model
 from scratchnet.sklearn import ScratchNetClassifier, ScratchNetRegressor
-from scratchnet.train import TrainConfig, train
+from scratchnet.training.train import TrainConfig, train
 
 # Small epoch counts keep the ~220 checks to about a second; they still have to reach
 # scikit-learn's accuracy (> 0.83) and R² (> 0.5) bars.  The second instance of each class

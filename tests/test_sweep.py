@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from scratchnet.cli import main
-from scratchnet.errors import ScratchnetError
+from scratchnet.core.errors import ScratchnetError
 from scratchnet.sweep import (COLUMNS, curves_path, make_chunks, parse_hidden, parse_lrs,
                               parse_seeds, read_rows, run_sweep, summarize)
-from scratchnet.train import TrainConfig, train
+from scratchnet.training.train import TrainConfig, train
 
 GRID = dict(hiddens=[(3,), (4, 2)], lrs=[1e-3, 1e-2], seeds=list(range(5)))
 

@@ -10,7 +10,7 @@ distributed = pytest.importorskip("distributed")
 
 from scratchnet.cli import main  # noqa: E402
 from scratchnet.sweep import read_rows, run_sweep  # noqa: E402
-from scratchnet.train import TrainConfig  # noqa: E402
+from scratchnet.training.train import TrainConfig  # noqa: E402
 
 # 8 chunks of 5 networks, each chunk a few tenths of a second with the numpy engine: long
 # enough to kill a worker while it trains one.

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-import scratchnet.train as train_mod
-from scratchnet.data import bundled_csv
-from scratchnet.errors import DivergedError, ScratchnetError
-from scratchnet.train import TrainConfig, prepare, train
+import scratchnet.training.train as train_mod
+from scratchnet.core.data import bundled_csv
+from scratchnet.core.errors import DivergedError, ScratchnetError
+from scratchnet.training.train import TrainConfig, prepare, train
 
 from ps5_reference import run as reference_run
 
@@ -111,8 +111,8 @@ def test_config_validation(kw, pattern):
 
 
 def test_auto_engine_keeps_numpy_where_the_compiled_loop_does_not_pay():
-    from scratchnet.network import Layout
-    from scratchnet.train import fast_pays
+    from scratchnet.core.network import Layout
+    from scratchnet.training.train import fast_pays
 
     assert fast_pays(Layout.build(2, 7))  # the PS5 job: compiled
     assert fast_pays(Layout.build(2, (16, 8), activation="relu"))

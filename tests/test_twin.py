@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from scratchnet.backprop import loss_and_grad, predict
-from scratchnet.errors import ScratchnetError
-from scratchnet.losses import LOSSES
-from scratchnet.network import Layout, init_weights
-from scratchnet.train import History, TrainConfig, prepare, run_epochs
-from scratchnet import twin
+from scratchnet.core.backprop import loss_and_grad, predict
+from scratchnet.core.errors import ScratchnetError
+from scratchnet.core.losses import LOSSES
+from scratchnet.core.network import Layout, init_weights
+from scratchnet.training.train import History, TrainConfig, prepare, run_epochs
+from scratchnet.trust import twin
 
 torch = pytest.importorskip("torch", reason="torch not installed (make test installs it)")
 
@@ -108,7 +108,7 @@ def test_loss_value_clips_like_losses_py():
 
 
 def test_model_input_and_torch_default_init():
-    from scratchnet.model import Model
+    from scratchnet.core.model import Model
 
     lay = Layout.build(2, 3)
     w = np.linspace(-1, 1, lay.n_params)

@@ -16,12 +16,12 @@ with warnings.catch_warnings():  # starlette's TestClient warns about httpx at i
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from scratchnet.backprop import loss_and_grad  # noqa: E402
+from scratchnet.core.backprop import loss_and_grad  # noqa: E402
 from scratchnet.cli import main  # noqa: E402
-from scratchnet.data import bundled_csv  # noqa: E402
-from scratchnet.model import Model  # noqa: E402
-from scratchnet.network import Layout, init_weights  # noqa: E402
-from scratchnet.train import History, TrainConfig, prepare, run_epochs  # noqa: E402
+from scratchnet.core.data import bundled_csv  # noqa: E402
+from scratchnet.core.model import Model  # noqa: E402
+from scratchnet.core.network import Layout, init_weights  # noqa: E402
+from scratchnet.training.train import History, TrainConfig, prepare, run_epochs  # noqa: E402
 from scratchnet.web.app import create_app  # noqa: E402
 from scratchnet.web.formula import local_weight_formula  # noqa: E402
 from scratchnet.web.session import Limits  # noqa: E402
@@ -290,7 +290,7 @@ def upload(client, text: str | bytes, name: str = "mine.csv"):
 
 
 def moons_csv(n: int = 120) -> str:
-    from scratchnet.datasets import make_moons
+    from scratchnet.core.datasets import make_moons
 
     X, y = make_moons(n, 0.15, 4)
     rows = "\n".join(f"{a:.5f},{b * 100:.3f},{a * b:.4f},{int(c)}" for (a, b), c in zip(X, y))
@@ -425,7 +425,7 @@ def test_playground_command_is_registered_and_reports_a_busy_port(capsys):
 
 
 def test_no_web_framework_is_imported_until_the_playground_starts():
-    code = ("import sys, scratchnet.cli, scratchnet.commands.web, scratchnet.web.session, "
+    code = ("import sys, scratchnet.cli, scratchnet.cli.web, scratchnet.web.session, "
             "scratchnet.web.inputs; scratchnet.cli.build_parser(); "
             "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

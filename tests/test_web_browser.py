@@ -17,8 +17,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("playwright")
 
 from scratchnet.cli import main  # noqa: E402
-from scratchnet.data import bundled_csv  # noqa: E402
-from scratchnet.model import Model  # noqa: E402
+from scratchnet.core.data import bundled_csv  # noqa: E402
+from scratchnet.core.model import Model  # noqa: E402
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -129,7 +129,7 @@ def test_play_trains_the_map_changes_and_reset_gives_the_same_first_frame(page):
     epochs = state(page, "S.curve.map(p => p[0])")
     assert epochs[0] == 0 and all(a < b for a, b in zip(epochs, epochs[1:]))
     assert "w8: x_1 → n1" in tip and "∂E/∂w now" in tip
-    if state(page, "S.info.formulas_mathml"):  # scratchnet.derive's formula, as MathML
+    if state(page, "S.info.formulas_mathml"):  # scratchnet.report.derive's formula, as MathML
         math = page.eval_on_selector("#tip .f math", "m => m.textContent").replace("\u2062", "")
         assert math == "∂E∂w8=(βO1−y)βO1(1−βO1)w23βH1(1−βH1)x1"
     else:
@@ -146,7 +146,7 @@ def test_play_trains_the_map_changes_and_reset_gives_the_same_first_frame(page):
 
 
 def test_upload_a_csv_and_train_on_it(page, tmp_path):
-    from scratchnet.datasets import make_circles
+    from scratchnet.core.datasets import make_circles
 
     X, y = make_circles(160, 0.08, 2)
     path = tmp_path / "rings.csv"

@@ -4,12 +4,12 @@
     clf = ScratchNetClassifier(hidden=(7,), random_state=0).fit(X, y)
     clf.predict_proba(X_new); clf.w_  # w1..wP in the problem set's order
 
-A thin edge over the core: the layout (:class:`~scratchnet.network.Layout`), the initial draw
-(:func:`~scratchnet.network.init_weights`) and every gradient
-(:func:`~scratchnet.backprop.loss_and_grad`) come from scratchnet; this module only adds the
+A thin edge over the core: the layout (:class:`~scratchnet.core.network.Layout`), the initial draw
+(:func:`~scratchnet.core.network.init_weights`) and every gradient
+(:func:`~scratchnet.core.backprop.loss_and_grad`) come from scratchnet; this module only adds the
 scikit-learn conventions (``__init__`` stores its arguments, validation happens in ``fit``,
 learned attributes end in ``_``) and the loop over epochs and mini-batches.  Everything that
-turns a gradient into a step is :mod:`scratchnet.optim`'s, shared with ``scratchnet train``: the
+turns a gradient into a step is :mod:`scratchnet.training.optim`'s, shared with ``scratchnet train``: the
 optimizers (plain gradient descent by default), the learning-rate schedules, the L2 / L1
 penalty, the input jitter and the early-stopping rule.
 
@@ -33,11 +33,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .backprop import loss_and_grad, predict as _network_output
-from .data import Standardizer, split_indices
-from .losses import LOSSES
-from .network import INITS, Layout, init_weights
-from .optim import (OPTIMIZERS, SCHEDULES, EarlyStopping, Hyper, Schedule, epoch_rng, jitter,
+from .core.backprop import loss_and_grad, predict as _network_output
+from .core.data import Standardizer, split_indices
+from .core.losses import LOSSES
+from .core.network import INITS, Layout, init_weights
+from .training.optim import (OPTIMIZERS, SCHEDULES, EarlyStopping, Hyper, Schedule, epoch_rng, jitter,
                     penalty, weight_mask)
 
 __all__ = ["ScratchNetClassifier", "ScratchNetRegressor"]
@@ -308,7 +308,7 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     epochs : int, default=1000
         Passes over the training data in ``fit`` (``partial_fit`` makes one).
     optimizer : {"gd", "sgd", "momentum", "nesterov", "rmsprop", "adam"}, default="gd"
-        How a gradient becomes a step (:data:`scratchnet.optim.OPTIMIZERS`); ``gd`` is the
+        How a gradient becomes a step (:data:`scratchnet.training.optim.OPTIMIZERS`); ``gd`` is the
         problem set's w ← w − η ∂E/∂w.  rmsprop / adam want a smaller ``lr`` (e.g. 0.01).
     init : {"xavier", "he", "normal"}, default="xavier"
         ``normal`` is the problem set's ``np.random.randn`` draw.
@@ -333,7 +333,7 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     eps : float, default=1e-8
         ε of ``rmsprop`` / ``adam``.
     schedule : {"constant", "step", "exponential", "cosine"}, default="constant"
-        η_t of epoch t (:data:`scratchnet.optim.SCHEDULES`): ``step`` = lr·gamma^⌊t/step_size⌋,
+        η_t of epoch t (:data:`scratchnet.training.optim.SCHEDULES`): ``step`` = lr·gamma^⌊t/step_size⌋,
         ``exponential`` = lr·gammaᵗ, ``cosine`` from lr down to ``lr_min`` over ``epochs``.
     step_size : int, default=1000
         Epochs between the ``step`` schedule's decays.
@@ -357,7 +357,7 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)  (only for DataFrames)
-    layout_ : scratchnet.network.Layout
+    layout_ : scratchnet.core.network.Layout
     w_ : ndarray of shape (n_params,)
         All weights, flat, in the problem set's w1..wP order.
     coefs_ : list of ndarray of shape (fan_in + 1, fan_out)
@@ -466,9 +466,9 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
         return out
 
     def to_model(self):
-        """The fitted network as a :class:`scratchnet.model.Model` (JSON ``save``, the
+        """The fitted network as a :class:`scratchnet.core.model.Model` (JSON ``save``, the
         ``scratchnet predict`` command); needs numeric class labels."""
-        from .model import Model
+        from .core.model import Model
 
         check_is_fitted(self)
         try:

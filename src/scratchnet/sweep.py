@@ -2,7 +2,7 @@
 
 A sweep trains every (architecture, learning rate, seed) of a grid and writes one CSV row per
 network.  The grid is cut into *chunks*: networks of one architecture, trained together as one
-vectorized ensemble (:func:`scratchnet.ensemble.train_ensemble`).  Chunks run one after the
+vectorized ensemble (:func:`scratchnet.engines.ensemble.train_ensemble`).  Chunks run one after the
 other in this process, or, with ``scheduler``, as tasks on a Dask cluster (``"local"`` starts a
 LocalCluster on this machine; ``"tcp://host:8786"`` joins a running one).  Dask is imported
 only then.
@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import ScratchnetError
+from .core.errors import ScratchnetError
 
 COLUMNS = ("hidden", "lr", "seed", "epochs", "train_loss", "test_loss", "train_acc", "test_acc",
            "best_epoch", "best_test_loss", "diverged_at", "setup")
@@ -144,8 +144,8 @@ class ChunkResult:
 def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: int, setup: str,
               device: str = "cpu", progress=None) -> ChunkResult:
     """Train the chunk's networks as one ensemble on ``dataset`` and return its rows."""
-    from .ensemble import train_ensemble
-    from .train import prepare
+    from .engines.ensemble import train_ensemble
+    from .training.train import prepare
 
     cfg = replace(config, hidden=tuple(chunk.hidden))
     res = train_ensemble(cfg, chunk.seeds, chunk.lrs, device=device,
@@ -274,7 +274,7 @@ def run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
     this machine) or a Dask scheduler address.  ``progress(done, total)`` counts networks;
     ``on_chunk(result)`` is called after each chunk is written.  Finished configurations
     already in ``out`` are skipped.  Ctrl-C stops after the chunks written so far."""
-    from .data import load_data
+    from .core.data import load_data
 
     if hasattr(config, "plain_gd") and not config.plain_gd():
         raise ScratchnetError("sweep trains with the problem set's full-batch gradient descent "

@@ -14,10 +14,10 @@ from dataclasses import asdict
 from importlib import resources
 
 from .. import __version__
-from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from ..losses import LOSSES
-from ..network import INITS
-from ..train import select_engine
+from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..core.losses import LOSSES
+from ..core.network import INITS
+from ..training.train import select_engine
 from .inputs import DATASETS, Uploads, previews
 from .live import Tab
 from .session import Limits, PlaygroundError, engine_options

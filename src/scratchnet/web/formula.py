@@ -9,7 +9,7 @@ output, and the value that entered the weight.  Weights further from the output 
 δ-form of backprop.py (δ of the unit the weight enters, times the value that left its source),
 with that δ spelled out one layer back.  The sum Σ runs over the training rows.
 
-The page shows the derivation module's own formulas (``scratchnet.derive``, generated with
+The page shows the derivation module's own formulas (``scratchnet.report.derive``, generated with
 sympy, as MathML that the browser renders natively) when sympy is installed and the network is
 small enough to derive in a moment; this text is the fallback, and what the tests read.
 """
@@ -18,12 +18,12 @@ from __future__ import annotations
 import functools
 import threading
 
-from ..losses import CANONICAL_PAIRS
-from ..network import Layout
+from ..core.losses import CANONICAL_PAIRS
+from ..core.network import Layout
 
 
 def _unit(layout: Layout, layer: int, j: int) -> str:
-    """PS5 names (as scratchnet.derive's unit_tag): inputs x_1.., hidden H1.. (one hidden
+    """PS5 names (as scratchnet.report.derive's unit_tag): inputs x_1.., hidden H1.. (one hidden
     layer) or H1.1.. (layer.unit), outputs O1.."""
     if layer == 0:
         return layout.input_names[j]
@@ -116,13 +116,13 @@ _derive_lock = threading.Lock()  # sympy's caches are not meant for concurrent b
 
 @functools.lru_cache(maxsize=16)
 def derived_mathml(layout: Layout, loss: str) -> tuple[str, ...] | None:
-    """Per weight, ``scratchnet.derive``'s formula as MathML, followed by the definitions of
+    """Per weight, ``scratchnet.report.derive``'s formula as MathML, followed by the definitions of
     the δ it uses (one level back); None when sympy is missing, the network has more than
     DERIVE_MAX_WEIGHTS weights, or the derivation fails (the page then shows the text)."""
     if layout.n_params > DERIVE_MAX_WEIGHTS:
         return None
     try:
-        from ..derive import _mml, derive
+        from ..report.derive import _mml, derive
 
         with _derive_lock:
             d = derive(layout, loss)

@@ -14,12 +14,12 @@ import threading
 import uuid
 from collections import OrderedDict
 
-from ..activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from ..data import DEFAULT_FEATURES, DEFAULT_TARGET, Dataset, read_csv
-from ..datasets import NAMES
-from ..losses import LOSSES
-from ..network import INITS
-from ..train import TrainConfig
+from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..core.data import DEFAULT_FEATURES, DEFAULT_TARGET, Dataset, read_csv
+from ..core.datasets import NAMES
+from ..core.losses import LOSSES
+from ..core.network import INITS
+from ..training.train import TrainConfig
 from .session import Limits, PlaygroundError
 
 # the defaults of each bundled set, as the page offers them (ps5 is a fixed file of 100 rows)
@@ -38,7 +38,7 @@ def previews(n: int = 120) -> dict:
     """Each bundled set with its defaults, as ≤ n points scaled to [0, 1]² (the buttons' icons)."""
     import numpy as np
 
-    from ..data import load_data
+    from ..core.data import load_data
 
     out = {}
     for name in DATASETS:
@@ -110,7 +110,7 @@ def parse_config(msg: dict, uploads: "Uploads", limits: Limits) -> tuple[TrainCo
         test_size=_number(data, "test_size", 0.2, 0.05, 0.9, "test fraction"),
         split_seed=_number(data, "seed", 0, 0, 2**31 - 1, "data seed", True),
     )
-    from ..optim import OPTIMIZERS
+    from ..training.optim import OPTIMIZERS
 
     kw["optimizer"] = _choice(net, "optimizer", "gd", tuple(OPTIMIZERS), "optimizer")
     batch = net.get("batch_size")

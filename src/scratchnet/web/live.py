@@ -28,7 +28,7 @@ import json
 import logging
 import time
 
-from ..errors import ScratchnetError
+from ..core.errors import ScratchnetError
 from .inputs import Uploads, parse_config
 from .session import Limits, PlaygroundError, Session
 

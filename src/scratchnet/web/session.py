@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backprop import backward, forward, output_delta
-from ..data import Dataset
-from ..errors import ScratchnetError
-from ..losses import LOSSES
-from ..model import Model
-from ..network import init_weights
-from ..train import History, Prepared, TrainConfig, accuracy, prepare, run_epochs, select_engine
+from ..core.backprop import backward, forward, output_delta
+from ..core.data import Dataset
+from ..core.errors import ScratchnetError
+from ..core.losses import LOSSES
+from ..core.model import Model
+from ..core.network import init_weights
+from ..training.train import History, Prepared, TrainConfig, accuracy, prepare, run_epochs, select_engine
 from .formula import derived_mathml, weight_formula
 
 MAP_RES = 48  # decision-map grid (cells per side)
@@ -66,8 +66,8 @@ def _num(x: float) -> float | None:
 
 
 def engine_options() -> dict:
-    """The optimizers the engine has (scratchnet.optim), with their update rules."""
-    from ..optim import OPTIMIZERS
+    """The optimizers the engine has (scratchnet.training.optim), with their update rules."""
+    from ..training.optim import OPTIMIZERS
 
     return {name: o.formula for name, o in OPTIMIZERS.items() if name != "sgd"}
 
@@ -94,7 +94,7 @@ class Session:
         if self.config.plain_gd():  # the problem set's step: the fastest engine computes it
             self.engine, self._run = select_engine(self.config.engine, self.layout)
         else:  # optimizers, mini-batches, penalties: the general loop, with fresh state
-            from ..optim import Loop
+            from ..training.optim import Loop
 
             self.engine, self._run = "numpy", Loop.from_config(self.config)
         self.epoch = 0
@@ -198,7 +198,7 @@ class Session:
         }
 
     def optimizer_text(self) -> str:
-        from ..optim import OPTIMIZERS
+        from ..training.optim import OPTIMIZERS
 
         c = self.config
         batch = ("full batch: g = ∂E/∂w summed over all training rows" if not c.batch_size
@@ -272,7 +272,7 @@ class Session:
     # ---- export -------------------------------------------------------------------------
     def model(self) -> Model:
         """The current network as ``scratchnet predict --model`` loads it."""
-        from ..train import final_metrics
+        from ..training.train import final_metrics
 
         final = final_metrics(self.layout, self.config.loss, self.w, self.prep.problem)
         final.update(epochs=self.epoch, stopped=self.status, engine=self.engine)

@@ -1,0 +1,72 @@
+"""The ``scratchnet`` command: a thin edge over the core.
+
+Each command group lives in ``scratchnet/cli/<group>.py`` and exposes ``register(sub)``,
+which adds its subparsers with ``func=<handler>``.  Command modules import only the standard
+library and light scratchnet modules at import time; heavy libraries (matplotlib, torch, dask,
+fastapi) are imported inside the handlers, so ``scratchnet train`` starts fast.
+
+Errors a user can act on (:class:`ScratchnetError`) print one line and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..core.errors import ScratchnetError
+
+# command group modules, in the order their commands appear in --help
+COMMAND_MODULES = ["train", "report", "trust", "speed", "web", "demo"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2), as every other scratchnet error."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="scratchnet", description="Small feed-forward neural networks with "
+                    "hand-derived backpropagation — the PS5 problem set done right.")
+    parser.add_argument("--version", action="version", version=f"scratchnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(f"scratchnet.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"scratchnet.cli.{name}":
+                continue  # a command group not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ScratchnetError as e:
+        print(f"scratchnet: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scratchnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `scratchnet predict ... | head`: the reader left, fine
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:  # a folder that cannot be created, a file that cannot be written
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"scratchnet: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

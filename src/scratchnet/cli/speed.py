@@ -1,0 +1,183 @@
+"""``scratchnet sweep``: many networks at once — architectures × learning rates × seeds.
+
+The engine is :mod:`scratchnet.sweep` (chunks trained as vectorized ensembles, streamed to a
+CSV, resumable, optionally on Dask); this module parses the flags, prints the summary table and
+draws the plots.  Dask and matplotlib are imported only when ``--scheduler`` / ``--plots`` ask.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import os
+import sys
+
+from .common import add_training_args, config_from_args, nonneg_int
+
+
+def _positive_int(text: str) -> int:
+    v = nonneg_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be >= 1")
+    return v
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep", conflict_handler="resolve",  # --hidden / --lr / --seed become lists here
+        help="train a grid of networks (architectures × learning rates × seeds)",
+        description="Train every (architecture, learning rate, seed) of a grid as vectorized "
+        "ensembles; one CSV row per network, a summary of how the test accuracy spreads "
+        "across seeds, optional plots. Re-running the same command resumes.")
+    add_training_args(p, epochs=10_000)
+    g = p.add_argument_group("the grid")
+    g.add_argument("--hidden", default="7",
+                   help="architectures: 3,7,15 = three one-layer networks; 16x8 = two hidden "
+                   "layers (default: 7)")
+    g.add_argument("--lr", default="1e-4", help="learning rates, e.g. 1e-4,1e-3 (1e-4)")
+    g.add_argument("--seeds", "--seed", dest="seeds", default="0:100",
+                   help="init seeds: 0:1000 (end excluded), 0,5,9 or 0:10,100:110 (0:100)")
+    g.add_argument("--chunk-size", type=_positive_int, default=None,
+                   help="networks per ensemble / per Dask task (default: 100 on the CPU, "
+                   "10000 with --device cuda, which needs thousands of threads to be busy)")
+    g.add_argument("--record-every", type=_positive_int, default=None,
+                   help="record losses every N epochs; best_epoch has this resolution "
+                   "(default: epochs / 1000)")
+    g.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cuda: one GPU thread per network (default: cpu)")
+    o = p.add_argument_group("output and where to run")
+    o.add_argument("--out", required=True, metavar="SWEEP.csv",
+                   help="one row per network; an existing file is resumed")
+    o.add_argument("--plots", metavar="DIR", help="write the loss histogram and band plots")
+    o.add_argument("--scheduler", metavar="local|ADDRESS",
+                   help="run the chunks on Dask: 'local' starts a cluster on this machine, "
+                   "tcp://host:8786 joins a running one (default: in this process)")
+    o.add_argument("--workers", type=_positive_int,
+                   help="worker processes of --scheduler local (default: one per core)")
+    o.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from ..core.errors import ScratchnetError
+    from ..training.progress import ProgressBar
+    from ..sweep import parse_hidden, parse_lrs, parse_seeds, run_sweep, summarize
+
+    hiddens, lrs, seeds = parse_hidden(args.hidden), parse_lrs(args.lr), parse_seeds(args.seeds)
+    if args.workers and args.scheduler != "local":
+        raise ScratchnetError("--workers goes with --scheduler local")
+    one = copy.copy(args)  # the setup every network shares; hidden, lr, seed vary per network
+    one.hidden, one.lr, one.seed = hiddens[0], lrs[0], seeds[0]
+    config = config_from_args(one)
+    total = len(hiddens) * len(lrs) * len(seeds)
+    bar = ProgressBar(total, "sweep", enabled=False if args.quiet else None)
+    try:
+        chunk = args.chunk_size or (10_000 if args.device == "cuda" else 100)
+        run = run_sweep(config, hiddens, lrs, seeds, args.out, chunk_size=chunk,
+                        record_every=args.record_every, device=args.device,
+                        scheduler=args.scheduler, workers=args.workers,
+                        progress=lambda done, tot: bar(done, tot))
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"scratchnet: interrupted; the finished chunks are in {args.out}: run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        where = f"on Dask ({args.scheduler})" if args.scheduler else "in process"
+        rate = run.network_epochs / run.seconds if run.seconds > 0 else float("nan")
+        engines = "/".join(run.engines) or "-"
+        print(f"sweep: {run.trained} networks trained {where} in {run.seconds:.2f} s "
+              f"({rate:,.0f} network-epochs/s, {engines} engine), {run.skipped} already in "
+              f"{args.out}")
+        print(format_summary(summarize(run.rows)))
+    if args.plots:
+        for path in plot_sweep(args.out, args.plots):
+            print(f"wrote {path}")
+    return 0
+def format_summary(stats: list[dict]) -> str:
+    """The summary table: one line per (architecture, η), the spread across seeds."""
+    from ..sweep import QUANTILES
+
+    head = (f"{'hidden':>8} {'lr':>9} {'runs':>5}  {'test acc mean ± std':>19}  "
+            + " ".join(f"{f'q{int(q * 100):02d}':>6}" for q in QUANTILES)
+            + f"  {'test loss (median)':>18} {'best epoch':>10} {'diverged':>8}")
+    lines = [head]
+    for s in stats:
+        lines.append(f"{s['hidden']:>8} {s['lr']:>9.3g} {s['runs']:>5}  "
+                     f"{s['acc_mean']:>10.4f} ± {s['acc_std']:<6.4f}  "
+                     + " ".join(f"{s[f'acc_q{int(q * 100):02d}']:>6.3f}" for q in QUANTILES)
+                     + f"  {s['loss_median']:>18.5g} {s['best_epoch_median']:>10.0f} "
+                     f"{s['diverged']:>8}")
+    return "\n".join(lines)
+
+
+def plot_sweep(out: str, directory: str) -> list[str]:
+    """Two figures from a sweep file and its curves file: per configuration the histogram of
+    the final test loss across seeds, and the band (5–95 % and 25–75 % across seeds, median
+    line) of the train and test loss curves."""
+    import numpy as np
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..sweep import arch_key, curves_path, read_rows
+
+    rows = read_rows(out)
+    configs = sorted({(r["hidden"], r["lr"]) for r in rows},
+                     key=lambda c: (arch_key(c[0]), c[1]))
+    os.makedirs(directory, exist_ok=True)
+    n = len(configs)
+    cols = min(n, 3)
+    nrows = -(-n // cols)
+    paths = []
+
+    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3 * nrows), squeeze=False)
+    for ax, (h, lr) in zip(axes.flat, configs):
+        loss = np.array([r["test_loss"] for r in rows if (r["hidden"], r["lr"]) == (h, lr)])
+        ax.hist(loss[np.isfinite(loss)], bins=30, color="tab:blue", alpha=0.8)
+        ax.set_title(f"hidden {h}, η = {lr:g} ({loss.size} seeds)", fontsize=10)
+        ax.set_xlabel("final test loss")
+        ax.set_ylabel("networks")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    paths.append(os.path.join(directory, "sweep_test_loss_hist.png"))
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    curves: dict[tuple, dict] = {}
+    with open(curves_path(out), newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        m = (len(header) - 4) // 2
+        epochs = [int(c.split("@")[1]) for c in header[4:4 + m]]
+        for c in reader:
+            if len(c) == len(header):  # the last chunk written wins (a re-run chunk)
+                curves[(c[0], float(c[1]), int(c[2]))] = np.array(c[4:], dtype=float)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3 * nrows), squeeze=False)
+    for ax, (h, lr) in zip(axes.flat, configs):
+        C = np.array([v for (ch, clr, _), v in curves.items() if (ch, clr) == (h, lr)])
+        if C.size == 0:
+            ax.axis("off")
+            continue
+        for part, color, name in ((slice(0, m), "tab:blue", "train"),
+                                  (slice(m, 2 * m), "tab:orange", "test")):
+            with np.errstate(all="ignore"):
+                q = np.nanquantile(C[:, part], [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+            ax.fill_between(epochs, q[0], q[4], color=color, alpha=0.15, lw=0)
+            ax.fill_between(epochs, q[1], q[3], color=color, alpha=0.3, lw=0)
+            ax.plot(epochs, q[2], color=color, lw=1.5, label=f"{name} (median)")
+        ax.set_yscale("log")
+        ax.set_title(f"hidden {h}, η = {lr:g} ({len(C)} seeds)", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    paths.append(os.path.join(directory, "sweep_loss_bands.png"))
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths

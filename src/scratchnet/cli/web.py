@@ -1,0 +1,83 @@
+"""``scratchnet playground``: the live training page, served locally (FastAPI + uvicorn)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..core.errors import ScratchnetError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("playground", help="a live web page to train and watch a network",
+                       description="Serve the playground page on this machine (no internet "
+                       "needed) and open it in the browser: choose or upload data, build a "
+                       "network, press Play and watch it learn, hover a weight for its formula.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=cmd_playground)
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
+
+    if not 0 < port < 65536:
+        raise ScratchnetError(f"--port must be 1 to 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise ScratchnetError(f"--host {host}: cannot resolve it ({e})") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise ScratchnetError(f"cannot listen on {host}:{port} ({e.strerror}): is another "
+                                  f"playground running? try --port {port + 1}") from None
+
+
+def cmd_playground(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ..web.app import create_app
+    except ImportError as e:
+        raise ScratchnetError(f"the playground needs the web extras ({e.name} is missing): "
+                              "pip install 'scratchnet[web]'") from None
+    try:
+        import websockets  # noqa: F401 - uvicorn serves WebSockets with it
+    except ImportError:
+        try:
+            import wsproto  # noqa: F401
+        except ImportError:
+            raise ScratchnetError("the playground streams over WebSockets, which uvicorn "
+                                  "serves with the 'websockets' package: pip install "
+                                  "websockets") from None
+    _check_port(args.host, args.port)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    url = f"http://{shown}:{args.port}/"
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"scratchnet: warning: listening on {args.host}: other machines can reach the "
+              "playground", file=sys.stderr)
+    print(f"scratchnet playground: {url}  (Ctrl-C to stop)", flush=True)
+    config = uvicorn.Config(create_app(), host=args.host, port=args.port, log_level="warning",
+                            ws="auto")
+    server = uvicorn.Server(config)
+    if not args.no_browser:
+        import threading
+        import webbrowser
+
+        def open_when_up():
+            import time
+
+            for _ in range(100):  # up to 10 s for the server to start
+                if server.started:
+                    webbrowser.open(url)
+                    return
+                time.sleep(0.1)
+
+        threading.Thread(target=open_when_up, daemon=True).start()
+    server.run()
+    return 0

@@ -1,0 +1,1 @@
+"""Hand-derived convolution and pooling, and a small CNN."""

@@ -1,0 +1,1 @@
+"""Engines that run the training loop: readable numpy, compiled CPU, CUDA, ensembles."""

@@ -1,0 +1,289 @@
+"""Ensembles: K networks of one architecture trained at once, differing in seed and/or η.
+
+The problem set trained one network and wondered how much the result depends on the
+initialisation.  ``train_ensemble(config, seeds=range(1000))`` answers that in one call: every
+network k starts from ``init_weights(layout, config.init, seeds[k])``, takes full-batch gradient
+descent steps with its own ``lrs[k]`` on the same prepared data, and is the very network
+``train(config with seed=seeds[k], lr=lrs[k])`` would produce (a test holds them equal).
+
+The K weight vectors are the rows of one (K, P) matrix in the w1..wP order; the engines that
+train them are interchangeable:
+
+* ``fast`` (numba): one network per parallel iteration, the whole chunk of epochs in cache,
+  the same compiled code as ``scratchnet.engines.fast.run_epochs`` — used whenever numba is available;
+* ``numpy``: the readable equations of ``backprop.py`` batched over a leading K axis;
+* ``cuda``: one GPU thread per network (``scratchnet.engines.gpu``), with ``device="cuda"``.
+
+A network whose training loss becomes non-finite is marked diverged: it keeps the weights of
+its last finite epoch (as ``train`` does), its later records are NaN, and the others go on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..core.activations import ACTIVATIONS
+from ..core.errors import ScratchnetError
+from ..core.losses import CANONICAL_PAIRS, EPS, LOSSES
+from ..core.network import Layout, init_weights
+
+METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
+# row-network-epochs per chunk: a fraction of a second on CPU cores, on a GPU
+CHUNK_WORK = {"cpu": 2e7, "cuda": 2e10}
+
+
+@dataclass
+class EnsembleResult:
+    """Stacked results of K networks; row k belongs to ``seeds[k]`` and ``lrs[k]``."""
+
+    W: np.ndarray  # (K, P) final weights, w1..wP order (last finite weights if diverged)
+    seeds: np.ndarray  # (K,) int
+    lrs: np.ndarray  # (K,) float
+    epochs: np.ndarray  # (n_records,) the epoch index of every record column
+    train_loss: np.ndarray  # (K, n_records) loss of the weights after `epochs[j]` updates
+    test_loss: np.ndarray  # (K, n_records)
+    train_acc: np.ndarray  # (K, n_records)
+    test_acc: np.ndarray  # (K, n_records)
+    layout: Layout
+    prepared: object  # train.Prepared
+    config: object  # train.TrainConfig (its seed and lr are those of network 0)
+    seconds: float = 0.0
+    engine: str = "numpy"
+    device: str = "cpu"
+    diverged_at: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (K,), −1
+    final: dict = field(default_factory=dict)  # metric → (K,) array for the final weights
+    stopped: str = "completed"  # completed | interrupted
+    epochs_done: int = 0
+
+    @property
+    def K(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """(K,) bool: the network's training loss became non-finite."""
+        return self.diverged_at >= 0
+
+    @property
+    def best_epoch(self) -> np.ndarray:
+        """(K,) the recorded epoch of lowest test loss per network (NaNs ignored)."""
+        tl = np.where(np.isfinite(self.test_loss), self.test_loss, np.inf)
+        if tl.shape[1] == 0:
+            return np.zeros(self.K, np.int64)
+        return self.epochs[np.argmin(tl, axis=1)]
+
+    def history(self, k: int):
+        """The per-record history of network k as a ``train.History``."""
+        from ..training.train import History
+
+        return History(*(getattr(self, m)[k].copy() for m in METRICS))
+
+    def model(self, k: int):
+        """Network k as a :class:`scratchnet.core.model.Model` (save it, predict with it)."""
+        from ..core.model import Model
+
+        prep = self.prepared
+        cfg = replace(self.config, seed=int(self.seeds[k]), lr=float(self.lrs[k]))
+        final = {m: float(self.final[m][k]) for m in METRICS}
+        return Model(self.layout, self.W[k].copy(), self.config.loss, prep.x_scaler,
+                     prep.y_scaler, prep.classes, prep.dataset.target_name, cfg.to_dict(), final)
+
+
+def _per_network(values, K: int, name: str, default, dtype) -> np.ndarray:
+    """A scalar / None broadcast to K values, or a length-K sequence, as a 1-D array."""
+    if values is None:
+        values = default
+    arr = np.asarray(values, dtype=dtype)
+    if arr.ndim == 0:
+        return np.full(K, arr, dtype=dtype)
+    if arr.ndim != 1 or arr.size != K:
+        raise ScratchnetError(f"{name}: expected one value per network ({K}), got {arr.size}")
+    return arr
+
+
+# ---- the readable batched engine -------------------------------------------------------------
+def _forward(layout: Layout, W: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
+    """β_0 = x (N, D), then β_l of shape (K, N, fan_out) for each layer: backprop.forward over K."""
+    betas = [x]
+    for l, Wl in enumerate(layout.views(W)):  # Wl: (K, fan_in + 1, fan_out)
+        alpha = betas[-1] @ Wl[:, 1:] + Wl[:, :1]  # (K, N, fan_out)   α_l
+        betas.append(layout.layer_activation(l).f(alpha))  # (K, N, fan_out)   β_l
+    return betas
+
+
+def batched_loss(loss: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """(K,) losses.LOSSES[loss].value for each network's predictions p[k] (K, N, n_out)."""
+    ax = (1, 2)
+    if loss == "sse":
+        return 0.5 * np.sum((p - y) ** 2, axis=ax)
+    q = np.clip(p, EPS, 1.0 - EPS)
+    if loss == "bce":
+        return -np.sum(y * np.log(q) + (1 - y) * np.log(1 - q), axis=ax)
+    return -np.sum(y * np.log(q), axis=ax)
+
+
+def batched_accuracy(p: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
+    """(K,) train.accuracy for each network's predictions p[k] (K, N, n_out)."""
+    if p.shape[2] == 1:
+        return np.mean((p[:, :, 0] > threshold) == (labels == 1), axis=1)
+    return np.mean(p.argmax(axis=2) == labels, axis=1)
+
+
+def _gradient(layout: Layout, loss: str, W: np.ndarray, betas, y: np.ndarray) -> np.ndarray:
+    """(K, P) ∂E/∂w for every network: backprop.backward with a leading K axis."""
+    y_pred = betas[-1]
+    if (layout.output, loss) in CANONICAL_PAIRS:
+        delta = y_pred - y  # (K, N, n_out)   δ_L = ŷ − y
+    else:
+        delta = ACTIVATIONS[layout.output].backward(y_pred, LOSSES[loss].grad(y, y_pred))
+    grad = np.empty_like(W)
+    Ws, Gs = layout.views(W), layout.views(grad)
+    for l in reversed(range(layout.n_layers)):
+        Gs[l][:, 0] = delta.sum(axis=1)  # (K, fan_out)          Σ_n δ_l
+        Gs[l][:, 1:] = np.swapaxes(betas[l], -1, -2) @ delta  # (K, fan_in, fan_out)  β_{l−1}ᵀ δ_l
+        if l > 0:
+            back = delta @ np.swapaxes(Ws[l][:, 1:], -1, -2)  # (K, N, fan_in)   δ W_l[1:]ᵀ
+            delta = layout.layer_activation(l - 1).backward(betas[l], back)
+    return grad
+
+
+def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
+                 lrs: np.ndarray, P, start: int, stop: int, record_every: int, rec: dict,
+                 diverged_at: np.ndarray) -> None:
+    """Epochs start..stop−1 for all K networks at once (readable numpy, batched over K).
+
+    Updates ``W`` (K, P) in place; at every epoch t with t % record_every == 0 writes the four
+    metrics into column t // record_every of ``rec[m]`` (K, n_records).  ``W_prev`` holds the
+    weights before the last update (kept across calls).  A network whose train loss turns
+    non-finite gets ``diverged_at[k] = t``, those weights back, and is left alone from then
+    on.  Every engine (fast, cuda) has this signature and these semantics.
+    """
+    with np.errstate(all="ignore"):  # diverging networks overflow; they are handled below
+        for t in range(start, stop):
+            active = diverged_at < 0
+            betas = _forward(layout, W, P.x_train)
+            trl = batched_loss(loss, P.y_train, betas[-1])
+            bad = active & ~np.isfinite(trl)
+            if bad.any():
+                # the update of epoch t − 1 led here: undo it (w_{t−1} = w_t + η g_{t−1} is not
+                # exact in floating point, so the previous weights were kept instead)
+                W[bad] = W_prev[bad]
+                diverged_at[bad] = t
+                active &= ~bad
+            if t % record_every == 0:
+                j = t // record_every
+                y_test = _forward(layout, W, P.x_test)[-1]
+                rows = np.flatnonzero(active)
+                rec["train_loss"][rows, j] = trl[rows]
+                rec["test_loss"][rows, j] = batched_loss(loss, P.y_test, y_test)[rows]
+                rec["train_acc"][rows, j] = batched_accuracy(betas[-1], P.l_train,
+                                                             P.threshold)[rows]
+                rec["test_acc"][rows, j] = batched_accuracy(y_test, P.l_test, P.threshold)[rows]
+            W_prev[active] = W[active]
+            g = _gradient(layout, loss, W, betas, P.y_train)
+            W -= np.where(active[:, None], lrs[:, None] * g, 0.0)
+
+
+def final_metrics(layout: Layout, loss: str, W: np.ndarray, P) -> dict:
+    """(K,) losses and accuracies of the final weights, as ``train.final_metrics`` per row."""
+    with np.errstate(all="ignore"):
+        ptr = _forward(layout, W, P.x_train)[-1]
+        pte = _forward(layout, W, P.x_test)[-1]
+        return {"train_loss": batched_loss(loss, P.y_train, ptr),
+                "test_loss": batched_loss(loss, P.y_test, pte),
+                "train_acc": batched_accuracy(ptr, P.l_train, P.threshold),
+                "test_acc": batched_accuracy(pte, P.l_test, P.threshold)}
+
+
+def select_ensemble_engine(device: str, engine: str = "auto"):
+    """(name, engine function) for ``device`` ("cpu" or "cuda") and ``engine``."""
+    if device == "cuda":
+        from . import gpu
+
+        gpu.require_cuda()
+        return "cuda", gpu.cuda_engine
+    if device != "cpu":
+        raise ScratchnetError(f"--device: unknown '{device}' (choose from cpu, cuda)")
+    from ..training.train import compiled_engine
+
+    fast = compiled_engine(engine)
+    if fast is not None:
+        return "fast", fast.ensemble_engine
+    return "numpy", numpy_engine
+
+
+def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepared=None,
+                   record_every: int = 1, progress=None, epochs: int | None = None,
+                   engine: str | None = None) -> EnsembleResult:
+    """Train K networks of ``config``'s architecture at once with full-batch gradient descent.
+
+    ``seeds`` and ``lrs``: one value per network (equal lengths K), or a scalar / None that is
+    broadcast (``lrs=None`` → ``config.lr``).  ``prepared``: the output of
+    ``train.prepare(config)``, to skip loading the data again.  Metrics are recorded every
+    ``record_every`` epochs (epoch 0 always).  ``progress(done, total, train_loss, test_loss)``
+    is called after each chunk of epochs with the lowest current losses.  ``epochs`` overrides
+    ``config.epochs``; ``engine`` overrides ``config.engine`` (auto | numpy | fast, CPU only).
+    Ctrl-C stops after the chunk in flight and returns what was done (``stopped="interrupted"``).
+    """
+    from ..training.train import prepare
+
+    plain = getattr(config, "plain_gd", None)
+    if plain is not None and not plain():
+        raise ScratchnetError("train_ensemble runs plain full-batch gradient descent only "
+                              "(no optimizer, mini-batches, schedule, penalty, early stopping, "
+                              "jitter or monitor)")
+    prep = prepared if prepared is not None else prepare(config)
+    layout, P = prep.layout, prep.problem
+    seeds_arr = np.atleast_1d(np.asarray(seeds))
+    lrs_arr = None if lrs is None else np.atleast_1d(np.asarray(lrs, dtype=float))
+    K = max(seeds_arr.size, 1 if lrs_arr is None else lrs_arr.size)
+    seeds_arr = _per_network(seeds, K, "seeds", 0, np.int64)
+    lrs_arr = _per_network(lrs, K, "lrs", config.lr, float)
+    if not np.all(np.isfinite(lrs_arr) & (lrs_arr > 0)):
+        raise ScratchnetError("lrs: every learning rate must be a positive number")
+    if int(record_every) < 1:
+        raise ScratchnetError(f"record_every must be >= 1, got {record_every}")
+    record_every = int(record_every)
+    E = int(config.epochs if epochs is None else epochs)
+    if E < 0:
+        raise ScratchnetError(f"epochs must be >= 0, got {E}")
+    name, run = select_ensemble_engine(device, engine or config.engine)
+
+    W = np.stack([init_weights(layout, config.init, int(s)) for s in seeds_arr]) \
+        if K else np.zeros((0, layout.n_params))
+    rec_epochs = np.arange(0, E, record_every)
+    rec = {m: np.full((K, rec_epochs.size), np.nan) for m in METRICS}
+    diverged_at = np.full(K, -1, np.int64)
+    W_prev = W.copy()  # the weights before the last update: a loss non-finite at once keeps W
+    # chunks of a fraction of a second between progress reports and Ctrl-C checks
+    rows = P.x_train.shape[0] + P.x_test.shape[0] / record_every
+    budget = CHUNK_WORK["cuda" if name == "cuda" else "cpu"]
+    chunk = int(max(1, min(E, budget // max(1.0, K * rows)))) if E else 1
+    done, stopped = 0, "completed"
+    t0 = time.perf_counter()
+    while done < E:
+        stop = min(done + chunk, E)
+        W_start, Wp_start, div_start = W.copy(), W_prev.copy(), diverged_at.copy()
+        try:
+            run(layout, config.loss, W, W_prev, lrs_arr, P, done, stop, record_every, rec,
+                diverged_at)
+        except KeyboardInterrupt:  # the chunk in flight is dropped
+            W[:], W_prev[:], diverged_at[:] = W_start, Wp_start, div_start
+            stopped = "interrupted"
+            break
+        done = stop
+        if progress is not None:
+            j = (done - 1) // record_every
+            with np.errstate(all="ignore"):
+                progress(done, E, float(np.nanmin(rec["train_loss"][:, j], initial=np.inf)),
+                         float(np.nanmin(rec["test_loss"][:, j], initial=np.inf)))
+    seconds = time.perf_counter() - t0
+    if stopped == "interrupted":  # forget the records of the dropped chunk
+        for m in METRICS:
+            rec[m][:, rec_epochs >= done] = np.nan
+    final = final_metrics(layout, config.loss, W, P)
+    return EnsembleResult(W, seeds_arr, lrs_arr, rec_epochs, rec["train_loss"],
+                          rec["test_loss"], rec["train_acc"], rec["test_acc"], layout, prep,
+                          config, seconds, name, device, diverged_at, final, stopped, done)

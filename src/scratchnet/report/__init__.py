@@ -1,0 +1,1 @@
+"""The PS5 report: figures, diagram, derivation, demos and the offline page."""

@@ -1,0 +1,513 @@
+"""``scratchnet ps5``: everything the problem set's notebook shows, done right, in one folder.
+
+    build_report(config, "ps5-report")  →  report.html (one self-contained page) + its parts:
+    data.png, network.png/.svg, derivation.md, losses.png, decision_map.png, hidden_units.png,
+    torch_losses.png, torch_decision_map.png, monitor.png, learning_rates.png, softmax_map.png,
+    kernels.png, model.json, history.csv, summary.json
+
+The training is the engine's (``train.train``, the compiled path when available).  It runs in
+segments between a few log-spaced epochs, each segment continuing from the last one's weights —
+bit-identical to one call for plain gradient descent — so that the weights at those epochs are
+kept for Question 4's gradient-norm and saturation curves.  Every other step is measured and
+the times land in ``summary.json``.  The page needs no network: images are embedded as base64,
+the mathematics is MathML, which browsers render natively.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..core.errors import DivergedError, ScratchnetError
+
+AUX_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # η × these, compared
+
+
+@dataclass
+class ReportOptions:
+    log_y: bool = False  # loss curves on a log scale
+    torch_epochs: int = 10_000  # the twin's epochs (0 = no twin); PyTorch is ~0.2 ms/epoch
+    aux_epochs: int = 20_000  # epochs of the η comparison (0 = none)
+    snapshots: int = 40  # log-spaced epochs whose weights are kept for Question 4
+    verbose: bool = False  # print the problem set's loss line every log_every epochs
+    progress: object = None  # progress(done, total, train_loss, test_loss)
+    status: object = None  # status(step name) when a report step starts
+
+
+@dataclass
+class Report:
+    out: str
+    summary: dict
+    files: list[str] = field(default_factory=list)
+    code: int = 0  # 0, 2 = diverged (what was trained is reported), 130 = interrupted
+
+
+# ---- training with snapshots -------------------------------------------------------------------
+
+
+def snapshot_epochs(epochs: int, n: int = 40, extra=()) -> list[int]:
+    """0, the last epoch, ``n`` log-spaced epochs between and ``extra``."""
+    pts = {0, int(epochs)} | {int(e) for e in extra if 0 <= e <= epochs}
+    if epochs > 0:
+        pts |= set(np.unique(np.round(np.geomspace(1, epochs, n)).astype(int)).tolist())
+    return sorted(pts)
+
+
+def _is_plain(config) -> bool:
+    return config.plain_gd() if hasattr(config, "plain_gd") else True
+
+
+def train_with_snapshots(config, marks, progress=None, on_log=None):
+    """``train(config)`` run in segments between the epochs ``marks``; returns (TrainResult,
+    {epoch: weights after that many updates}).
+
+    Plain full-batch gradient descent keeps no state but ``w``, so the segments give the very
+    numbers of one call.  Other optimizers carry state (momentum, Adam's moments, schedules), so
+    they run in one call with ``monitor`` on and only the start and end weights are kept.
+    A diverged run raises :class:`DivergedError` whose ``result`` is (TrainResult, snapshots)
+    for the epochs before it."""
+    from ..core.model import Model
+    from ..core.network import init_weights
+    from ..training.train import History, TrainResult, train
+
+    E = int(config.epochs)
+    plain = _is_plain(config)
+    bounds = [(a, b) for a, b in zip(marks[:-1], marks[1:]) if b > a] if plain else [(0, E)]
+    if not bounds:
+        bounds = [(0, E)]
+    w, parts, snaps, seconds, last, error = None, [], {}, 0.0, None, None
+    for a, b in bounds:
+        seg = replace(config, epochs=b - a, log_every=0)
+        if not plain and hasattr(config, "monitor"):
+            seg = replace(seg, monitor=True)
+        prog = (lambda d, tot, tr, te, a=a: progress(a + d, E, tr, te)) if progress else None
+        try:
+            r = train(seg, w0=w, progress=prog)
+        except DivergedError as e:
+            r, error = e.result, e
+        if not snaps:
+            snaps[0] = (init_weights(r.prepared.layout, config.init, config.seed)
+                        if w is None else w.copy())
+        parts.append(r.history)
+        seconds += r.seconds
+        last = r
+        if on_log and config.log_every:
+            for t in range(a, a + len(r.history)):
+                if t % config.log_every == 0:
+                    on_log(t, float(r.history.train_loss[t - a]), float(r.history.test_loss[t - a]))
+        if error is not None or r.stopped != "completed":
+            break
+        w = r.model.w.copy()
+        snaps[b] = w.copy()
+    hist = History(*(np.concatenate([getattr(h, f) for h in parts])
+                     for f in ("train_loss", "test_loss", "train_acc", "test_acc")))
+    done = len(hist) if error is None else last.final["epochs"] + (bounds[len(parts) - 1][0])
+    stopped = "diverged" if error is not None else last.stopped
+    final = dict(last.final)
+    final.update(epochs=int(done), seconds=seconds, stopped=stopped)
+    prep = last.prepared
+    model = Model(prep.layout, last.model.w, config.loss, prep.x_scaler, prep.y_scaler,
+                  prep.classes, prep.dataset.target_name, config.to_dict(), final)
+    result = TrainResult(model, hist, config, prep, seconds, stopped, last.engine, final)
+    result.monitor = getattr(last, "monitor", None)
+    if error is not None:
+        raise DivergedError(str(error), (result, snaps))
+    return result, snaps
+
+
+# ---- measurements ----------------------------------------------------------------------------
+
+
+def confusion(model, X, y, classes) -> list[list[int]]:
+    """Rows: true class, columns: predicted class (in the order of ``classes``)."""
+    K = len(classes)
+    t = np.searchsorted(classes, y)
+    p = np.searchsorted(classes, model.predict(X))
+    m = np.zeros((K, K), int)
+    np.add.at(m, (t, p), 1)
+    return m.tolist()
+
+
+def monitor_series(result, snaps):
+    """(epochs, grad norms (T, L), saturated share (T, H)) over training."""
+    from ..training.monitor import layer_gradient_norms, saturated_share
+
+    layout, P = result.prepared.layout, result.prepared.problem
+    mon = getattr(result, "monitor", None)
+    if mon is not None and len(mon.get("epoch", ())) > 0:  # the general loop recorded every epoch
+        ep = np.asarray(mon["epoch"])
+        keep = np.unique(np.round(np.geomspace(1, max(ep.size, 1), 40)).astype(int) - 1)
+        return ep[keep], np.asarray(mon["grad_norms"])[keep], np.asarray(mon["saturated"])[keep]
+    epochs = sorted(snaps)
+    G = [layer_gradient_norms(layout, result.config.loss, snaps[e], P.x_train, P.y_train)
+         for e in epochs]
+    S = [saturated_share(layout, snaps[e], P.x_train) for e in epochs]
+    return np.array(epochs), np.array(G), np.array(S).reshape(len(epochs), -1)
+
+
+def lr_comparison(config, prepared, epochs: int):
+    """Training loss curves for η × AUX_FACTORS, all networks at once (train_ensemble)."""
+    from ..engines.ensemble import train_ensemble
+
+    lrs = np.array([config.lr * f for f in AUX_FACTORS])
+    every = max(1, epochs // 400)
+    ens = train_ensemble(replace(config, epochs=epochs), seeds=config.seed, lrs=lrs,
+                         prepared=prepared, record_every=every, epochs=epochs)
+    return lrs, ens.train_loss, ens.epochs, ens.final["train_loss"], ens.diverged
+
+
+def softmax_example(epochs: int = 2000):
+    """Question 4's softmax: a 2-7-3 softmax / cross-entropy network on three Gaussian blobs."""
+    from ..training.train import TrainConfig, train
+
+    cfg = TrainConfig(data="gaussians", n_classes=3, output="softmax", loss="ce", hidden=(7,),
+                      lr=1e-3, epochs=epochs, log_every=0)
+    return train(cfg)
+
+
+def jitter_stability(model, X, sigma: float = 0.1, draws: int = 50, seed: int = 0) -> float:
+    """Share of predictions unchanged when the standardized inputs get N(0, σ²) noise — the
+    invariance data augmentation trains for."""
+    rng = np.random.RandomState(seed)
+    base = model.predict(X)
+    std = model.x_scaler.std if model.x_scaler is not None else np.ones(X.shape[1])
+    same = [np.mean(model.predict(X + sigma * std * rng.randn(*X.shape)) == base)
+            for _ in range(draws)]
+    return float(np.mean(same))
+
+
+def _finite(v):
+    """JSON-safe: numpy → Python, NaN/inf → None."""
+    if isinstance(v, dict):
+        return {str(k): _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _finite(v.tolist())
+    if isinstance(v, (np.floating, float)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+# ---- the report --------------------------------------------------------------------------------
+
+
+class _Steps:
+    """Times the report's steps; ``guard`` steps (Question 4's side measurements) that fail are
+    recorded and reported instead of stopping the report."""
+
+    def __init__(self, status=None):
+        self.times: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+        self.status = status
+
+    def __call__(self, name, into: dict | None = None, key: str | None = None):
+        steps = self
+
+        class _Step:
+            def __enter__(self):
+                if steps.status is not None:
+                    steps.status(name)
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, kind, exc, tb):
+                steps.times[name] = steps.times.get(name, 0.0) + time.perf_counter() - self.t0
+                if into is None or kind is None or not issubclass(kind, Exception):
+                    return False
+                why = f"{kind.__name__}: {exc}"
+                steps.errors[name] = why
+                into[key] = {"skipped": f"it failed ({why})"}
+                print(f"scratchnet ps5: {name} failed ({why}); the report goes on",
+                      file=sys.stderr)
+                return True
+
+        return _Step()
+
+
+def build_report(config, out: str = "ps5-report", options: ReportOptions | None = None) -> Report:
+    """Train as ``config`` says and write the whole report into the folder ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import plots
+    from .derive import derive
+    from .diagram import network_figure
+    from ..core.network import init_weights
+
+    opt = options or ReportOptions()
+    os.makedirs(out, exist_ok=True)
+    T = _Steps(opt.status)
+    files: list[str] = []
+    s: dict = {"config": config.to_dict()}
+    code = 0
+
+    def path(name):
+        files.append(name)
+        return os.path.join(out, name)
+
+    fig_times: dict[str, float] = {}
+
+    def savefig(fig, name):
+        t0 = time.perf_counter()
+        plots.save(fig, path(name))
+        fig_times[name] = time.perf_counter() - t0
+
+    # -- training ---------------------------------------------------------------------------
+    E = int(config.epochs)
+    n_twin = min(E, max(0, int(opt.torch_epochs)))
+    marks = snapshot_epochs(E, opt.snapshots, extra=(n_twin,))
+
+    def log(t, tr, te):
+        if opt.verbose:
+            if getattr(opt.progress, "enabled", False):
+                sys.stderr.write("\r\033[K")  # clear the progress bar's line first
+            print(f"epoch {t:>7}  train loss {tr:.6f}  test loss {te:.6f}", flush=True)
+
+    with T("training"):
+        try:
+            result, snaps = train_with_snapshots(config, marks, opt.progress, log)
+        except DivergedError as e:
+            (result, snaps), code = e.result, 2
+            s["diverged"] = str(e)
+    if result.stopped == "interrupted":
+        code = 130
+    t_report = time.perf_counter()  # everything from here on is "the report"
+    with T("torch twin"):
+        collect, skipped = start_twin(config, result, snaps, n_twin)
+    prep, model, hist = result.prepared, result.model, result.history
+    layout, ds, P = prep.layout, prep.dataset, prep.problem
+    two_d = ds.X.shape[1] == 2
+    final = result.final
+    s.update(
+        data={"source": ds.source, "rows": int(len(ds.y)), "features": list(ds.feature_names),
+              "target": ds.target_name, "classes": prep.classes.tolist(),
+              "n_train": int(len(prep.train_idx)), "n_test": int(len(prep.test_idx))},
+        layout=layout.describe(), n_params=layout.n_params, final=final,
+        training_seconds=result.seconds, engine=result.engine,
+        confusion={"labels": prep.classes.tolist(),
+                   "train": confusion(model, ds.X[prep.train_idx], ds.y[prep.train_idx],
+                                      prep.classes),
+                   "test": confusion(model, ds.X[prep.test_idx], ds.y[prep.test_idx],
+                                     prep.classes)})
+    with T("files"):
+        model.save(path("model.json"))
+        hist.to_csv(path("history.csv"))
+
+    # -- Question 1 -----------------------------------------------------------------------------
+    with T("figures"):
+        if two_d:
+            savefig(plots.data_figure(ds), "data.png")
+        net = network_figure(layout)
+        savefig(net, "network.png")
+        savefig(net, "network.svg")
+    with T("derivation"):
+        der = derive(layout, config.loss)
+        with open(path("derivation.md"), "w", encoding="utf-8") as fh:
+            fh.write(der.to_markdown())
+        from ..core.backprop import loss_and_grad
+
+        _, g_engine = loss_and_grad(layout, config.loss, model.w, P.x_train, P.y_train)
+        g_formula = der.gradient(model.w, P.x_train, P.y_train)
+        s["derivation"] = {"formulas": layout.n_params,
+                           "max_abs_diff_vs_engine": float(np.max(np.abs(g_formula - g_engine))),
+                           "max_abs_gradient": float(np.max(np.abs(g_engine)))}
+
+    # -- Question 2 -----------------------------------------------------------------------------
+    with T("figures"):
+        savefig(plots.losses_figure(hist.train_loss, hist.test_loss, log=opt.log_y),
+                "losses.png")
+        if two_d:
+            g1, g2 = plots.grid_axes(ds.X, 200)
+            savefig(plots.decision_map_figure(model, ds, prep.train_idx, prep.test_idx,
+                                              grid=(g1, g2)), "decision_map.png")
+            savefig(plots.hidden_units_figure(model, ds), "hidden_units.png")
+
+    # -- Question 4 (side measurements: one that fails is reported, the rest goes on) --------
+    q4: dict = {}
+    with T("monitor", q4, "monitor"):
+        ep, G, S = monitor_series(result, snaps)
+        hidden_names = [f"hidden layer {l}" if len(layout.sizes) > 3 else "hidden layer"
+                        for l in range(1, len(layout.sizes) - 1)]
+        layer_names = [f"layer {l + 1}: {layout.sizes[l]}+1 → {layout.sizes[l + 1]}"
+                       for l in range(layout.n_layers)]
+        q4["monitor"] = {"epochs": ep, "grad_norms": G, "saturated": S,
+                         "layer_names": layer_names, "hidden_names": hidden_names}
+        savefig(plots.monitor_figure(ep, G, S, layer_names, hidden_names), "monitor.png")
+    with T("linear baseline", q4, "linear"):
+        q4["linear"] = _linear_baseline(config, result)
+    n_aux = min(E, max(0, int(opt.aux_epochs)))
+    if n_aux > 0 and not _is_plain(config):
+        q4["learning_rates"] = {"skipped": "the η comparison trains plain gradient descent; "
+                                "this run used other optimizer flags"}
+    elif n_aux > 0:
+        with T("learning rates", q4, "learning_rates"):
+            lrs, curves, rec_ep, finals, div = lr_comparison(config, prep, n_aux)
+            q4["learning_rates"] = {"lrs": lrs, "epochs": n_aux, "final_train_loss": finals,
+                                    "diverged": div}
+            savefig(plots.lr_figure(lrs, curves, rec_ep, finals, config.lr, div),
+                    "learning_rates.png")
+    with T("softmax example", q4, "softmax"):
+        sm = softmax_example()
+        sm_prep = sm.prepared
+        proba = sm.model.predict_proba(sm_prep.dataset.X)
+        q4["softmax"] = {"test_acc": sm.final["test_acc"], "train_acc": sm.final["train_acc"],
+                         "max_abs_sum_minus_1": float(np.max(np.abs(proba.sum(axis=1) - 1)))}
+        savefig(plots.decision_map_figure(sm.model, sm_prep.dataset, sm_prep.train_idx,
+                                          sm_prep.test_idx, title="Softmax: three classes"),
+                "softmax_map.png")
+    if two_d:
+        with T("kernels", q4, "kernels"):
+            Pm = plots.probability_grid(model, g1, g2)[..., -1]
+            edges, pooled = plots.conv_pool(Pm)
+            top = edges >= np.quantile(edges, 0.98)
+            q4["kernels"] = {"mean_p_at_strongest_edges": float(Pm[1:-1, 1:-1][top].mean()),
+                             "pooled_shape": list(pooled.shape), "grid_shape": list(Pm.shape)}
+            savefig(plots.conv_pool_figure(g1, g2, Pm), "kernels.png")
+    with T("jitter", q4, "augmentation"):
+        q4["augmentation"] = {"sigma": 0.1, "unchanged_share": jitter_stability(
+            model, ds.X[prep.test_idx])}
+    with T("gradient check", q4, "gradient_check"):
+        from ..core.backprop import numeric_grad
+
+        num = numeric_grad(layout, config.loss, model.w, P.x_train, P.y_train)
+        q4["gradient_check"] = {"max_abs_diff": float(np.max(np.abs(num - g_engine))),
+                                "max_abs_gradient": float(np.max(np.abs(g_engine)))}
+    # -- Question 3: the PyTorch twin, trained meanwhile in a worker process -----------------
+    with T("torch twin"):
+        s["torch"] = torch_section(config, result, snaps, n_twin, collect, skipped, savefig,
+                                   plots, two_d)
+
+    s["q4"] = q4
+    s["init_w"] = init_weights(layout, config.init, config.seed)
+    s["timings"] = T.times
+
+    # -- the page -------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    from .html import render_html
+
+    page = render_html(s, result, der, out, files)
+    with open(path("report.html"), "w", encoding="utf-8") as fh:
+        fh.write(page)
+    T.times["html"] = time.perf_counter() - t0
+    s["timings"] = T.times
+    s["figure_save_seconds"] = fig_times
+    s["report_seconds"] = time.perf_counter() - t_report
+    if T.errors:
+        s["errors"] = T.errors
+    s["files"] = files + ["summary.json"]
+    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as fh:
+        json.dump(_finite({k: v for k, v in s.items() if k not in ("init_w",)}), fh, indent=1,
+                  allow_nan=False)
+    return Report(out, s, s["files"], code)
+
+
+def _linear_baseline(config, result) -> dict:
+    """The same network and epochs with identity hidden units: a straight border at best."""
+    from ..training.train import train
+
+    if len(result.prepared.layout.sizes) < 3:
+        return {"skipped": "the network has no hidden layer"}
+    cfg = replace(config, activation="identity", epochs=len(result.history), log_every=0)
+    try:
+        r = train(cfg)
+    except DivergedError as e:
+        r = e.result
+    return {"epochs": r.final["epochs"], "test_acc": r.final["test_acc"],
+            "train_acc": r.final["train_acc"], "train_loss": r.final["train_loss"]}
+
+
+def _twin_job(prepared, config, w0, epochs):
+    """Run in a separate process: the PyTorch twin (torch's import alone takes seconds)."""
+    import torch
+
+    from ..trust import twin
+
+    torch.set_num_threads(1)  # tiny tensors; leave the other core to the report
+    tw = twin.train_twin(prepared, config, w0=w0, dtype="float64", epochs=epochs)
+    return tw.w, tw.train_loss, tw.test_loss, tw.seconds, tw.dtype
+
+
+def start_twin(config, result, snaps, n: int):
+    """Start the PyTorch twin for ``n`` epochs in a worker process (while the figures are
+    drawn); returns (a callable giving the twin's numbers, None) or (None, why it is skipped)."""
+    import importlib.util
+
+    if n <= 0:
+        return None, "--torch-epochs 0"
+    try:
+        from ..trust import twin  # noqa: F401
+    except ImportError:
+        return None, "scratchnet.trust.twin is not available in this installation"
+    if importlib.util.find_spec("torch") is None:
+        return None, "PyTorch is not installed (pip install 'scratchnet[torch]')"
+    if not _is_plain(config):
+        return None, ("the twin trains plain full-batch gradient descent only (the problem "
+                      "set's); this run used other optimizer flags")
+    if n not in snaps:
+        return None, f"training stopped before epoch {n}"
+    args = (result.prepared, config, snaps[0], n)
+    try:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        fut = pool.submit(_twin_job, *args)
+    except (OSError, RuntimeError, ValueError):  # no processes here: run it in line later
+        return (lambda: _twin_job(*args)), None
+
+    def collect():
+        try:
+            return fut.result()
+        finally:
+            pool.shutdown()
+
+    return collect, None
+
+
+def torch_section(config, result, snaps, n: int, collect, skipped, savefig, plots,
+                  two_d: bool) -> dict:
+    """Question 3 done right: the PyTorch twin from the same initial weights, compared."""
+    if collect is None:
+        return {"skipped": skipped}
+    from ..core.model import Model
+
+    try:
+        w_t, tr_t, te_t, seconds, dtype = collect()
+    except ScratchnetError as e:
+        return {"skipped": str(e)}
+    except Exception as e:  # a broken torch install or a worker that died: report the rest
+        return {"skipped": f"the PyTorch twin failed ({e.__class__.__name__}: {e})"}
+    prep, hist = result.prepared, result.history
+    savefig(plots.losses_figure(hist.train_loss[:n], hist.test_loss[:n],
+                                others={"PyTorch twin": (tr_t, te_t)},
+                                label=f"scratchnet ({result.engine} engine)",
+                                title=f"The first {n} epochs: scratchnet and its PyTorch twin"),
+            "torch_losses.png")
+    out = {"epochs": n, "dtype": dtype, "seconds": seconds,
+           "max_abs_train_loss_diff": float(np.max(np.abs(tr_t - hist.train_loss[:n]))),
+           "max_abs_test_loss_diff": float(np.max(np.abs(te_t - hist.test_loss[:n]))),
+           "max_abs_weight_diff": float(np.max(np.abs(w_t - snaps[n])))}
+    if two_d:
+        lay, ds = prep.layout, prep.dataset
+
+        def model(w):
+            return Model(lay, w, config.loss, prep.x_scaler, prep.y_scaler, prep.classes,
+                         ds.target_name)
+
+        g1, g2 = plots.grid_axes(ds.X, 200)
+        out["max_abs_map_diff"] = float(np.max(np.abs(
+            plots.probability_grid(model(w_t), g1, g2)
+            - plots.probability_grid(model(snaps[n]), g1, g2))))
+        savefig(plots.decision_map_figure(model(w_t), ds, prep.train_idx, prep.test_idx,
+                                          grid=(g1, g2), title=f"PyTorch twin after {n} epochs"),
+                "torch_decision_map.png")
+    return out

@@ -1,0 +1,1 @@
+"""Training: the options, the configuration, the loop and its optimizers."""

@@ -1,0 +1,1 @@
+"""Trust: the PyTorch twin, the gradient check, the setup doctor."""
