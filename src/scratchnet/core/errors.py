@@ -22,3 +22,7 @@ class DivergedError(ScratchnetError):
     def __init__(self, message: str, result=None):
         super().__init__(message)
         self.result = result
+
+
+class OutputError(ScratchnetError):
+    """An output path that cannot be written (the option and the path named)."""
