@@ -19,12 +19,12 @@ def test_ps5_has_the_problem_sets_29_formulas(ps5):
     md = ps5.to_markdown()
     chain = r"\left(\beta_{O1} - y\right) \beta_{O1} \left(1 - \beta_{O1}\right)"
     # the two the problem set works out, and w8 of its list
-    assert rf"\frac{{\partial E}}{{\partial w_{{22}}}} = {chain}$" in md
-    assert (rf"\frac{{\partial E}}{{\partial w_{{1}}}} = {chain} w_{{23}} \beta_{{H1}} "
+    assert rf"\frac{{\partial E_{{n}}}}{{\partial w_{{22}}}} = {chain}$" in md
+    assert (rf"\frac{{\partial E_{{n}}}}{{\partial w_{{1}}}} = {chain} w_{{23}} \beta_{{H1}} "
             r"\left(1 - \beta_{H1}\right)$") in md
-    assert (rf"\frac{{\partial E}}{{\partial w_{{8}}}} = {chain} w_{{23}} \beta_{{H1}} "
+    assert (rf"\frac{{\partial E_{{n}}}}{{\partial w_{{8}}}} = {chain} w_{{23}} \beta_{{H1}} "
             r"\left(1 - \beta_{H1}\right) x_{1}$") in md
-    assert rf"\frac{{\partial E}}{{\partial w_{{29}}}} = {chain} \beta_{{H7}}$" in md
+    assert rf"\frac{{\partial E_{{n}}}}{{\partial w_{{29}}}} = {chain} \beta_{{H7}}$" in md
     # forward equations in α/β notation, bias weight first
     assert r"\alpha_{H1} = w_{1} + w_{8} x_{1} + w_{15} x_{2}" in md
     assert r"\beta_{O1} = S\left(\alpha_{O1}\right)" in md
@@ -34,7 +34,7 @@ def test_ps5_has_the_problem_sets_29_formulas(ps5):
 
 def test_ps5_worked_chain_rule_lists_the_partials(ps5):
     md = ps5.to_markdown()
-    assert (r"\frac{\partial E}{\partial \beta_{O1}} \frac{\partial \beta_{O1}}{\partial "
+    assert (r"\frac{\partial E_{n}}{\partial \beta_{O1}} \frac{\partial \beta_{O1}}{\partial "
             r"\alpha_{O1}} \frac{\partial \alpha_{O1}}{\partial \beta_{H1}} \frac{\partial "
             r"\beta_{H1}}{\partial \alpha_{H1}} \frac{\partial \alpha_{H1}}{\partial w_{1}}") in md
 
@@ -104,8 +104,8 @@ def test_deeper_nets_name_the_errors_sent_back():
     md = der.to_markdown()
     assert "## Errors sent back" in md
     assert r"\delta_{H1.1} = " in md  # first hidden layer: several paths → a named δ
-    assert r"\frac{\partial E}{\partial w_{1}} = \delta_{H1.1}$" in md
-    assert r"\frac{\partial E}{\partial w_{4}} = \delta_{H1.1} x_{1}$" in md
+    assert r"\frac{\partial E_{n}}{\partial w_{1}} = \delta_{H1.1}$" in md
+    assert r"\frac{\partial E_{n}}{\partial w_{4}} = \delta_{H1.1} x_{1}$" in md
 
 
 def test_latex_and_html_outputs(ps5):
@@ -123,7 +123,7 @@ def test_derive_command(capsys, tmp_path):
     assert main(["derive"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# Backpropagation for the 2-7-1 network")
-    assert out.count(r"\frac{\partial E}{\partial w_{") >= 29
+    assert out.count(r"\frac{\partial E_{n}}{\partial w_{") >= 29
     f = tmp_path / "d.tex"
     assert main(["derive", "--hidden", "4,3", "--format", "latex", "--out", str(f)]) == 0
     assert r"\begin{document}" in f.read_text()
@@ -131,3 +131,55 @@ def test_derive_command(capsys, tmp_path):
     capsys.readouterr()
     assert main(["derive", "--output", "softmax"]) == 2
     assert "--outputs" in capsys.readouterr().err
+
+
+def test_notation_per_row_loss_deltas_and_four_patterns(ps5):
+    md = ps5.to_markdown()
+    assert "E = Σ_n E_n" in md and "summed, not averaged, as in the problem set" in md
+    assert "without averaging as the problem set does" not in md
+    assert r"E_{n} = \frac{\left(y - \beta_{O1}\right)^{2}}{2}" in md
+    chain = r"\left(\beta_{O1} - y\right) \beta_{O1} \left(1 - \beta_{O1}\right)"
+    assert rf"\delta_{{O1}} = {chain} $$" in md  # the problem set's s
+    assert r"\delta_{H3} = \delta_{O1} w_{25} \beta_{H3} \left(1 - \beta_{H3}\right) $$" in md
+    assert "## All 29 derivatives in 4 patterns" in md
+    for pattern in (r"= \delta_{Hj} \qquad k = 1 \ldots 7", r"= \delta_{Hj} x_{i} \qquad k = 8",
+                    r"= \delta_{O1} \qquad k = 22", r"= \delta_{O1} \beta_{Hj} \qquad k = 23"):
+        assert pattern in md
+    assert "standardized units" in md
+
+
+LATEX_LAYOUTS = [((7,), "sigmoid", "sigmoid", "sse", 1), ((3, 4), "tanh", "sigmoid", "sse", 1),
+                 ((4,), "relu", "softmax", "ce", 3), ((3,), "identity", "identity", "sse", 2),
+                 ((3,), "sigmoid", "sigmoid", "bce", 1), ((), "sigmoid", "sigmoid", "sse", 1)]
+
+
+@pytest.mark.parametrize("hidden, act, out, loss, k", LATEX_LAYOUTS)
+def test_every_exported_formula_is_valid_math_mode_latex(hidden, act, out, loss, k):
+    """A real parser (matplotlib's mathtext) reads every formula, and every inline $…$ of the
+    document's text; the text between holds none of LaTeX's special characters unescaped."""
+    import re
+
+    mathtext = pytest.importorskip("matplotlib.mathtext")
+    parser = mathtext.MathTextParser("path")
+    der = derive(Layout.build(2, hidden, k, act, out), loss)
+    formulas = der.latex_formulas()
+    assert len(formulas) >= der.layout.n_params
+    for f in formulas:
+        parser.parse(f"${f}$")  # raises ValueError on anything mathtext cannot parse
+    tex = der.to_latex()
+    body = tex.split(r"\begin{document}", 1)[1]
+    text = re.sub(r"\\begin\{align\*\}.*?\\end\{align\*\}", "", body, flags=re.S)
+    inline = re.findall(r"(?<!\\)\$(.+?)(?<!\\)\$", text)
+    assert inline  # Greek letters in the prose are inline math
+    for m in inline:
+        parser.parse(f"${m}$")
+    prose = re.sub(r"(?<!\\)\$(.+?)(?<!\\)\$", "", text)
+    prose = re.sub(r"\\[a-zA-Z]+\*?(\{[^{}]*\})?", "", prose)  # commands like \section*{…}
+    prose = re.sub(r"\\[\^~]\{\}|\\[_^{}%&#$~]", "", prose)  # escaped specials
+    assert not re.search(r"[_^{}%&#$~]", prose), prose[:300]
+
+
+def test_derive_latex_command_has_no_text_mode_exponent(capsys):
+    assert main(["derive", "--format", "latex"]) == 0
+    tex = capsys.readouterr().out
+    assert "e^(-$" not in tex and r"e\^{}(-$\alpha$)" in tex

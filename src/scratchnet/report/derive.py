@@ -227,6 +227,11 @@ class Derivation:
                     out.append("")
         return "\n".join(out).rstrip() + "\n"
 
+    def latex_formulas(self) -> list[str]:
+        """Every formula as the math-mode LaTeX that ``to_latex`` and ``to_markdown`` write."""
+        return [" ".join(_tex(p) for p in f.pieces) for sec in self.sections
+                for f in sec.formulas]
+
     def to_latex(self) -> str:
         out = [r"\documentclass{article}", r"\usepackage{amsmath}", r"\begin{document}",
                r"\section*{%s}" % self.title]
@@ -264,11 +269,25 @@ class Derivation:
         return "\n".join(out)
 
 
+_TEXT_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "^": r"\^{}", "{": r"\{", "}": r"\}",
+                 "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "~": r"\~{}"}
+_TEXT_MATH = {"→": r"\to", "∂": r"\partial", "η": r"\eta", "δ": r"\delta", "α": r"\alpha",
+              "β": r"\beta", "Σ": r"\Sigma", "≈": r"\approx", "−": "-", "′": "'", "×": r"\times",
+              "²": "^2", "…": r"\ldots"}
+
+
 def _latex_text(s: str) -> str:
-    return (s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("→", r"$\to$")
-            .replace("∂", r"$\partial$").replace("η", r"$\eta$").replace("δ", r"$\delta$")
-            .replace("α", r"$\alpha$").replace("β", r"$\beta$").replace("Σ", r"$\Sigma$")
-            .replace("′", "'").replace("≈", r"$\approx$").replace("−", "-"))
+    """Plain text for LaTeX's text mode: its special characters escaped, Greek letters and
+    symbols as inline math."""
+    out = []
+    for ch in s:
+        if ch in _TEXT_ESCAPES:
+            out.append(_TEXT_ESCAPES[ch])
+        elif ch in _TEXT_MATH:
+            out.append(_TEXT_MATH[ch] if ch in "−′" else f"${_TEXT_MATH[ch]}$")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def unit_tag(layout: Layout, layer: int, j: int) -> str:
@@ -279,29 +298,178 @@ def unit_tag(layout: Layout, layer: int, j: int) -> str:
     return f"H{j + 1}" if len(layout.sizes) == 3 else f"H{layer}.{j + 1}"
 
 
-def derive(layout: Layout, loss: str = "sse") -> Derivation:
-    """Build the derivation of ∂E/∂w_k for every weight of ``layout`` with loss ``loss``."""
-    sp, _, _, _ = _sympy()
+@dataclass
+class _Symbols:
+    E: object  # E_n
+    A: list  # A[l][j] = α of unit j of layer l (A[0] unused)
+    B: list  # B[l][j] = β (B[0] = the inputs x)
+    D: list  # D[l][j] = δ
+    w: list
+    x: list
+    widx: list  # widx[l][r, c]: index k of the weight from source r to unit c
+
+
+FNAMES = {"sigmoid": ("the sigmoid S(α) = 1 / (1 + e^(−α))", "β(1 − β)"),
+          "tanh": ("tanh(α)", "1 − β²"), "relu": ("max(0, α)", "[β > 0]"),
+          "identity": ("α itself", "1"), "softmax": ("the softmax e^(α_Ok) / Σ_j e^(α_Oj)", "")}
+
+
+def _activation_text(layout: Layout) -> str:
+    """'the hidden and output units use the sigmoid S(α) = …, whose slope is β(1 − β)'."""
+    parts = []
+    names = list(dict.fromkeys(list(layout.activations) + [layout.output]))
+    for a in names:
+        where = ("hidden and output" if a in layout.activations and a == layout.output
+                 else "hidden" if a in layout.activations else "output")
+        f, slope = FNAMES[a]
+        parts.append(f"the {where} units use {f}" + (f", whose slope is {slope}" if slope
+                                                     else ""))
+    return "; ".join(parts)
+
+
+def _delta_display(layout, chains, s: _Symbols) -> list[Formula]:
+    """δ_u = ∂E_n/∂α_u for every unit whose error reaches the loss along one path, written
+    as the problem set's `s` for the output and δ_O · w · f′ for the hidden units."""
+    sp = _sympy()[0]
     L = layout.n_layers
-    P = layout.n_params
-    w = [sp.Symbol(f"w_{k + 1}") for k in range(P)]
+    out = []
+    for l in range(L, 0, -1):
+        for j in range(layout.sizes[l]):
+            ch = chains.get((l, j))
+            if ch is None:
+                continue
+            if l == L:
+                vals = [v for _, v in ch]
+                value = vals[0] if len(vals) == 1 else sp.Mul(*vals, evaluate=False)
+            else:
+                fprime = activation_rules(layout.activations[l - 1], s.A[l][j], s.B[l][j])[2]
+                factors = [s.D[l + 1][0], s.w[s.widx[l][j + 1, 0]]]
+                factors += list(fprime.args) if isinstance(fprime, sp.Mul) else [fprime]
+                value = sp.Mul(*[f for f in factors if f != 1], evaluate=False)
+            out.append(Formula((s.D[l][j], EQ, value)))
+    return out
+
+
+def _pattern_display(layout, s: _Symbols) -> list[Formula]:
+    """The P derivatives as a few patterns: δ of the receiving unit × what the weight carries
+    (1 for a bias weight, x_i for an input, β of the sending unit)."""
+    sp = _sympy()[0]
+    out = []
+    for l0 in range(layout.n_layers):
+        l = l0 + 1
+        many = layout.sizes[l] > 1
+        dst = unit_tag(layout, l, 0)[:-1] + "j" if many else unit_tag(layout, l, 0)
+        src_letter = "i" if many else "j"
+        delta = sp.Symbol(f"delta_{dst}")
+        first, last = layout.offsets[l0], layout.offsets[l0 + 1] - 1
+        n_bias = layout.sizes[l]
+        carried = [(sp.Integer(1), first, first + n_bias - 1)]
+        src = (sp.Symbol(f"x_{src_letter}") if l0 == 0 else
+               sp.Symbol(f"beta_{unit_tag(layout, l0, 0)[:-1]}{src_letter}"))
+        carried.append((src, first + n_bias, last))
+        for what, a, b in carried:
+            value = delta if what == 1 else sp.Mul(delta, what, evaluate=False)
+            span = Raw(rf"\qquad k = {a + 1} \ldots {b + 1}" if b > a else rf"\qquad k = {a + 1}",
+                       f'<mspace width="2em"/><mi>k</mi><mo>=</mo><mn>{a + 1}</mn>'
+                       + (f"<mo>&#8230;</mo><mn>{b + 1}</mn>" if b > a else ""))
+            out.append(Formula((Partial(s.E, sp.Symbol("w_k")), EQ, value, span)))
+    return out
+
+
+def _sections(layout, E, dE, canonical, examples, deltas, chains, s: _Symbols, fwd, weights):
+    sp = _sympy()[0]
+    L, P = layout.n_layers, layout.n_params
+    local = [Formula((Partial(s.E, b), EQ, v)) for b, v in zip(s.B[L], dE)]
+    beta, alpha = sp.Symbol("beta"), sp.Symbol("alpha")
+    for a in dict.fromkeys(list(layout.activations) + [layout.output]):
+        if a not in ("identity", "softmax"):
+            local.append(Formula((Partial(beta, alpha), EQ, activation_rules(a, alpha, beta)[2])))
+    inputs = ", ".join(f"x_{i + 1} = {n}" for i, n in enumerate(layout.input_names)
+                       if n != f"x_{i + 1}")
+    shown = _delta_display(layout, chains, s)
+    sections = [
+        Section("The loss", "For one training row n (targets y, outputs β_O) the loss is E_n "
+                "below; the training loss is the sum over the N training rows, E = Σ_n E_n — "
+                "summed, not averaged, as in the problem set. The formulas below are per row: "
+                "∂E/∂w_k = Σ_n ∂E_n/∂w_k." + (" The output activation and the loss form a "
+                                              "canonical pair: δ_O = ∂E_n/∂α_O = β_O − y, the "
+                                              "activation's slope cancels." if canonical else ""),
+                [Formula((s.E, EQ, E))]),
+        Section("The forward pass", f"α is the weighted sum entering a unit (bias weight first, "
+                f"as in the numbering w1..w{P}), β its output; {_activation_text(layout)}. "
+                "The inputs x_i are in standardized units (each column minus its mean, divided "
+                "by its standard deviation), and so are the weights that multiply them."
+                + (f" Inputs: {inputs}." if inputs else ""), fwd),
+        Section("Local derivatives", "Every factor of the chain rule is one of these (the slope "
+                "written from the unit's output β, as the problem set writes β(1 − β)), or "
+                "∂α/∂β = the weight between the two units, or ∂α/∂w = the weight's source "
+                "(1 for a bias).", local),
+        Section("The chain rule, worked", "The first weight of every layer, as the problem set "
+                "works out w22 and w1.", examples),
+    ]
+    if shown:
+        sections.append(Section(
+            "The error δ of each unit", "δ_u = ∂E_n/∂α_u, the loss's sensitivity to the weighted "
+            "sum entering unit u. For the output it is the problem set's s; a hidden unit "
+            "receives the output's δ through its outgoing weight, times its own slope.", shown))
+    if deltas:
+        sections.append(Section(
+            "Errors sent back", "Where a unit's error reaches the loss along several paths "
+            "(several outputs, or a later hidden layer) it is named δ = ∂E_n/∂α and the paths "
+            "are summed: δ_u = f′(β_u) Σ_d w_{u→d} δ_d.",
+            [Formula((s.D[l][j], EQ, v)) for (l, j), v in deltas]))
+    sections += [
+        Section(f"All {P} derivatives in {2 * L} patterns", "Every line below is δ of the "
+                "unit the weight enters × what the weight carries: 1 for a bias weight, the "
+                "input x_i or the sending unit's β.", _pattern_display(layout, s)),
+        Section(f"All {P} derivatives", "One per weight, in the problem set's numbering; β are "
+                "the forward-pass values of the current weights for row n.",
+                weights),
+        Section("The update rule", "Full-batch gradient descent with learning rate η: every "
+                "weight from the same old weights, gradients summed over the training rows.",
+                [Formula((UPDATE,))]),
+    ]
+    return sections
+
+
+def derive(layout: Layout, loss: str = "sse") -> Derivation:
+    """Build the derivation of ∂E_n/∂w_k for every weight of ``layout`` with loss ``loss``."""
+    sp = _sympy()[0]
+    L, P = layout.n_layers, layout.n_params
     xs = [sp.Symbol(f"x_{i + 1}") for i in range(layout.sizes[0])]
     n_out = layout.sizes[-1]
     ys = [sp.Symbol("y")] if n_out == 1 else [sp.Symbol(f"y_{k + 1}") for k in range(n_out)]
-    A = [None] + [[sp.Symbol(f"alpha_{unit_tag(layout, l, j)}") for j in range(layout.sizes[l])]
-                  for l in range(1, L + 1)]
-    B = [xs] + [[sp.Symbol(f"beta_{unit_tag(layout, l, j)}") for j in range(layout.sizes[l])]
-                for l in range(1, L + 1)]
-    D = [None] + [[sp.Symbol(f"delta_{unit_tag(layout, l, j)}") for j in range(layout.sizes[l])]
-                  for l in range(1, L + 1)]
-    widx = [np.arange(layout.offsets[l], layout.offsets[l + 1]).reshape(layout.shapes[l])
-            for l in range(L)]  # widx[l][r, c]: index k of the weight from source r to unit c
 
-    # forward equations α_u = w_bias + Σ w β_src, β_u = f(α_u)
-    alpha_expr, fwd, fwd_num = {}, [], []  # fwd_num: (symbol, expr) in evaluation order
-    for l in range(1, L + 1):
+    def per_unit(greek):
+        return [[sp.Symbol(f"{greek}_{unit_tag(layout, l, j)}") for j in range(layout.sizes[l])]
+                for l in range(1, L + 1)]
+
+    s = _Symbols(E=sp.Symbol("E_n"),  # the loss of one row n; the training loss is Σ_n E_n
+                 A=[None] + per_unit("alpha"), B=[xs] + per_unit("beta"),
+                 D=[None] + per_unit("delta"), w=[sp.Symbol(f"w_{k + 1}") for k in range(P)],
+                 x=xs, widx=[np.arange(layout.offsets[l], layout.offsets[l + 1])
+                             .reshape(layout.shapes[l]) for l in range(L)])
+    alpha_expr, fwd, fwd_num = _forward(layout, s)
+    E, dE = loss_rules(loss, ys, s.B[L])
+    canonical = (layout.output, loss) in CANONICAL
+    chains = _chains(layout, s, alpha_expr, dE, ys, canonical)
+    weights, rhs, examples, delta_defs = _per_weight(layout, s, alpha_expr, chains)
+    deltas = sorted(delta_defs.items(), key=lambda kv: (-kv[0][0], kv[0][1]))
+    sections = _sections(layout, E, dE, canonical, examples, deltas, chains, s, fwd, weights)
+    return Derivation(layout, loss, sections, weights, fwd_num,
+                      [(s.D[l][j], v) for (l, j), v in deltas], rhs,
+                      {"w": s.w, "x": xs, "y": ys})
+
+
+def _forward(layout: Layout, s: _Symbols):
+    """The forward equations α_u = w_bias + Σ w β_src, β_u = f(α_u): (α expressions by (l, j),
+    their display formulas, (symbol, expression) pairs in evaluation order)."""
+    sp = _sympy()[0]
+    A, B, w, widx = s.A, s.B, s.w, s.widx
+    alpha_expr, fwd, fwd_num = {}, [], []
+    for l in range(1, layout.n_layers + 1):
         betas_l = []
-        name = layout.output if l == L else layout.activations[l - 1]
+        name = layout.output if l == layout.n_layers else layout.activations[l - 1]
         for j in range(layout.sizes[l]):
             terms = [w[widx[l - 1][0, j]]] + [sp.Mul(w[widx[l - 1][r + 1, j]], B[l - 1][r],
                                                      evaluate=False)
@@ -316,23 +484,26 @@ def derive(layout: Layout, loss: str = "sse") -> Derivation:
             fwd_num.append((A[l][j], alpha_expr[l, j]))
             betas_l.append((B[l][j], f_num))
         fwd_num += betas_l  # all α of a layer before its β: the softmax needs every α
+    return alpha_expr, fwd, fwd_num
 
-    E, dE = loss_rules(loss, ys, B[L])
-    canonical = (layout.output, loss) in CANONICAL
-    sym_E = sp.Symbol("E")
 
-    # the output error δ_Ok = ∂E/∂α_Ok: its factors (partial, value) for the chain rule
-    def out_chain(k):
+def _chains(layout: Layout, s: _Symbols, alpha_expr, dE, ys, canonical: bool) -> dict:
+    """chains[l, j]: the chain rule's factors (partial, value) of δ_u when unit u's error
+    reaches E_n along one path only, else None."""
+    sp = _sympy()[0]
+    L, A, B = layout.n_layers, s.A, s.B
+    n_out = layout.sizes[-1]
+
+    def out_chain(k):  # the output error δ_Ok = ∂E_n/∂α_Ok
         if canonical:
-            return [(Partial(sym_E, A[L][k]), sp.Add(B[L][k], -ys[k], evaluate=False))]
+            return [(Partial(s.E, A[L][k]), sp.Add(B[L][k], -ys[k], evaluate=False))]
         if layout.output == "softmax":  # ∂β_j/∂α_k = β_j([j = k] − β_k): a sum over the outputs
             terms = [sp.Mul(dE[j], B[L][j], sp.Add(int(j == k), -B[L][k], evaluate=False),
                             evaluate=False) for j in range(n_out)]
-            return [(Partial(sym_E, A[L][k]), sp.Add(*terms, evaluate=False))]
+            return [(Partial(s.E, A[L][k]), sp.Add(*terms, evaluate=False))]
         fprime = activation_rules(layout.output, A[L][k], B[L][k])[2]
-        return [(Partial(sym_E, B[L][k]), dE[k]), (Partial(B[L][k], A[L][k]), fprime)]
+        return [(Partial(s.E, B[L][k]), dE[k]), (Partial(B[L][k], A[L][k]), fprime)]
 
-    # chain(l, j): the factors of δ_u when u's error reaches E along one path only, else None
     chains = {(L, k): out_chain(k) for k in range(n_out)}
     for l in range(L - 1, 0, -1):
         for j in range(layout.sizes[l]):
@@ -344,98 +515,52 @@ def derive(layout: Layout, loss: str = "sse") -> Derivation:
             chains[l, j] = nxt + [(Partial(A[l + 1][0], B[l][j]),
                                    sp.diff(alpha_expr[l + 1, 0], B[l][j])),
                                   (Partial(B[l][j], A[l][j]), fprime)]
+    return chains
 
-    def product(factors):
-        vals = []  # the chain's factors side by side: β(1 − β) spliced in, 1s dropped
-        for v in factors:
-            nested = isinstance(v, sp.Mul) and not v.args[0].is_Number
-            vals += [a for a in (v.args if nested else (v,)) if a != 1]
-        return vals[0] if len(vals) == 1 else sp.Mul(*vals, evaluate=False)
 
-    # δ definitions for the units whose error has several paths (and for what they use)
+def _product(factors):
+    """The chain's factors side by side: β(1 − β) spliced in, 1s dropped."""
+    sp = _sympy()[0]
+    vals = []
+    for v in factors:
+        nested = isinstance(v, sp.Mul) and not v.args[0].is_Number
+        vals += [a for a in (v.args if nested else (v,)) if a != 1]
+    return vals[0] if len(vals) == 1 else sp.Mul(*vals, evaluate=False)
+
+
+def _per_weight(layout: Layout, s: _Symbols, alpha_expr, chains):
+    """(one labelled formula per weight, their right-hand sides, the worked examples, the δ
+    definitions of the units whose error has several paths)."""
+    sp = _sympy()[0]
     delta_defs = {}
 
     def define(l, j):
         if (l, j) in delta_defs:
             return
         if chains.get((l, j)) is not None:
-            delta_defs[l, j] = product(v for _, v in chains[l, j])
+            delta_defs[l, j] = _product(v for _, v in chains[l, j])
             return
-        fprime = activation_rules(layout.activations[l - 1], A[l][j], B[l][j])[2]
-        back = sp.Add(*[sp.Mul(w[widx[l][j + 1, d]], D[l + 1][d], evaluate=False)
+        fprime = activation_rules(layout.activations[l - 1], s.A[l][j], s.B[l][j])[2]
+        back = sp.Add(*[sp.Mul(s.w[s.widx[l][j + 1, d]], s.D[l + 1][d], evaluate=False)
                         for d in range(layout.sizes[l + 1])], evaluate=False)
         delta_defs[l, j] = back if fprime == 1 else sp.Mul(fprime, back, evaluate=False)
         for d in range(layout.sizes[l + 1]):
             define(l + 1, d)
 
     weights, rhs, examples = [], [], []
-    for k in range(P):
+    for k in range(layout.n_params):
         l0, r, c = layout.weight_index(k)
         l = l0 + 1  # the layer of the unit the weight enters
-        src_d = sp.diff(alpha_expr[l, c], w[k])  # ∂α/∂w_k: 1 for a bias, else the source β / x
+        src_d = sp.diff(alpha_expr[l, c], s.w[k])  # ∂α/∂w_k: 1 for a bias, else the source
         if chains[l, c] is not None:
-            factors = chains[l, c] + [(Partial(A[l][c], w[k]), src_d)]
-            value = product(v for _, v in factors)
+            factors = chains[l, c] + [(Partial(s.A[l][c], s.w[k]), src_d)]
+            value = _product(v for _, v in factors)
             if k == layout.offsets[l0]:  # worked example: the first weight of every layer
-                examples.append(Formula((Partial(sym_E, w[k]), EQ,
+                examples.append(Formula((Partial(s.E, s.w[k]), EQ,
                                          *[p for p, _ in factors], EQ, value)))
         else:
             define(l, c)
-            value = D[l][c] if src_d == 1 else sp.Mul(D[l][c], src_d, evaluate=False)
-        weights.append(Formula((Partial(sym_E, w[k]), EQ, value), layout.weight_name(k)))
+            value = s.D[l][c] if src_d == 1 else sp.Mul(s.D[l][c], src_d, evaluate=False)
+        weights.append(Formula((Partial(s.E, s.w[k]), EQ, value), layout.weight_name(k)))
         rhs.append(value)
-
-    deltas = sorted(delta_defs.items(), key=lambda kv: (-kv[0][0], kv[0][1]))
-    fnames = {"sigmoid": "S(α) = 1 / (1 + e^(−α)), whose slope is S′ = β(1 − β)",
-              "tanh": "tanh(α), whose slope is 1 − β²", "relu": "max(0, α), whose slope is "
-              "[β > 0]", "identity": "α itself, whose slope is 1",
-              "softmax": "the softmax e^(α_Ok) / Σ_j e^(α_Oj)"}
-    acts = ", ".join(dict.fromkeys(list(layout.activations) + [layout.output]))
-    names = "; ".join(f"{a}: {fnames[a]}" for a in dict.fromkeys(
-        list(layout.activations) + [layout.output]))
-    local = [Formula((Partial(sym_E, b), EQ, v)) for b, v in zip(B[L], dE)]
-    for a in dict.fromkeys(layout.activations):
-        if a != "identity":
-            beta = sp.Symbol("beta")
-            local.append(Formula((Partial(beta, sp.Symbol("alpha")), EQ,
-                                  activation_rules(a, sp.Symbol("alpha"), beta)[2])))
-    if layout.output not in ("softmax",) and layout.output not in layout.activations:
-        beta = sp.Symbol("beta")
-        local.append(Formula((Partial(beta, sp.Symbol("alpha")), EQ,
-                              activation_rules(layout.output, sp.Symbol("alpha"), beta)[2])))
-    inputs = ", ".join(f"x_{i + 1} = {n}" for i, n in enumerate(layout.input_names)
-                       if n != f"x_{i + 1}")
-    update = Formula((UPDATE,))
-    sections = [
-        Section("The loss", f"For one sample (targets y, outputs β_O) the loss is E below; the "
-                "training loss sums it over the N training rows, E = Σ_n E_n, without averaging "
-                "as the problem set does." + (" The output activation and the loss form a "
-                                              "canonical pair: δ_O = ∂E/∂α_O = β_O − y, the "
-                                              "activation's slope cancels." if canonical else ""),
-                [Formula((sym_E, EQ, E))]),
-        Section("The forward pass", f"α is the weighted sum entering a unit (bias weight first, "
-                f"as in the numbering w1..w{P}), β its output; activations: {acts}. "
-                f"{names}." + (f" Inputs: {inputs}." if inputs else ""), fwd),
-        Section("Local derivatives", "Every factor of the chain rule is one of these (the slope "
-                "written from the unit's output β, as the problem set writes β(1 − β)), or "
-                "∂α/∂β = the weight between the two units, or ∂α/∂w = the weight's source "
-                "(1 for a bias).", local),
-        Section("The chain rule, worked", "The first weight of every layer, as the problem set "
-                "works out w22 and w1.", examples),
-    ]
-    if deltas:
-        sections.append(Section(
-            "Errors sent back", "Where a unit's error reaches the loss along several paths "
-            "(several outputs, or a later hidden layer) it is named δ = ∂E/∂α and the paths are "
-            "summed: δ_u = f′(β_u) Σ_d w_{u→d} δ_d.",
-            [Formula((D[l][j], EQ, v)) for (l, j), v in deltas]))
-    sections += [
-        Section(f"All {P} derivatives", "One per weight, in the problem set's numbering; β are "
-                "the forward-pass values of the current weights.", weights),
-        Section("The update rule", "Full-batch gradient descent with learning rate η: every "
-                "weight from the same old weights, gradients summed over the training rows.",
-                [update]),
-    ]
-    return Derivation(layout, loss, sections, weights, fwd_num,
-                      [(D[l][j], v) for (l, j), v in deltas], rhs,
-                      {"w": w, "x": xs, "y": ys})
+    return weights, rhs, examples, delta_defs
