@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from scratchnet.core.errors import ScratchnetError
-from scratchnet.core.network import Layout, init_weights
+from scratchnet.core.network import Layout, init_weights, init_weights_batch
 
 
 @pytest.fixture
@@ -78,3 +78,29 @@ def test_bad_layouts_are_user_errors(kw):
 def test_unknown_init():
     with pytest.raises(ScratchnetError, match="--init"):
         init_weights(Layout.build(2, 7), "uniform")
+
+
+@pytest.mark.parametrize("init", ["normal", "xavier", "he"])
+@pytest.mark.parametrize("sizes", [(2, 7, 1), (4, 30, 20, 3), (3, 2)])
+def test_batched_draw_is_the_per_seed_draw_bit_for_bit(init, sizes):
+    lay = Layout.build(sizes[0], sizes[1:-1], sizes[-1]) if len(sizes) > 2 else \
+        Layout((3, 2), (), "sigmoid")
+    seeds = [0, 1, 2, 17, 0, 2**32 - 1, 123456789]  # repeats and the largest legal seed
+    W = init_weights_batch(lay, init, seeds)
+    assert W.shape == (len(seeds), lay.n_params) and W.dtype == np.float64
+    for k, s in enumerate(seeds):
+        assert np.array_equal(W[k], init_weights(lay, init, s))
+
+
+def test_batched_draw_leaves_the_global_state_alone_and_checks_its_input():
+    lay = Layout.build(2, 7)
+    np.random.seed(5)
+    expected = np.random.rand(3)
+    np.random.seed(5)
+    init_weights_batch(lay, "normal", range(10))
+    assert np.array_equal(np.random.rand(3), expected)
+    assert init_weights_batch(lay, "he", []).shape == (0, 29)
+    with pytest.raises(ScratchnetError, match="--init"):
+        init_weights_batch(lay, "uniform", [0])
+    with pytest.raises(ValueError):
+        init_weights_batch(lay, "normal", [-1])
