@@ -5,9 +5,12 @@ Every problem with a user's file is a :class:`DataError` whose message names the
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 
@@ -27,6 +30,7 @@ class Dataset:
     feature_names: tuple[str, ...]
     target_name: str
     source: str  # file path or bundled name, used in messages
+    rows: list[list[str]] | None = None  # the CSV's text rows, header first (read_csv keep_rows)
 
 
 def bundled_csv(name: str) -> str:
@@ -46,6 +50,9 @@ def load_data(spec: str, features=None, target=None, *, n_samples=None, noise=No
 
 
 def _number(text: str, where: str) -> float:
+    if len(text) > FIELD_LIMIT:
+        raise DataError(f"{where}: a field of {len(text):,} characters (at most "
+                        f"{FIELD_LIMIT:,}); not a number")
     try:
         v = float(text)
     except ValueError:
@@ -55,32 +62,54 @@ def _number(text: str, where: str) -> float:
     return v
 
 
-def read_csv(path: str, features=None, target=None, display: str | None = None,
-             target_optional: bool = False) -> Dataset:
-    """Read ``features`` → ``target`` columns from a CSV with a header row.
+# ---- reading a CSV ------------------------------------------------------------------------
+# numpy's C reader (np.loadtxt, in C since numpy 1.23) parses the numbers: a 1e6-row file in a
+# fraction of a second, with no Python object per row.  numpy is already the core's one
+# dependency (pandas is only a dev dependency).  The C reader's errors do not use our row
+# numbering, and it silently takes ragged rows when only some columns are used, so it is the
+# fast path only: a file it does not take cleanly is read again, from the same bytes, by the
+# row-by-row reader, which names the row and the column of the first problem.
+FIELD_LIMIT = 131_072  # the csv module's default field limit: a longer used field is an error
+_CHUNK = 1 << 22  # bytes per step of the field-count check (bounded memory)
 
-    With ``target_optional`` a file without the target column is fine (``y`` is then NaN)."""
-    name = display or path
-    features = tuple(features) if features else None
-    target = target or DEFAULT_TARGET
+
+def _read_bytes(path: str, name: str) -> bytes:
+    """The whole file, read once: a pipe or ``/dev/stdin`` can only be read once."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise DataError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{name}: is a directory, not a CSV file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{name}: cannot read the file ({e.__class__.__name__}: {e})") from None
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if not rows:
-        raise DataError(f"{name}: the file is empty")
-    header = [c.strip() for c in rows[0]]
-    if len(rows) == 1:
-        raise DataError(f"{name}: has a header but no data rows")
+    except OSError as e:
+        raise DataError(f"{name}: cannot read the file ({e.strerror or e})") from None
+    return data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{name} line {line}: not UTF-8 text (byte 0x{data[e.start]:02x}); "
+                        "save the file as UTF-8 CSV") from None
+
+
+def _columns(header: list[str], features, target: str, target_optional: bool, name: str):
+    """Check the header and resolve the chosen columns: (features, has_target)."""
+    seen: dict[str, int] = {}
+    for j, c in enumerate(header):
+        if c in seen:
+            raise DataError(f"{name}: column '{c}' appears twice in the header (columns "
+                            f"{seen[c] + 1} and {j + 1}); rename one")
+        seen[c] = j
     hint = ""
     if features is None:
         features, hint = DEFAULT_FEATURES, "; choose others with --features"
+    for c in features:
+        if features.count(c) > 1:
+            raise DataError(f"{name}: column '{c}' is chosen twice as a feature")
     has_target = target in header or not target_optional
     for col in (*features, target) if has_target else features:
         if col not in header:
@@ -90,6 +119,94 @@ def read_csv(path: str, features=None, target=None, display: str | None = None,
         raise DataError(f"{name}: column '{target}' is both a feature and the target")
     if not features:
         raise DataError(f"{name}: no feature columns besides the target '{target}'")
+    return features, has_target
+
+
+def _line_count(data: bytes, start: int, n_fields: int) -> int:
+    """The number of lines after ``start`` if each has exactly ``n_fields`` comma-separated
+    fields and none is longer than FIELD_LIMIT, else 0.  In chunks, with numpy: a few MB of
+    memory whatever the file's size."""
+    n_lines, pos, end = 0, start, len(data)
+    while pos < end:
+        stop = min(end, pos + _CHUNK)
+        if stop < end:
+            stop = data.rfind(b"\n", pos, stop) + 1 or data.find(b"\n", stop) + 1 or end
+        arr = np.frombuffer(data, np.uint8, stop - pos, pos)
+        nl = np.flatnonzero(arr == 10)
+        if nl.size == 0 or nl[-1] != arr.size - 1:
+            nl = np.append(nl, arr.size)  # the last line, without its newline
+        commas = np.flatnonzero(arr == 44)
+        if (np.any(np.diff(np.searchsorted(commas, nl), prepend=0) != n_fields - 1)
+                or np.diff(nl, prepend=-1).max() > FIELD_LIMIT):
+            return 0
+        n_lines += nl.size
+        pos = stop
+    return n_lines
+
+
+def _fast_parse(data: bytes, header: list[str], cols: list[int]) -> np.ndarray | None:
+    """The used columns as one (N, len(cols)) float64 array via numpy's C reader, or None when
+    the file needs the row-by-row reader (quotes, blank or ragged lines, a bad value)."""
+    first = data.find(b"\n") + 1
+    if not first or b'"' in data:
+        return None
+    n = _line_count(data, first, len(header))
+    if not n:
+        return None
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": handled below
+            arr = np.loadtxt(stream, delimiter=",", usecols=cols, dtype=np.float64, ndmin=2,
+                             skiprows=1, comments=None, quotechar=None)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if arr.shape[0] != n or not np.isfinite(arr).all():
+        return None
+    return arr
+
+
+def read_csv(path: str, features=None, target=None, display: str | None = None,
+             target_optional: bool = False, keep_rows: bool = False) -> Dataset:
+    """Read ``features`` → ``target`` columns from a CSV with a header row.
+
+    The file is read once, so a pipe or ``/dev/stdin`` works.  With ``target_optional`` a file
+    without the target column is fine (``y`` is then NaN).  With ``keep_rows`` the text rows
+    (header first) are kept in ``Dataset.rows``, for ``predict`` to echo them."""
+    name = display or path
+    features = tuple(features) if features else None
+    target = DEFAULT_TARGET if target is None else target
+    data = _read_bytes(path, name)
+    first_line = data[:data.find(b"\n") + 1 or len(data)]
+    if not keep_rows and first_line.strip() and b'"' not in first_line:
+        header = [c.strip() for c in _decode(first_line, name).rstrip("\r\n").split(",")]
+        feats, has_target = _columns(header, features, target, target_optional, name)
+        cols = [header.index(c) for c in (*feats, target)[:len(feats) + has_target]]
+        arr = _fast_parse(data, header, cols)
+        if arr is not None:
+            X = arr[:, :len(feats)]  # views of one array: no copy of a big file
+            y = arr[:, len(feats)] if has_target else np.full(arr.shape[0], np.nan)
+            return Dataset(X, y, feats, target, name)
+    text = _decode(data, name)
+    del data
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(1 << 30)  # the used fields' lengths are checked below, by column
+    rows: list[list[str]] = []
+    try:
+        for r in csv.reader(io.StringIO(text, newline="")):
+            if any(c.strip() for c in r):
+                rows.append(r)
+    except csv.Error as e:
+        raise DataError(f"{name} row {len(rows) + 1}: not a CSV row ({e})") from None
+    finally:
+        csv.field_size_limit(old_limit)
+    del text
+    if not rows:
+        raise DataError(f"{name}: the file is empty")
+    header = [c.strip() for c in rows[0]]
+    features, has_target = _columns(header, features, target, target_optional, name)
+    if len(rows) == 1:
+        raise DataError(f"{name}: has a header but no data rows")
     idx = [header.index(c) for c in features]
     t_idx = header.index(target) if has_target else None
     X = np.empty((len(rows) - 1, len(features)))
@@ -102,7 +219,7 @@ def read_csv(path: str, features=None, target=None, display: str | None = None,
             X[i, j] = _number(row[k].strip(), f"{name} row {i + 2}, column {c}")
         y[i] = _number(row[t_idx].strip(), f"{name} row {i + 2}, column {target}") \
             if has_target else np.nan
-    return Dataset(X, y, features, target, name)
+    return Dataset(X, y, features, target, name, rows if keep_rows else None)
 
 
 def check_classification(ds: Dataset) -> np.ndarray:
@@ -118,12 +235,35 @@ def check_classification(ds: Dataset) -> np.ndarray:
     return classes
 
 
+# Standardizing squares the deviations: beyond ~1e150 the squares overflow to inf (the inputs
+# all become 0), and below ~1e-150 they underflow to 0 (the std is 0 and the column silently
+# constant).  Such columns are refused by name: a data problem, not a learning-rate one.
+MAX_ABS = 1e150
+MIN_SPREAD = 1e-150
+
+
 def check_features(ds: Dataset) -> None:
+    """Every feature column must be standardizable: not constant, no value beyond ±1e150, and
+    a spread (std) of at least 1e-150 so that neither the squares overflow nor the std
+    underflows."""
     for j, c in enumerate(ds.feature_names):
-        if np.ptp(ds.X[:, j]) == 0:
+        col = ds.X[:, j]
+        with np.errstate(all="ignore"):
+            spread, std = float(np.ptp(col)), float(col.std())
+        if spread == 0:
             raise DataError(f"{ds.source}: feature {c} is constant (every row is "
-                            f"{ds.X[0, j]:g}); it carries no information and cannot be "
+                            f"{col[0]:g}); it carries no information and cannot be "
                             "standardized")
+        big = np.abs(col).max()
+        if big > MAX_ABS:
+            i = int(np.abs(col).argmax())
+            raise DataError(f"{ds.source} row {i + 2}, column {c}: {col[i]:g} is too large to "
+                            f"standardize (|values| must stay below {MAX_ABS:g}); rescale "
+                            "the column")
+        if not std >= MIN_SPREAD:
+            raise DataError(f"{ds.source}: column {c} varies by only {spread:g} (std "
+                            f"{std:g}), too little to standardize (at least {MIN_SPREAD:g}); "
+                            "rescale the column")
 
 
 # ---- split --------------------------------------------------------------------------------
