@@ -27,11 +27,18 @@ from scratchnet.web.formula import local_weight_formula  # noqa: E402
 from scratchnet.web.session import Limits  # noqa: E402
 
 PS5 = {"type": "config", "data": {"name": "ps5"}, "network": {}}
+WS = "ws://localhost/ws"  # the page's own host (the test client's default name is refused)
+
+
+def local_client(app=None) -> TestClient:
+    """The test client as the page on this machine: Host localhost (the default 'testserver'
+    is a name the playground refuses, as it refuses any name a foreign page could rebind)."""
+    return TestClient(app or create_app(), base_url="http://localhost")
 
 
 @pytest.fixture
 def client():
-    return TestClient(create_app())
+    return local_client()
 
 
 def f32(b64: str) -> np.ndarray:
@@ -96,7 +103,7 @@ def test_page_and_assets_are_served_from_the_package(client):
 
 # ---- the protocol -----------------------------------------------------------------------
 def test_ps5_first_frame_is_the_problem_sets_network(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         info, frame = configure(ws)
     assert info["layout"]["sizes"] == [2, 7, 1] and info["describe"] == "2-7-1"
     assert info["weight_names"][7] == "w8: x_1 → n1"
@@ -118,7 +125,7 @@ def test_ps5_first_frame_is_the_problem_sets_network(client):
 
 
 def test_step_runs_the_engines_epochs(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         configure(ws, {"type": "config", "data": {"name": "ps5"}, "network": {"lr": 0.01}})
         ws.send_json({"type": "step", "epochs": 25})
         frame = recv(ws, "frame")
@@ -134,7 +141,7 @@ def test_step_runs_the_engines_epochs(client):
 
 
 def test_play_streams_at_least_20_frames_per_second_and_pause_stops(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         configure(ws, {"type": "config", "data": {"name": "ps5"},
                        "network": {"epochs": 1_000_000, "lr": 0.01}})
         ws.send_json({"type": "play"})
@@ -161,7 +168,7 @@ def test_reset_gives_the_very_same_first_frame_and_run(client):
     cfg = {"type": "config", "data": {"name": "moons", "noise": 0.2, "seed": 3},
            "network": {"hidden": [5, 4], "activation": "tanh", "lr": 0.01, "seed": 11,
                        "init": "xavier"}}
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         _, first = configure(ws, cfg)
         ws.send_json({"type": "step", "epochs": 40})
         at40 = recv(ws, "frame")
@@ -172,7 +179,7 @@ def test_reset_gives_the_very_same_first_frame_and_run(client):
     assert at40["epoch"] == 40 and at40["w"] != first["w"]
     assert strip(again) == strip(first)
     assert strip(again40) == strip(at40)
-    with client.websocket_connect("/ws") as ws:  # another tab, same settings: same start
+    with client.websocket_connect(WS) as ws:  # another tab, same settings: same start
         _, other = configure(ws, cfg)
     assert strip(other) == strip(first)
 
@@ -180,7 +187,7 @@ def test_reset_gives_the_very_same_first_frame_and_run(client):
 def test_minibatch_adam_is_reproducible_too(client):
     cfg = {"type": "config", "data": {"name": "xor"},
            "network": {"optimizer": "adam", "batch_size": 16, "lr": 0.01, "hidden": [6]}}
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         info, _ = configure(ws, cfg)
         ws.send_json({"type": "step", "epochs": 15})
         a = recv(ws, "frame")
@@ -195,7 +202,7 @@ def test_minibatch_adam_is_reproducible_too(client):
 def test_many_classes_use_softmax_and_send_the_winning_class(client):
     cfg = {"type": "config", "data": {"name": "spiral", "n_classes": 3, "n_samples": 150},
            "network": {"output": "softmax", "loss": "ce", "hidden": [8], "lr": 0.01}}
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         info, frame = configure(ws, cfg)
         ws.send_json({"type": "config", "data": {"name": "spiral", "n_classes": 3},
                       "network": {}})
@@ -209,7 +216,7 @@ def test_many_classes_use_softmax_and_send_the_winning_class(client):
 def test_divergence_stops_with_a_message_and_finite_numbers(client):
     cfg = {"type": "config", "data": {"name": "ps5"},
            "network": {"activation": "relu", "output": "identity", "lr": 50, "hidden": [16]}}
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         configure(ws, cfg)
         ws.send_json({"type": "step", "epochs": 500})
         frame = recv(ws, "frame")
@@ -238,7 +245,7 @@ def test_divergence_stops_with_a_message_and_finite_numbers(client):
     ({}, {"name": "upload", "upload_id": "missing"}, "upload it again"),
 ])
 def test_limits_are_enforced_with_a_clear_message(client, network, data, words):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         ws.send_json({"type": "config", "data": {"name": "ps5", **data}, "network": network})
         message = recv_error(ws)
         ws.send_json({"type": "play"})
@@ -249,7 +256,7 @@ def test_limits_are_enforced_with_a_clear_message(client, network, data, words):
 
 
 def test_bad_messages_get_an_answer_not_a_crash(client):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         ws.send_text("{not json")
         assert "JSON" in recv_error(ws)
         ws.send_json({"type": "warp"})
@@ -264,8 +271,8 @@ def test_bad_messages_get_an_answer_not_a_crash(client):
 
 
 def test_tabs_are_independent_and_limited():
-    client = TestClient(create_app(Limits(sessions=2)))
-    with client.websocket_connect("/ws") as a, client.websocket_connect("/ws") as b:
+    client = local_client(create_app(Limits(sessions=2)))
+    with client.websocket_connect(WS) as a, client.websocket_connect(WS) as b:
         configure(a, {"type": "config", "data": {"name": "ps5"}, "network": {"lr": 0.01}})
         configure(b)
         a.send_json({"type": "play"})
@@ -277,16 +284,29 @@ def test_tabs_are_independent_and_limited():
         b.send_json({"type": "step", "epochs": 1})
         fb = recv(b, "frame")
         a.send_json({"type": "pause"})
-        with client.websocket_connect("/ws") as c:
+        with client.websocket_connect(WS) as c:
             assert "close one" in c.receive_json()["message"]
     assert fa["epoch"] > 0 and fb["epoch"] == 1  # b did not train along with a
     assert latency < 1.0
 
 
 # ---- uploads ----------------------------------------------------------------------------
+def page_token(client) -> str:
+    """The upload token a page gets with /api/meta (one per client here)."""
+    if not hasattr(client, "page_token"):
+        client.page_token = client.get("/api/meta").json()["token"]
+    return client.page_token
+
+
 def upload(client, text: str | bytes, name: str = "mine.csv"):
     data = text.encode() if isinstance(text, str) else text
-    return client.post("/api/upload", files={"file": (name, io.BytesIO(data), "text/csv")})
+    return client.post("/api/upload", files={"file": (name, io.BytesIO(data), "text/csv")},
+                       headers={"X-Playground-Token": page_token(client)})
+
+
+def page_ws(client):
+    """The WebSocket of the page that uploaded (its token names its uploads)."""
+    return client.websocket_connect(f"{WS}?token={page_token(client)}")
 
 
 def moons_csv(n: int = 120) -> str:
@@ -307,7 +327,7 @@ def test_upload_then_train_on_it(client):
                                       "features": ["width", "height", "area"],
                                       "target": "kind", "test_size": 0.25},
            "network": {"lr": 0.01}}
-    with client.websocket_connect("/ws") as ws:
+    with page_ws(client) as ws:
         info, first = configure(ws, cfg)
         ws.send_json({"type": "step", "epochs": 300})
         frame = recv(ws, "frame")
@@ -336,7 +356,8 @@ def test_bad_uploads_are_refused_with_a_message(client, content, status, words):
 
 
 def test_no_file_in_the_upload(client):
-    r = client.post("/api/upload", data={"x": "1"})
+    r = client.post("/api/upload", data={"x": "1"},
+                    headers={"X-Playground-Token": page_token(client)})
     assert r.status_code == 400 and "no file" in r.json()["error"]
 
 
@@ -348,7 +369,7 @@ def test_no_file_in_the_upload(client):
 ])
 def test_a_bad_file_gives_a_message_naming_row_and_column(client, content, words):
     u = upload(client, content).json()
-    with client.websocket_connect("/ws") as ws:
+    with page_ws(client) as ws:
         ws.send_json({"type": "config", "data": {"name": "upload", "upload_id": u["upload_id"],
                                                   "features": u["features"],
                                                   "target": u["target"]}, "network": {}})
@@ -358,7 +379,7 @@ def test_a_bad_file_gives_a_message_naming_row_and_column(client, content, words
 
 # ---- export -----------------------------------------------------------------------------
 def test_exported_model_loads_with_scratchnet_predict(client, tmp_path, capsys):
-    with client.websocket_connect("/ws") as ws:
+    with client.websocket_connect(WS) as ws:
         configure(ws, {"type": "config", "data": {"name": "ps5"}, "network": {"lr": 0.01}})
         ws.send_json({"type": "step", "epochs": 300})
         frame = recv(ws, "frame")

@@ -48,7 +48,7 @@ def server():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+                                        log_level="warning", ws_max_size=1 << 20))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(200):
@@ -73,8 +73,10 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
+    # bypass_csp: Playwright's wait_for_function evaluates its predicate with eval, which the
+    # page's Content-Security-Policy forbids; test_web_security.py runs the page under it
     context = browser.new_context(viewport={"width": 1440, "height": 960},
-                                  accept_downloads=True)
+                                  accept_downloads=True, bypass_csp=True)
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -129,9 +131,10 @@ def test_play_trains_the_map_changes_and_reset_gives_the_same_first_frame(page):
     epochs = state(page, "S.curve.map(p => p[0])")
     assert epochs[0] == 0 and all(a < b for a, b in zip(epochs, epochs[1:]))
     assert "w8: x_1 → n1" in tip and "∂E/∂w now" in tip
+    assert "n1…n7 = H1…H7; o1 = O1" in tip and "standardized inputs" in tip  # said once
     if state(page, "S.info.formulas_mathml"):  # scratchnet.report.derive's formula, as MathML
         math = page.eval_on_selector("#tip .f math", "m => m.textContent").replace("\u2062", "")
-        assert math == "∂E∂w8=(βO1−y)βO1(1−βO1)w23βH1(1−βH1)x1"
+        assert math == "∂E∂w8=∑n(βO1−y)βO1(1−βO1)w23βH1(1−βH1)x1"  # Σ over the rows n
     else:
         assert "∂E/∂w8 = Σ (β_O1 − y) β_O1(1 − β_O1) · w23 · β_H1(1 − β_H1) · x_1" in tip
     assert "E = ½ Σᵢ (yᵢ − ŷᵢ)²" in page.inner_text("#loss-formula")
@@ -191,7 +194,7 @@ def test_a_bad_csv_shows_the_error_on_the_page(page, tmp_path):
 def test_tabs_train_independently_and_exports_work(page, browser, server, tmp_path):
     import httpx
 
-    other = browser.new_page(viewport={"width": 1200, "height": 900})
+    other = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)
     other.goto(server + "/")
     other.wait_for_function("window.__playground && window.__playground.state.frame")
     page.click("#play")

@@ -38,6 +38,31 @@ def _check_port(host: str, port: int) -> None:
                                   f"playground running? try --port {port + 1}") from None
 
 
+WS_MAX_BYTES = 1 << 20  # uvicorn closes a socket whose message is larger (the app's own
+# limit, 64 KiB, drops a message with a reason; this one keeps 12 MB messages out of memory)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def url_host(host: str) -> str:
+    """The host part of the page's URL: the wildcards open on loopback, IPv6 in brackets."""
+    if host == "0.0.0.0":
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def exposure_warning(host: str) -> str | None:
+    """What listening on ``host`` means, when other machines can reach it (None otherwise)."""
+    if host in LOOPBACK:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    everyone = " (every network interface)" if host in ("0.0.0.0", "::") else ""
+    return (f"listening on {shown}{everyone}: the playground has no authentication, so "
+            "anyone who can reach this machine on that port can use it, train on it and "
+            "upload files to it. Use the default 127.0.0.1 unless you trust the network.")
+
+
 def cmd_playground(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -56,14 +81,14 @@ def cmd_playground(args: argparse.Namespace) -> int:
                                   "serves with the 'websockets' package: pip install "
                                   "websockets") from None
     _check_port(args.host, args.port)
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    url = f"http://{shown}:{args.port}/"
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"scratchnet: warning: listening on {args.host}: other machines can reach the "
-              "playground", file=sys.stderr)
+    url = f"http://{url_host(args.host)}:{args.port}/"
+    warning = exposure_warning(args.host)
+    if warning:
+        print(f"scratchnet: warning: {warning}", file=sys.stderr)
     print(f"scratchnet playground: {url}  (Ctrl-C to stop)", flush=True)
-    config = uvicorn.Config(create_app(), host=args.host, port=args.port, log_level="warning",
-                            ws="auto")
+    config = uvicorn.Config(create_app(host=args.host), host=args.host, port=args.port,
+                            log_level="warning", ws="auto", ws_max_size=WS_MAX_BYTES,
+                            timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     if not args.no_browser:
         import threading

@@ -110,6 +110,31 @@ def weight_formula(layout: Layout, loss: str, k: int) -> str:
     return local_weight_formula(layout, loss, k)
 
 
+def notation(layout: Layout) -> str:
+    """The page's names next to the problem set's, said once on the hover card."""
+    L = len(layout.sizes) - 1
+    pairs = []
+    for layer in range(1, L + 1):
+        names = layout.unit_names(layer)
+        tags = [_unit(layout, layer, j) for j in range(len(names))]
+        pairs.append(f"{names[0]} = {tags[0]}" if len(names) == 1 else
+                     f"{names[0]}…{names[-1]} = {tags[0]}…{tags[-1]}")
+    inputs = ", ".join(layout.input_names[:3]) + (", …" if len(layout.input_names) > 3 else "")
+    return (f"Units: {'; '.join(pairs)} (the page's names = the problem set's). "
+            f"{inputs} in the formula are the standardized inputs; Σ runs over the training "
+            "rows n, each with its own β and y.")
+
+
+def _summed(k: int, mathml: str) -> str:
+    """derive's per-row ``∂E_n/∂w = …`` as the page's ``∂E/∂w = Σ_n …`` (E = Σ_n E_n)."""
+    head, eq, rest = mathml.partition("<mo>=</mo>")
+    if not eq:
+        return mathml
+    lhs = (f"<mfrac><mrow><mo>&#8706;</mo><mi>E</mi></mrow><mrow><mo>&#8706;</mo><msub>"
+           f"<mi>w</mi><mi>{k + 1}</mi></msub></mrow></mfrac>")
+    return lhs + eq + "<munder><mo>&#8721;</mo><mi>n</mi></munder>" + rest
+
+
 DERIVE_MAX_WEIGHTS = 400  # sympy derives ~1000 weights a second: keep the page quick
 _derive_lock = threading.Lock()  # sympy's caches are not meant for concurrent builders
 
@@ -133,8 +158,9 @@ def derived_mathml(layout: Layout, loss: str) -> tuple[str, ...] | None:
                     if str(getattr(head, "name", "")).startswith("delta_"):
                         deltas[head.name] = "".join(_mml(p) for p in f.pieces)
             out = []
-            for f in d.weights:
-                math = [f'<math display="block">{"".join(_mml(p) for p in f.pieces)}</math>']
+            for k, f in enumerate(d.weights):
+                math = [f'<math display="block">'
+                        f'{_summed(k, "".join(_mml(p) for p in f.pieces))}</math>']
                 used = sorted({s.name for s in f.pieces[-1].free_symbols} & deltas.keys())
                 math += [f'<math display="block">{deltas[n]}</math>' for n in used]
                 out.append("".join(math))

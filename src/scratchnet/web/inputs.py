@@ -6,9 +6,12 @@ sees it; a refusal is a :class:`~.session.PlaygroundError` whose message the pag
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import math
 import os
+import secrets
 import tempfile
 import threading
 import uuid
@@ -58,10 +61,14 @@ def _number(d: dict, key: str, default, lo, hi, what: str, integer: bool = False
         v = default
     if isinstance(v, bool) or not isinstance(v, (int, float, str)):
         raise PlaygroundError(f"{what}: expected a number, got {v!r}")
+    if isinstance(v, str) and len(v) > 40:
+        raise PlaygroundError(f"{what}: '{v[:20]}…' is not a number the playground takes")
     try:
         x = float(v)
     except ValueError:
         raise PlaygroundError(f"{what}: '{v}' is not a number") from None
+    except OverflowError:  # a whole number too large for a float (JSON allows any length)
+        raise PlaygroundError(f"{what}: {str(v)[:20]}… is out of range") from None
     if not math.isfinite(x):
         raise PlaygroundError(f"{what}: '{v}' is not a finite number")
     if integer:
@@ -155,64 +162,72 @@ def parse_config(msg: dict, uploads: "Uploads", limits: Limits) -> tuple[TrainCo
 
 
 class Uploads:
-    """Uploaded CSV files kept in memory (the newest ``limits.uploads_kept``), by id."""
+    """Uploaded CSV files kept in memory, per page: each page (its token) keeps its newest
+    ``limits.uploads_per_page`` files, and at most ``limits.upload_pages`` pages keep files (the
+    least recently used page's files go first).  One page's uploads never push out another's
+    unless that many pages upload at once; a token that is not this server's keeps nothing."""
 
     def __init__(self, limits: Limits):
         self.limits = limits
-        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._pages: OrderedDict[str, OrderedDict[str, tuple[str, bytes]]] = OrderedDict()
         self._lock = threading.Lock()
+        self._secret = secrets.token_bytes(32)
 
-    def add(self, filename: str, data: bytes) -> dict:
-        """Check and keep one file; returns its id, columns and suggested columns."""
-        name = os.path.basename(filename or "upload.csv")[:100] or "upload.csv"
-        lim = self.limits
-        if len(data) > lim.upload_bytes:
-            raise PlaygroundError(f"{name}: the file has {len(data):,} bytes; the playground "
-                                  f"takes CSV files up to {lim.upload_bytes:,} bytes")
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise PlaygroundError(f"{name}: not a UTF-8 text file (is it a CSV?)") from None
-        try:
-            rows = [r for r in csv.reader(io.StringIO(text, newline=""))
-                    if any(c.strip() for c in r)]
-        except csv.Error as e:
-            raise PlaygroundError(f"{name}: not a readable CSV file ({e})") from None
-        if not rows:
-            raise PlaygroundError(f"{name}: the file is empty")
-        header = [c.strip() for c in rows[0]]
-        if len(rows) == 1:
-            raise PlaygroundError(f"{name}: has a header but no data rows")
-        if len(rows) - 1 > lim.rows:
-            raise PlaygroundError(f"{name}: {len(rows) - 1:,} data rows; the playground takes "
-                                  f"at most {lim.rows:,}")
-        if len(header) > lim.columns:
-            raise PlaygroundError(f"{name}: {len(header)} columns; the playground takes at "
-                                  f"most {lim.columns}")
-        if len(header) < 3:
-            raise PlaygroundError(f"{name}: needs at least 3 columns (two features and a "
-                                  f"target), found {len(header)}: {', '.join(header)}")
-        if len(set(header)) != len(header) or "" in header:
-            raise PlaygroundError(f"{name}: the header row needs distinct, non-empty column "
-                                  f"names (found: {', '.join(header)})")
-        numeric = [all(_is_number(r[j]) for r in rows[1:] if j < len(r))
-                   for j in range(len(header))]
-        target = DEFAULT_TARGET if DEFAULT_TARGET in header else header[-1]
-        feats = [c for c in DEFAULT_FEATURES if c in header]
-        if len(feats) < 2:
-            feats = [c for c, ok in zip(header, numeric) if ok and c != target][:2] or \
-                [c for c in header if c != target][:2]
+    # ---- tokens: a page gets one with /api/meta; only this server can make a valid one ---
+    def new_token(self) -> str:
+        nonce = secrets.token_hex(12)
+        return f"{nonce}.{self._sign(nonce)}"
+
+    def _sign(self, nonce: str) -> str:
+        return hmac.new(self._secret, nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def valid(self, token: str | None) -> bool:
+        if not isinstance(token, str) or len(token) > 80 or token.count(".") != 1:
+            return False
+        nonce, sig = token.split(".")
+        return hmac.compare_digest(sig, self._sign(nonce))
+
+    def add(self, token: str, filename: str, data: bytes) -> dict:
+        """Check and keep one file for the page with ``token``; returns its id, columns and
+        suggested columns."""
+        if not self.valid(token):
+            raise PlaygroundError("uploads need the page's token: reload the playground page")
+        info = check_csv(filename, data, self.limits)
         uid = uuid.uuid4().hex
         with self._lock:
-            self._items[uid] = (name, data)
-            while len(self._items) > lim.uploads_kept:
-                self._items.popitem(last=False)
-        return {"upload_id": uid, "name": name, "rows": len(rows) - 1, "columns": header,
-                "numeric": numeric, "features": feats, "target": target}
+            page = self._pages.pop(token, None) or OrderedDict()
+            page[uid] = (info["name"], data)
+            while len(page) > self.limits.uploads_per_page:
+                page.popitem(last=False)
+            self._pages[token] = page
+            while len(self._pages) > self.limits.upload_pages:
+                self._pages.popitem(last=False)
+        return {"upload_id": uid, **info}
+
+    def for_page(self, token: str | None) -> "PageUploads":
+        return PageUploads(self, token if self.valid(token) else None)
+
+    def get(self, token: str | None, upload_id: str) -> tuple[str, bytes] | None:
+        with self._lock:
+            page = self._pages.get(token) if token else None
+            if page is None:
+                return None
+            self._pages.move_to_end(token)
+            return page.get(upload_id)
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(len(p) for p in self._pages.values())
+
+
+class PageUploads:
+    """One page's view of the uploads: what a tab's config may name."""
+
+    def __init__(self, uploads: Uploads, token: str | None):
+        self.uploads, self.token = uploads, token
 
     def dataset(self, upload_id: str, features, target) -> Dataset:
-        with self._lock:
-            item = self._items.get(upload_id)
+        item = self.uploads.get(self.token, upload_id)
         if item is None:
             raise PlaygroundError("the uploaded file is no longer on the server; upload it "
                                   "again")
@@ -222,6 +237,50 @@ class Uploads:
             with open(path, "wb") as fh:
                 fh.write(data)
             return read_csv(path, features, target, display=name)
+
+
+def check_csv(filename: str, data: bytes, lim: Limits) -> dict:
+    """The file's name, rows, columns and suggested columns, or a PlaygroundError saying why
+    the playground cannot take it."""
+    name = os.path.basename(filename or "upload.csv")[:100] or "upload.csv"
+    if len(data) > lim.upload_bytes:
+        raise PlaygroundError(f"{name}: the file has {len(data):,} bytes; the playground "
+                              f"takes CSV files up to {lim.upload_bytes:,} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise PlaygroundError(f"{name}: not a UTF-8 text file (is it a CSV?)") from None
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline=""))
+                if any(c.strip() for c in r)]
+    except csv.Error as e:
+        raise PlaygroundError(f"{name}: not a readable CSV file ({e})") from None
+    if not rows:
+        raise PlaygroundError(f"{name}: the file is empty")
+    header = [c.strip() for c in rows[0]]
+    if len(rows) == 1:
+        raise PlaygroundError(f"{name}: has a header but no data rows")
+    if len(rows) - 1 > lim.rows:
+        raise PlaygroundError(f"{name}: {len(rows) - 1:,} data rows; the playground takes "
+                              f"at most {lim.rows:,}")
+    if len(header) > lim.columns:
+        raise PlaygroundError(f"{name}: {len(header)} columns; the playground takes at "
+                              f"most {lim.columns}")
+    if len(header) < 3:
+        raise PlaygroundError(f"{name}: needs at least 3 columns (two features and a "
+                              f"target), found {len(header)}: {', '.join(header)}")
+    if len(set(header)) != len(header) or "" in header:
+        raise PlaygroundError(f"{name}: the header row needs distinct, non-empty column "
+                              f"names (found: {', '.join(header)})")
+    numeric = [all(_is_number(r[j]) for r in rows[1:] if j < len(r))
+               for j in range(len(header))]
+    target = DEFAULT_TARGET if DEFAULT_TARGET in header else header[-1]
+    feats = [c for c in DEFAULT_FEATURES if c in header]
+    if len(feats) < 2:
+        feats = [c for c, ok in zip(header, numeric) if ok and c != target][:2] or \
+            [c for c in header if c != target][:2]
+    return {"name": name, "rows": len(rows) - 1, "columns": header, "numeric": numeric,
+            "features": feats, "target": target}
 
 
 def _is_number(text: str) -> bool:

@@ -13,19 +13,26 @@ page → server
 server → page
   {"type": "ready", ...}   fixed facts of the data and network (Session.info)
   {"type": "frame", "seq": n, ...}                      Session.frame
+  {"type": "progress", ...}   a frame during a long Step (not acked, ≤ 4 a second)
   {"type": "model", "model": {...}, "filename": ...}    Model.to_dict(), as `train --save`
   {"type": "error", "message": "...", "where": ...}
 
-Training runs in a worker thread (``asyncio.to_thread``) one chunk per frame, each chunk about
-28 ms of epochs, so the event loop keeps serving other tabs and HTTP requests.  A page that acks
-frames never has more than ``MAX_IN_FLIGHT`` frames queued, so a slow page slows the frames
-instead of falling behind.
+Training runs in slices on the app's worker threads: one slice is about 28 ms of epochs (one
+epoch at least), sized by a Pacer, and between two slices the tab reads its messages, so Pause,
+a new config, a closed socket and the server's shutdown all take effect within a slice.  A Step
+of many epochs is the same loop with an end (it shows progress every ¼ s and Pause stops it).
+The page's messages wait in an inbox of at most ``limits.inbox`` messages of at most
+``limits.message_bytes`` bytes; one past either is dropped, and the page is told why.  A page
+that acks frames never has more than ``MAX_IN_FLIGHT`` frames queued, so a slow page slows the
+frames instead of falling behind.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import threading
 import time
 
 from ..core.errors import ScratchnetError
@@ -36,6 +43,7 @@ log = logging.getLogger("scratchnet.web")
 MAX_IN_FLIGHT = 3
 MAX_FPS = 30.0
 MAX_STEP = 100_000
+PROGRESS_S = 0.25  # a long Step shows a frame this often
 
 
 class Pacer:
@@ -59,7 +67,23 @@ clock = time.perf_counter
 
 
 class _Closed(Exception):
-    """The WebSocket is gone; the tab's loop ends."""
+    """The WebSocket is gone (or the server stops); the tab's loop ends."""
+
+
+class Workers:
+    """The app's thread pool for training slices and builds, counting the busy threads."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.busy = 0
+
+    async def run(self, fn, *args):
+        self.busy += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.pool, functools.partial(fn, *args))
+        finally:
+            self.busy -= 1
 
 
 def _dumps(msg: dict) -> str:
@@ -69,15 +93,28 @@ def _dumps(msg: dict) -> str:
 class Tab:
     """One connected page: its Session (None until a config is accepted) and the stream."""
 
-    def __init__(self, ws, limits: Limits, uploads: Uploads):
+    def __init__(self, ws, limits: Limits, uploads, workers: Workers | None = None,
+                 stopping: threading.Event | None = None):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.ws, self.limits, self.uploads = ws, limits, uploads
+        self.workers = workers or Workers(ThreadPoolExecutor(2))
+        self.stopping = stopping or threading.Event()
         self.session: Session | None = None
         self.running = False
+        self.step_to: int | None = None  # a Step in progress: train until this epoch
         self.seq = 0
         self.acked: int | None = None  # None until the page acks: no flow control then
         self.epochs_per_frame = 100  # the page's speed; 0 = as many as fit in a frame
         self.pacer = Pacer()
         self.last_send = 0.0
+        self.gone = False
+        self.dropped: list[str] = []  # why messages were dropped, told to the page
+
+    @property
+    def busy(self) -> bool:
+        """Training (Play or a Step in progress)."""
+        return self.running or self.step_to is not None
 
     # ---- the loop -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -86,29 +123,48 @@ class Tab:
         try:
             await self._loop(inbox)
         except _Closed:
-            pass  # the page left: nothing to tell anyone
+            pass  # the page left (or the server stops): nothing to tell anyone
         finally:
+            self.running, self.step_to = False, None
             reader.cancel()
 
     async def _loop(self, inbox: asyncio.Queue) -> None:
-        """Messages first (never more than one frame late), then a frame if training."""
+        """Messages first (never more than one slice late), then a slice if training."""
         while True:
+            if self.stopping.is_set() or self.gone:
+                return
             while not inbox.empty():
                 if not await self._dispatch(inbox.get_nowait()):
                     return
+            if self.dropped:
+                why, self.dropped = self.dropped[0], []
+                await self.send({"type": "error", "where": "message", "message": why})
             if self._can_train():
-                await self._guard(self._train_frame())
+                await self._guard(self._train_slice())
                 continue
             if not await self._dispatch(await inbox.get()):
                 return
 
     async def _read(self, inbox: asyncio.Queue) -> None:
+        lim = self.limits
         try:
             while True:
                 m = await self.ws.receive()
                 if m["type"] == "websocket.disconnect":
                     break
                 text = m.get("text")
+                size = len(text if text is not None else m.get("bytes") or b"")
+                if size > lim.message_bytes:
+                    self.dropped.append(f"a message of {size:,} bytes was dropped: the "
+                                        f"playground takes messages up to "
+                                        f"{lim.message_bytes:,} bytes")
+                    inbox.put_nowait({"type": "_wake"})
+                    continue
+                if inbox.qsize() >= lim.inbox:
+                    self.dropped.append(f"a message was dropped: {lim.inbox} messages are "
+                                        "waiting already (the server is busy training a "
+                                        "slice); send fewer at once")
+                    continue
                 try:
                     msg = json.loads(text) if text is not None else None
                 except ValueError:
@@ -117,6 +173,7 @@ class Tab:
         except Exception:  # noqa: BLE001 - a broken connection ends the tab
             pass
         finally:
+            self.gone = True
             inbox.put_nowait(None)
 
     async def _dispatch(self, msg) -> bool:
@@ -125,23 +182,38 @@ class Tab:
         await self._guard(self.handle(msg))
         return True
 
+    async def _work(self, fn, *args):
+        """``fn(*args)`` on a worker thread; the server stopping ends the tab."""
+        if self.stopping.is_set():
+            raise _Closed()
+        try:
+            return await self.workers.run(fn, *args)
+        except RuntimeError:
+            if self.stopping.is_set():  # the pool is shut down: the server is stopping
+                raise _Closed() from None
+            raise
+
     async def _guard(self, coro) -> None:
-        """Run one step; any failure becomes an error message, never a dead connection."""
+        """Run one step; any failure becomes an error message, never a dead connection, and
+        never the text of an internal error (that goes to the server's log)."""
         try:
             await coro
         except _Closed:
             raise
         except ScratchnetError as e:
-            self.running = False
-            await self.send({"type": "error", "message": str(e)})
-        except Exception as e:  # noqa: BLE001 - a bug: log it, tell the page, keep serving
+            self.running, self.step_to = False, None
+            await self.send({"type": "error", "message": _plain(str(e)),
+                             **({} if self.session else {"where": "config"})})
+        except Exception:  # noqa: BLE001 - a bug: log it, tell the page, keep serving
             log.exception("playground: internal error")
-            self.running = False
-            await self.send({"type": "error", "message": f"internal error: "
-                             f"{e.__class__.__name__}: {e}"})
+            self.running, self.step_to = False, None
+            await self.send({"type": "error", "message": "the server could not do that (an "
+                             "internal error, written to the server's log); change the "
+                             "settings or press Reset",
+                             **({} if self.session else {"where": "config"})})
 
     def _can_train(self) -> bool:
-        if not (self.running and self.session is not None):
+        if not (self.busy and self.session is not None):
             return False
         return self.acked is None or self.seq - self.acked < MAX_IN_FLIGHT
 
@@ -149,6 +221,8 @@ class Tab:
         await self._send_text(_dumps(msg))
 
     async def _send_text(self, text: str) -> None:
+        if self.gone:
+            raise _Closed()
         try:
             await self.ws.send_text(text)
         except Exception as e:  # noqa: BLE001 - the page went away (tab closed, reload)
@@ -160,34 +234,56 @@ class Tab:
         self.last_send = clock()
         await self._send_text(head + str(self.seq) + body)
 
-    def _frame_text(self) -> tuple[str, str]:
+    def _frame_text(self, progress: bool = False) -> tuple[str, str]:
         """The frame as JSON text with a hole for its sequence number (built off the loop)."""
-        body = _dumps(self.session.frame())
+        body = _dumps(self.session.frame(progress))
         return '{"seq":', "," + body[1:]
 
     # ---- training -----------------------------------------------------------------------
-    def _advance_and_frame(self, n: int) -> tuple[int, float, tuple[str, str]]:
+    def _advance(self, n: int, frame: str | None) -> tuple[int, float, tuple[str, str] | None]:
+        """n epochs, then the frame's text (``frame``: "frame", "progress" or None)."""
         t0 = clock()
         ran = self.session.advance(n)
-        return ran, clock() - t0, self._frame_text()
+        text = None if frame is None else self._frame_text(frame == "progress")
+        return ran, clock() - t0, text
 
-    async def _train_frame(self) -> None:
+    async def _train_slice(self) -> None:
+        """One slice of Play or of a Step, then a frame (for a Step: at its end, and every
+        PROGRESS_S while it lasts)."""
         s = self.session
-        # the page's speed, but never more epochs than fit in a frame's time
-        n = min(self.epochs_per_frame or self.pacer.next(), self.pacer.next())
-        ran, seconds, text = await asyncio.to_thread(self._advance_and_frame, n)
+        if self.step_to is not None:
+            n = min(self.pacer.next(), self.step_to - s.epoch)
+            # a progress frame due (not for the last slice: its frame says "paused")
+            frame_due = "progress" if (n < self.step_to - s.epoch
+                                       and clock() - self.last_send > PROGRESS_S) else None
+        else:  # the page's speed, but never more epochs than fit in a frame's time
+            n = min(self.epochs_per_frame or self.pacer.next(), self.pacer.next())
+            frame_due = "frame"
+        ran, seconds, text = await self._work(self._advance, n, frame_due)
         self.pacer.observed(ran, seconds)
+        if s is not self.session:  # a config arrived meanwhile: that frame is stale
+            return
+        if self.step_to is not None:
+            if s.epoch >= self.step_to or s.status in ("done", "diverged") or ran < n:
+                self.step_to = None
+                if s.status not in ("done", "diverged"):
+                    s.status = "paused"
+                text = await self._work(self._frame_text)
+                await self._send_frame(text)
+            elif text is not None:  # progress: drawn like a frame, no ack (≤ 1/PROGRESS_S)
+                self.last_send = clock()
+                await self._send_text(text[0].replace('"seq"', '"type":"progress","seq"')
+                                      + "null" + text[1].replace('"type":"frame",', "", 1))
+            return
         wait = self.last_send + 1.0 / MAX_FPS - clock()
         if wait > 0:
             await asyncio.sleep(wait)
-        if s is not self.session:  # a config arrived meanwhile: that frame is stale
-            return
         if s.status in ("done", "diverged"):
             self.running = False
         await self._send_frame(text)
 
     async def _send_current(self) -> None:
-        await self._send_frame(await asyncio.to_thread(self._frame_text))
+        await self._send_frame(await self._work(self._frame_text))
 
     # ---- messages -----------------------------------------------------------------------
     def _need_session(self) -> Session:
@@ -202,10 +298,10 @@ class Tab:
             if isinstance(seq, int):
                 self.acked = max(self.acked or 0, seq)
         elif kind == "config":
-            self.running = False
+            self.running, self.step_to = False, None
             self.session = None
             try:
-                self.session, info = await asyncio.to_thread(self._build, msg)
+                self.session, info = await self._work(self._build, msg)
             except ScratchnetError as e:
                 await self.send({"type": "error", "where": "config",
                                  "message": _plain(str(e))})
@@ -220,10 +316,10 @@ class Tab:
                                       "raise it or press Reset")
             if s.status == "diverged":
                 raise PlaygroundError(s.message)
-            s.status, self.running = "running", True
+            s.status, self.running, self.step_to = "running", True, None
         elif kind == "pause":
             s = self._need_session()
-            self.running = False
+            self.running, self.step_to = False, None
             if s.status == "running":
                 s.status = "paused"
             await self._send_current()
@@ -236,13 +332,14 @@ class Tab:
             self.running = False
             if s.budget_left <= 0:
                 raise PlaygroundError(f"the epoch budget ({s.config.epochs:,}) is used up")
-            await asyncio.to_thread(s.advance, n)
-            if s.status not in ("done", "diverged"):
-                s.status = "paused"
-            await self._send_current()
+            if s.status == "diverged":
+                raise PlaygroundError(s.message)
+            # trained slice by slice in the loop (Pause stops it), the frame comes at its end
+            self.step_to, s.status = s.epoch + min(n, s.budget_left), "running"
+            self.last_send = clock()
         elif kind == "reset":
             s = self._need_session()
-            self.running = False
+            self.running, self.step_to = False, None
             s.reset()
             self.pacer = Pacer()
             await self._send_current()
@@ -254,9 +351,11 @@ class Tab:
             self.epochs_per_frame = n
         elif kind == "export":
             s = self._need_session()
-            model = await asyncio.to_thread(lambda: s.model().to_dict())
+            model = await self._work(lambda: s.model().to_dict())
             await self.send({"type": "model", "model": model,
                              "filename": f"scratchnet-{s.layout.describe()}-epoch{s.epoch}.json"})
+        elif kind == "_wake":  # a dropped message: the loop tells why
+            pass
         elif kind == "_bad":
             raise PlaygroundError("messages must be JSON objects with a \"type\"")
         else:

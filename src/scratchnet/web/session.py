@@ -23,9 +23,11 @@ from ..core.losses import LOSSES
 from ..core.model import Model
 from ..core.network import init_weights
 from ..training.train import History, Prepared, TrainConfig, accuracy, prepare, run_epochs, select_engine
-from .formula import derived_mathml, weight_formula
+from .formula import derived_mathml, notation, weight_formula
 
 MAP_RES = 48  # decision-map grid (cells per side)
+HISTORY_START = 1024  # epochs of loss history a new run holds before it grows
+MAX_ABS = 1e150  # larger data values overflow when squared (standardizing, losses)
 THUMB_STEP = 2  # hidden-unit thumbnails: every 2nd grid cell → 24×24
 
 
@@ -42,7 +44,10 @@ class Limits:
     epochs: int = 1_000_000
     classes: int = 10
     sessions: int = 16  # open tabs training at once
-    uploads_kept: int = 32
+    uploads_per_page: int = 4  # the newest files of one page (its token)
+    upload_pages: int = 32  # pages keeping files at once (least recently used go first)
+    message_bytes: int = 65_536  # one WebSocket message from the page
+    inbox: int = 64  # messages waiting while the tab trains a slice
 
 
 class PlaygroundError(ScratchnetError):
@@ -72,12 +77,30 @@ def engine_options() -> dict:
     return {name: o.formula for name, o in OPTIMIZERS.items() if name != "sgd"}
 
 
+def check_finite(ds: Dataset) -> None:
+    """Values the page can draw and the network can learn from: |x| ≤ MAX_ABS per column
+    (values near ±1e307 would overflow while standardizing and reach the page as infinities)."""
+    for j, name in enumerate(ds.feature_names):
+        col = ds.X[:, j]
+        big = np.abs(col)
+        if not np.all(np.isfinite(col)) or big.max() > MAX_ABS:
+            i = int(np.argmax(np.where(np.isfinite(big), big, np.inf)))
+            raise PlaygroundError(f"{ds.source} column {name}: the value {col[i]:.6g} is too "
+                                  f"large (the playground takes numbers up to ±{MAX_ABS:.0e})")
+    y = np.asarray(ds.y, float)
+    if not np.all(np.isfinite(y)) or np.abs(y).max() > MAX_ABS:
+        raise PlaygroundError(f"{ds.source} column {ds.target_name}: values too large (the "
+                              f"playground takes numbers up to ±{MAX_ABS:.0e})")
+
+
 class Session:
     """The state of one tab: prepared data, weights ``w``, epoch counter and history."""
 
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None,
                  limits: Limits = Limits()):
         self.config = config
+        if dataset is not None:
+            check_finite(dataset)
         self.prep: Prepared = prepare(config, dataset)
         self.layout = self.prep.layout
         n_classes = self.prep.classes.size
@@ -99,7 +122,7 @@ class Session:
             self.engine, self._run = "numpy", Loop.from_config(self.config)
         self.epoch = 0
         self._betas = None  # (epoch, β of the training rows) from the last advance
-        self.hist = History.empty(self.config.epochs + 1)
+        self.hist = History.empty(min(self.config.epochs + 1, HISTORY_START))  # grows
         self.status = "ready"  # ready | running | paused | done | diverged
         self.message = ""
         self._sent = 0  # first history index not yet sent in a frame's curve
@@ -114,6 +137,7 @@ class Session:
         if n == 0:
             return 0
         P, e = self.prep.problem, self.epoch
+        self._grow_history(e + n + 1)
         w_start = self.w.copy()
         with np.errstate(all="ignore"):
             self._run(self.layout, self.config.loss, self.w, P, self.config.lr, e, e + n,
@@ -139,13 +163,24 @@ class Session:
             self.w[:] = w_start
             with np.errstate(all="ignore"):
                 run_epochs(self.layout, self.config.loss, self.w, P, self.config.lr, e, keep,
-                           History.empty(self.config.epochs + 1))
+                           History.empty(keep + 1))
         self.hist.train_loss[keep:] = self.hist.test_loss[keep:] = np.nan
         self.epoch = keep
         self.status = "diverged"
         self.message = (f"training diverged at epoch {t} (the loss became infinite or NaN); "
                         f"lower the learning rate (now {self.config.lr:g}) and press Reset")
         return keep - e
+
+    def _grow_history(self, need: int) -> None:
+        """The loss history holds epochs 0..need−1: doubled when it is short (a tab costs
+        what it has trained, not 4 × its budget of float64 up front)."""
+        if len(self.hist) >= need:
+            return
+        size = min(max(need, 2 * len(self.hist)), self.config.epochs + 1)
+        grown = History.empty(size)
+        for name in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            getattr(grown, name)[:len(self.hist)] = getattr(self.hist, name)
+        self.hist = grown
 
     # ---- the map grid -------------------------------------------------------------------
     def _grid_setup(self) -> None:
@@ -185,6 +220,7 @@ class Session:
             "weight_names": L.weight_names(),
             "formulas": [weight_formula(L, self.config.loss, k) for k in range(L.n_params)],
             "formulas_mathml": derived_mathml(L, self.config.loss),
+            "notation": notation(L),
             "loss": self.config.loss, "loss_formula": loss.formula,
             "lr": self.config.lr, "budget": self.config.epochs, "engine": self.engine,
             "optimizer": self.optimizer_text(),
@@ -207,8 +243,10 @@ class Session:
         l2 = f"; L2 penalty ½λΣw² with λ = {c.l2:g} on the non-bias weights" if c.l2 else ""
         return f"{c.optimizer}: {rule}; {batch}{l2}"
 
-    def frame(self) -> dict:
-        """The current state as the page draws it (computed at the current weights)."""
+    def frame(self, progress: bool = False) -> dict:
+        """The current state as the page draws it (computed at the current weights).  A
+        ``progress`` frame's curve is sent again with the next frame (which then has all of
+        the epochs since the frame before)."""
         L, P, loss = self.layout, self.prep.problem, self.config.loss
         E = LOSSES[loss].value
         with np.errstate(all="ignore"):
@@ -229,7 +267,7 @@ class Session:
             "status": self.status, "message": self.message,
             "train_loss": _num(e_train), "test_loss": _num(e_test),
             "train_acc": acc_train, "test_acc": acc_test,
-            "curve": self._curve(e_train / n_tr, e_test / n_te),
+            "curve": self._curve(e_train / n_tr, e_test / n_te, consume=not progress),
             "map": b64(_q8(self._map_probability(out), 0.0, 1.0)),
             "w": b64(w32), "grad": b64(g32),
         }
@@ -238,7 +276,8 @@ class Session:
         frame["thumbs"], frame["thumb_ranges"] = self._thumbs(betas)
         return frame
 
-    def _curve(self, now_train: float, now_test: float) -> list[list[float]]:
+    def _curve(self, now_train: float, now_test: float,
+               consume: bool = True) -> list[list[float]]:
         """Per-row losses E/N since the last frame (≤ 64 points) and the current one."""
         P = self.prep.problem
         idx = np.arange(self._sent, self.epoch)
@@ -247,7 +286,8 @@ class Session:
         pts = [[int(t), float(self.hist.train_loss[t]) / P.x_train.shape[0],
                 float(self.hist.test_loss[t]) / P.x_test.shape[0]] for t in idx]
         pts.append([self.epoch, float(now_train), float(now_test)])
-        self._sent = self.epoch + 1
+        if consume:
+            self._sent = self.epoch + 1
         return [[t, _num(a), _num(b)] for t, a, b in pts]
 
     def _thumbs(self, betas: list[np.ndarray]) -> tuple[list[str], list[list[float]]]:

@@ -83,7 +83,7 @@
 
   // ---- connection ---------------------------------------------------------------------
   function connect() {
-    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws?token=${encodeURIComponent(S.meta.token)}`);
     S.ws = ws;
     ws.onopen = () => { setStatus("connected"); sendConfig(true); sendSpeed(); };
     ws.onclose = () => {
@@ -93,11 +93,12 @@
     };
     ws.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
-      if (m.type === "frame") onFrame(m);
+      if (m.type === "frame" || m.type === "progress") onFrame(m);
       else if (m.type === "ready") onReady(m);
       else if (m.type === "model") download(URL.createObjectURL(new Blob([JSON.stringify(m.model, null, 1)], { type: "application/json" })), m.filename);
       else if (m.type === "error") {
         showError(m.message);
+        if (m.where === "message") return;  // a dropped message: the run goes on
         S.playing = false; updateTransport();
         if (m.where === "config") clearViews();
         setStatus(m.where === "config" ? "fix the settings" : "paused");
@@ -200,7 +201,7 @@
     if (f.epoch === 0 && !S.firstFrame) S.firstFrame = { w: f.w, map: f.map, thumbs: f.thumbs.join("|") };
     S.frame = f;
     S.playing = f.status === "running";
-    send({ type: "ack", seq: f.seq });
+    if (f.type === "frame") send({ type: "ack", seq: f.seq });  // progress frames need none
     if (f.status === "diverged") showError(f.message);
     if (!S.drawPending) { S.drawPending = true; requestAnimationFrame(drawAll); }
   }
@@ -436,7 +437,8 @@
       }
       const fm = add("f", info.formulas[k]);
       if (info.formulas_mathml) fm.innerHTML = info.formulas_mathml[k];  // scratchnet.derive's own
-      add("muted", `${info.formulas_mathml ? "From scratchnet.derive (sympy). " : ""}Summed over the ${info.n_train} training rows; the step: w${k + 1} ← w${k + 1} − η ∂E/∂w${k + 1} (${$("optimizer").value}).`);
+      add("muted", info.notation);
+      add("muted", `${info.formulas_mathml ? "From scratchnet.derive (sympy). " : ""}Summed over the ${info.n_train} training rows; the step: w${k + 1} ← w${k + 1} − η ∂E/∂w${k + 1} (${$("optimizer").value}). Click the edge to type a new value.`);
     } else {
       const nd = h.node, sizes = info.layout.sizes, last = sizes.length - 1;
       const what = nd.layer === 0 ? "input (standardized)" : nd.layer === last ? `output, ${info.layout.output}` : `hidden layer ${nd.layer}, ${info.layout.activations[nd.layer - 1]}`;
@@ -522,7 +524,7 @@
     setStatus("uploading…");
     let res, body;
     try {
-      res = await fetch("/api/upload", { method: "POST", body: fd });
+      res = await fetch("/api/upload", { method: "POST", body: fd, headers: { "X-Playground-Token": S.meta.token } });
       body = await res.json();
     } catch (e) { showError(`${file.name}: the upload failed (${e})`); return; }
     if (!res.ok) { showError(body.error || `${file.name}: the upload failed (${res.status})`); setStatus("upload refused"); return; }
