@@ -46,6 +46,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..report.demos import DEMOS
     from ..core.errors import ScratchnetError
 
+    from ..core.io import check_folder
+
+    check_folder(args.out, "--out")  # before training
     kw = {"out": args.out, "epochs": args.epochs, "seed": args.seed}
     name = args.demo_name
     if name == "vanishing":

@@ -88,6 +88,9 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in (".png", ".svg", ".pdf"):
         raise ScratchnetError(f"--out {args.out}: use a .png, .svg or .pdf file name")
+    from ..core.io import check_writable
+
+    check_writable(args.out, "--out")
     layout = _layout(args)
     save_diagram(layout, args.out, max_units=max(args.max_units, 3))
     print(f"scratchnet diagram: {layout.describe()} network → {args.out}")
@@ -95,13 +98,15 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
+    from ..core.io import check_writable, write_text
     from ..report.derive import derive
 
+    if args.out:
+        check_writable(args.out, "--out")
     der = derive(_layout(args), args.loss)
     text = der.to_markdown() if args.format == "markdown" else der.to_latex()
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_text(args.out, text)
         print(f"scratchnet derive: {len(der.weights)} derivatives → {args.out}")
     else:
         sys.stdout.write(text)
@@ -112,7 +117,10 @@ def cmd_ps5(args: argparse.Namespace) -> int:
     from ..training.progress import ProgressBar
     from ..report.build import ReportOptions, build_report
 
+    from ..core.io import check_folder
+
     config = config_from_args(args)
+    check_folder(args.out, "--out")  # before training, not after it
     bar = ProgressBar(config.epochs, "training", enabled=False if args.quiet else None)
 
     def status(step: str) -> None:  # one self-overwriting line on a terminal

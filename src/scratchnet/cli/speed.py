@@ -63,7 +63,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from ..training.progress import ProgressBar
     from ..sweep import parse_hidden, parse_lrs, parse_seeds, run_sweep, summarize
 
+    from ..core.io import check_folder, check_writable
+
     hiddens, lrs, seeds = parse_hidden(args.hidden), parse_lrs(args.lr), parse_seeds(args.seeds)
+    check_writable(args.out, "--out")  # before any network is trained
+    check_folder(args.plots, "--plots")
     if args.workers and args.scheduler != "local":
         raise ScratchnetError("--workers goes with --scheduler local")
     one = copy.copy(args)  # the setup every network shares; hidden, lr, seed vary per network
@@ -122,6 +126,7 @@ def plot_sweep(out: str, directory: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..core.io import save_figure
     from ..sweep import arch_key, curves_path, read_rows
 
     rows = read_rows(out)
@@ -144,7 +149,7 @@ def plot_sweep(out: str, directory: str) -> list[str]:
         ax.axis("off")
     fig.tight_layout()
     paths.append(os.path.join(directory, "sweep_test_loss_hist.png"))
-    fig.savefig(paths[-1], dpi=120)
+    save_figure(fig, paths[-1], dpi=120)  # atomic
     plt.close(fig)
 
     curves: dict[tuple, dict] = {}
@@ -178,6 +183,6 @@ def plot_sweep(out: str, directory: str) -> list[str]:
         ax.axis("off")
     fig.tight_layout()
     paths.append(os.path.join(directory, "sweep_loss_bands.png"))
-    fig.savefig(paths[-1], dpi=120)
+    save_figure(fig, paths[-1], dpi=120)  # atomic
     plt.close(fig)
     return paths

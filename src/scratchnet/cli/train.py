@@ -27,10 +27,19 @@ def register(sub) -> None:
 
 
 def save_outputs(result, save: str | None, history: str | None) -> None:
-    if save:
-        result.model.save(save)
-    if history:
-        result.history.to_csv(history)
+    """Write each output that can be written; the first failure is raised after the others
+    were tried (a model that cannot be saved must not cost the history too)."""
+    from ..core.errors import ScratchnetError
+
+    failed = None
+    for path, write in ((save, result.model.save), (history, result.history.to_csv)):
+        if path:
+            try:
+                write(path)
+            except ScratchnetError as e:
+                failed = failed or e
+    if failed:
+        raise failed
 
 
 def print_summary(result) -> None:
@@ -41,7 +50,11 @@ def print_summary(result) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..core.io import check_writable
+
     config = config_from_args(args)
+    check_writable(args.save, "--save")  # before training, not after minutes of it
+    check_writable(args.history, "--history")
     result, code = run_training(config, quiet=args.quiet)
     save_outputs(result, args.save, args.history)  # partial results are kept too
     print_summary(result)
@@ -49,30 +62,44 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """The input is read once (a pipe works), its rows echoed with the model's columns added;
+    ``--out`` is checked before any work and written atomically."""
     import numpy as np
 
     from ..core.data import read_csv
+    from ..core.errors import DataError
+    from ..core.io import atomic_write, check_writable
     from ..core.model import Model
 
+    check_writable(args.out, "--out")
     model = Model.load(args.model)
-    ds = read_csv(args.data, model.feature_names, model.target_name, target_optional=True)
-    proba = model.predict_proba(ds.X)  # the model's stored standardizer is applied inside
-    pred = model.predict(ds.X)
-    with open(args.data, newline="", encoding="utf-8-sig") as fh:
-        rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
+    ds = read_csv(args.data, model.feature_names, model.target_name, target_optional=True,
+                  keep_rows=True)
+    with np.errstate(all="ignore"):  # a non-finite output is named below, not warned about
+        proba = model.predict_proba(ds.X)  # the model's stored standardizer is applied inside
+    bad = np.flatnonzero(~np.isfinite(proba).all(axis=1))
+    if bad.size:
+        raise DataError(f"{ds.source} row {bad[0] + 2}: the model's output is not a finite "
+                        "number for these inputs (values far outside the training data?)")
+    pred = model.classes[proba.argmax(axis=1)] if model.classes is not None \
+        else proba.argmax(axis=1)
+    rows = ds.rows
     if model.layout.sizes[-1] == 1:
         extra_head, extra = ["probability"], proba[:, 1:]
     else:
         extra_head, extra = [f"probability_{c:g}" for c in model.classes], proba
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
+
+    def write(out) -> None:
         wr = csv.writer(out)
         wr.writerow(rows[0] + extra_head + ["prediction"])
         for row, e, c in zip(rows[1:], extra, pred):
             wr.writerow(row + [f"{v:.6g}" for v in e] + [f"{c:g}"])
-    finally:
-        if args.out:
-            out.close()
+
+    if args.out:
+        with atomic_write(args.out, newline="") as fh:
+            write(fh)
+    else:
+        write(sys.stdout)
     if not np.isnan(ds.y).any():
         acc = float(np.mean(pred == ds.y))
         print(f"accuracy {acc:.4f} on {len(ds.y)} rows",

@@ -65,7 +65,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from ..core.errors import ScratchnetError
 
         raise ScratchnetError("compare needs PyTorch: pip install 'scratchnet[torch]'")
+    from ..core.io import check_writable
+
     config = config_from_args(args)
+    check_writable(args.out, "--out")  # before training
     prep = prepare(config)
     res = twin.compare(config, args.dtype, args.checkpoints, args.torch_init, prep)
     if args.out:
@@ -120,7 +123,9 @@ def save_compare_figure(res, path: str) -> None:
     bx.legend(fontsize=8)
     bx.set_xlabel("epoch")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from ..core.io import save_figure  # atomic: a temporary file, then os.replace
+
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 

@@ -124,5 +124,7 @@ def _add_edges(pgm, layout: Layout, l: int, src, dst, weight_labels: bool) -> No
 
 def save_diagram(layout: Layout, path: str, **kw) -> None:
     """Write the diagram to ``path`` (.png, .svg or .pdf, by extension)."""
+    from ..core.io import save_figure  # atomic: a temporary file, then os.replace
+
     fig = network_figure(layout, **kw)
-    fig.savefig(path, bbox_inches="tight", pad_inches=0.05)
+    save_figure(fig, path, bbox_inches="tight", pad_inches=0.05)
