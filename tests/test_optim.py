@@ -286,10 +286,10 @@ def test_interrupt_in_the_general_loop_keeps_finished_chunks(monkeypatch):
 
 
 @pytest.mark.parametrize("kw,pattern", [
-    (dict(optimizer="lbfgs"), "--optimizer"), (dict(schedule="linear"), "--schedule"),
-    (dict(batch_size=0), "--batch-size"), (dict(momentum=1.0), "--momentum"),
-    (dict(beta2=-0.1), "--beta2"), (dict(l2=-1.0), "--l2"), (dict(patience=0), "--patience"),
-    (dict(jitter=float("nan")), "--jitter"), (dict(gamma=0.0), "--gamma")])
+    (dict(optimizer="lbfgs"), "^optimizer: "), (dict(schedule="linear"), "^schedule: "),
+    (dict(batch_size=0), "^batch_size: "), (dict(momentum=1.0), "^momentum: "),
+    (dict(beta2=-0.1), "^beta2: "), (dict(l2=-1.0), "^l2: "), (dict(patience=0), "^patience: "),
+    (dict(jitter=float("nan")), "^jitter: "), (dict(gamma=0.0), "^gamma: ")])
 def test_option_validation(kw, pattern):
     with pytest.raises(ScratchnetError, match=pattern):
         TrainConfig(**kw)

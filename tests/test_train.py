@@ -103,8 +103,8 @@ def test_divergence_names_the_epoch_and_keeps_the_partial_result():
     np.testing.assert_array_equal(r.model.w, replay.model.w)
 
 
-@pytest.mark.parametrize("kw,pattern", [(dict(lr=-1), "--lr"), (dict(loss="hinge"), "--loss"),
-                                        (dict(epochs=-5), "--epochs")])
+@pytest.mark.parametrize("kw,pattern", [(dict(lr=-1), "^lr: "), (dict(loss="hinge"), "^loss: "),
+                                        (dict(epochs=-5), "^epochs: ")])
 def test_config_validation(kw, pattern):
     with pytest.raises(ScratchnetError, match=pattern):
         TrainConfig(**kw)

@@ -14,7 +14,8 @@ import importlib
 import sys
 
 from .. import __version__
-from ..core.errors import ScratchnetError
+from ..core.errors import OptionError, ScratchnetError
+from ..training.options import flag
 
 # command group modules, in the order their commands appear in --help
 COMMAND_MODULES = ["train", "report", "trust", "speed", "web", "demo"]
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except OptionError as e:  # a rule between options: worded with the flags (--lr-min)
+        print(f"scratchnet: {e.worded(flag)}", file=sys.stderr)
+        return 2
     except ScratchnetError as e:
         print(f"scratchnet: {e}", file=sys.stderr)
         return 2

@@ -1,33 +1,64 @@
-"""Flags shared by every command that trains: one place that turns argv into a TrainConfig."""
+"""Flags shared by every command that trains: one place that turns argv into a TrainConfig.
+
+The training flags are generated from the options table (``scratchnet.training.options``):
+spelling (``--lr-min`` for ``lr_min``), default, help, choices, and an argparse ``type=`` that
+parses and checks the text, so ``--lr -1`` fails as ``argument --lr: must be a positive number,
+got -1``.  A rule between options (``--lr-min`` above ``--lr``) is refused when the TrainConfig
+is built; ``scratchnet.cli.main`` words that error with the flags' spelling.
+"""
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 
-from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from ..core.losses import LOSSES
-from ..core.network import INITS
+from ..core.errors import DivergedError, OptionError
+from ..training.options import OPTIONS, flag, parse_text
+from ..training.progress import ProgressBar
+from ..training.train import TrainConfig, train
+
+
+def option_type(name: str):
+    """The argparse ``type=`` of option ``name``: the table's parser and check, its refusal
+    worded with the flags' spelling (argparse adds ``argument --flag:``)."""
+
+    def parse(text: str):
+        try:
+            return parse_text(name, text)
+        except OptionError as e:
+            raise argparse.ArgumentTypeError(e.explain(flag)) from None
+
+    parse.__name__ = name
+    return parse
 
 
 def int_list(text: str) -> tuple[int, ...]:
-    """``7`` or ``16,8`` → (16, 8), positive integers."""
-    try:
-        vals = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers")
-    if not vals or any(v < 1 for v in vals):
-        raise argparse.ArgumentTypeError(f"'{text}' needs positive integers")
-    return vals
+    """``7`` or ``16,8`` → (16, 8), positive integers (the table's ``hidden``)."""
+    return option_type("hidden")(text)
+
+
+def add_option(g, name: str, **override) -> None:
+    """One table option as a flag of the argument group ``g`` (``override``: e.g. a default)."""
+    o = OPTIONS[name]
+    kw = dict(default=o.default, help=o.help)
+    if o.kind == "bool":
+        kw["action"] = "store_true"
+    elif o.kind == "choice":
+        kw["choices"] = o.choices
+    else:
+        kw["type"] = option_type(name)
+    g.add_argument(o.flag, **(kw | override))
 
 
 def _checked(cast, ok, need: str):
-    """An argparse type: ``cast`` the text, then insist on ``ok(value)``; the messages name
-    the text, and argparse adds the flag."""
+    """An argparse type for a flag outside the table: ``cast`` the text, then insist on
+    ``ok(value)``; the messages name the text, and argparse adds the flag."""
     kind = "an integer" if cast is int else "a number"
 
     def parse(text: str):
         try:
             v = cast(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"'{text}' is not {kind}") from None
         if not ok(v):
             raise argparse.ArgumentTypeError(f"'{text}' {need}")
@@ -36,119 +67,54 @@ def _checked(cast, ok, need: str):
     return parse
 
 
-INF = float("inf")
-positive_float = _checked(float, lambda v: 0 < v < INF, "must be a positive number")
-nonneg_float = _checked(float, lambda v: 0 <= v < INF, "must be a number >= 0")
-fraction = _checked(float, lambda v: 0 < v < 1, "must be between 0 and 1")
-unit_interval = _checked(float, lambda v: 0 <= v < 1, "must be in [0, 1)")
+positive_float = _checked(float, lambda v: 0 < v < math.inf, "must be a positive number")
 nonneg_int = _checked(int, lambda v: v >= 0, "must be >= 0")
 positive_int = _checked(int, lambda v: v >= 1, "must be >= 1")
+# a time in seconds: at most a day, so that deadlines and epoch counts derived from it stay finite
+seconds = _checked(float, lambda v: 0 < v <= 86_400, "must be a number of seconds in (0, 86400]")
+
+
+def path(text: str) -> str:
+    """An output or input path: not empty (``--save ''`` would name no file)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names no file")
+    return text
+
+
+# which table options each flag group holds, in --help order
+DATA_OPTIONS = ("data", "features", "target", "n_samples", "noise", "data_seed", "n_classes")
+OPTIMIZER_FIELDS = tuple(n for n, o in OPTIONS.items() if o.group.startswith("beyond"))
+TRAINING_OPTIONS = tuple(n for n in OPTIONS if n not in DATA_OPTIONS + OPTIMIZER_FIELDS)
 
 
 def add_data_args(p: argparse.ArgumentParser, default: str | None = "ps5") -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=default, required=default is None,
-                   help="CSV path or bundled name: ps5, moons, circles, xor, gaussians, spiral "
-                   f"(default: {default})")
-    g.add_argument("--features", type=lambda s: tuple(c.strip() for c in s.split(",")),
-                   help="comma-separated feature columns (default: x_1,x_2)")
-    g.add_argument("--target", help="target column (default: classification)")
-    g.add_argument("--n-samples", type=nonneg_int, help="rows of a generated data set")
-    g.add_argument("--noise", type=float, help="noise of a generated data set")
-    g.add_argument("--data-seed", type=int, help="seed of a generated data set")
-    g.add_argument("--n-classes", type=nonneg_int, help="classes of gaussians / spiral")
+    add_option(g, "data", default=default, required=default is None,
+               help=f"{OPTIONS['data'].help} (default: {default})")
+    for name in DATA_OPTIONS[1:]:
+        add_option(g, name)
 
 
 def add_training_args(p: argparse.ArgumentParser, epochs: int = 100_000) -> None:
     add_data_args(p)
     g = p.add_argument_group("network and training")
-    g.add_argument("--hidden", type=int_list, default=(7,),
-                   help="hidden layer sizes, e.g. 7 or 16,8 (default: 7)")
-    g.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid",
-                   help="hidden activation (default: sigmoid)")
-    g.add_argument("--output", choices=OUTPUT_ACTIVATIONS, default="sigmoid",
-                   help="output activation (default: sigmoid)")
-    g.add_argument("--loss", choices=tuple(LOSSES), default="sse",
-                   help="sse = ½Σ(y − ŷ)² (default), bce, ce (with softmax)")
-    g.add_argument("--init", choices=INITS, default="normal",
-                   help="normal = the problem set's np.random.randn draw (default), xavier, he")
-    g.add_argument("--lr", type=positive_float, default=1e-4, help="learning rate η (1e-4)")
-    g.add_argument("--epochs", type=nonneg_int, default=epochs,
-                   help=f"full-batch epochs (default: {epochs})")
-    g.add_argument("--seed", type=int, default=0, help="weight init seed (default: 0)")
-    g.add_argument("--test-size", type=fraction, default=0.2, help="test fraction (0.2)")
-    g.add_argument("--split-seed", type=int, default=0, help="split random_state (0)")
-    g.add_argument("--faithful", action="store_true",
-                   help="reproduce PS5 Question 2 exactly: standardize inputs AND 0/1 targets "
-                   "with the whole data set's statistics")
-    g.add_argument("--standardize-targets", action="store_true",
-                   help="standardize the 0/1 targets as the problem set did")
-    g.add_argument("--log-every", type=nonneg_int, default=1000,
-                   help="print the loss every N epochs, 0 = never (default: 1000)")
-    g.add_argument("--engine", choices=("auto", "numpy", "fast"), default="auto",
-                   help="auto = compiled when available (default)")
+    for name in TRAINING_OPTIONS:  # --epochs: with this command's default
+        add_option(g, name, **({"default": epochs, "help": f"full-batch epochs (default: "
+                                f"{epochs})"} if name == "epochs" else {}))
     add_optimizer_args(p)
 
 
-# (the names of the flags below = the TrainConfig fields they fill)
-OPTIMIZER_FIELDS = ("optimizer", "batch_size", "momentum", "beta1", "beta2", "rho", "eps",
-                    "schedule", "step_size", "gamma", "lr_min", "l2", "l1", "early_stopping",
-                    "patience", "jitter", "monitor")
-
-
 def add_optimizer_args(p: argparse.ArgumentParser) -> None:
-    """Beyond the problem set's full-batch gradient descent (scratchnet.training.optim). With none of
-    these flags a run is exactly the problem set's, on the compiled fast path."""
-    from ..training.optim import OPTIMIZERS, SCHEDULES
-
-    g = p.add_argument_group("beyond plain gradient descent (default: none of it)")
-    g.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="gd",
-                   help="gd (default), sgd, momentum, nesterov, rmsprop, adam")
-    g.add_argument("--batch-size", type=positive_int, default=None,
-                   help="mini-batch size, rows reshuffled every epoch (default: full batch)")
-    g.add_argument("--momentum", type=unit_interval, default=0.9,
-                   help="μ of momentum / nesterov (0.9)")
-    g.add_argument("--beta1", type=unit_interval, default=0.9, help="adam β₁ (0.9)")
-    g.add_argument("--beta2", type=unit_interval, default=0.999, help="adam β₂ (0.999)")
-    g.add_argument("--rho", type=unit_interval, default=0.99, help="rmsprop decay ρ (0.99)")
-    g.add_argument("--eps", type=positive_float, default=1e-8, help="rmsprop / adam ε (1e-8)")
-    g.add_argument("--schedule", choices=tuple(SCHEDULES), default="constant",
-                   help="learning-rate schedule: constant (default), step, exponential, cosine")
-    g.add_argument("--step-size", type=positive_int, default=1000,
-                   help="step schedule: multiply η by --gamma every N epochs (1000)")
-    g.add_argument("--gamma", type=positive_float, default=0.5,
-                   help="step / exponential schedule factor (0.5)")
-    g.add_argument("--lr-min", type=nonneg_float, default=0.0,
-                   help="cosine schedule: η at the last epoch (0)")
-    g.add_argument("--l2", type=nonneg_float, default=0.0,
-                   help="L2 penalty ½λΣw² on the non-bias weights (0)")
-    g.add_argument("--l1", type=nonneg_float, default=0.0,
-                   help="L1 penalty λΣ|w| on the non-bias weights (0)")
-    g.add_argument("--early-stopping", action="store_true",
-                   help="stop when the test loss has not improved for --patience epochs and "
-                   "keep the best weights")
-    g.add_argument("--patience", type=positive_int, default=100,
-                   help="early stopping patience in epochs (100)")
-    g.add_argument("--jitter", type=nonneg_float, default=0.0,
-                   help="augment: add N(0, σ²) noise to the standardized training inputs, "
-                   "fresh every epoch (σ, default 0)")
-    g.add_argument("--monitor", action="store_true",
-                   help="record per-layer gradient norms and the share of saturated units "
-                   "every epoch (vanishing gradients)")
+    """Beyond the problem set's full-batch gradient descent (scratchnet.training.optim). With
+    none of these flags a run is exactly the problem set's, on the compiled fast path."""
+    g = p.add_argument_group(OPTIONS["optimizer"].group)
+    for name in OPTIMIZER_FIELDS:
+        add_option(g, name)
 
 
-def config_from_args(args: argparse.Namespace):
-    from ..training.train import TrainConfig
-
-    return TrainConfig(
-        data=args.data, features=args.features, target=args.target, hidden=args.hidden,
-        activation=args.activation, output=args.output, loss=args.loss, init=args.init,
-        lr=args.lr, epochs=args.epochs, seed=args.seed, test_size=args.test_size,
-        split_seed=args.split_seed, faithful=args.faithful,
-        standardize_targets=args.standardize_targets, log_every=args.log_every,
-        engine=args.engine, n_samples=args.n_samples, noise=args.noise,
-        data_seed=args.data_seed, n_classes=args.n_classes,
-        **{f: getattr(args, f) for f in OPTIMIZER_FIELDS if hasattr(args, f)})
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed flags: one field per table option the command has."""
+    return TrainConfig(**{n: getattr(args, n) for n in OPTIONS if hasattr(args, n)})
 
 
 def run_training(config, quiet: bool = False, desc: str = "training"):
@@ -156,12 +122,6 @@ def run_training(config, quiet: bool = False, desc: str = "training"):
 
     Returns (result, exit_code): on Ctrl-C the partial result and 130; on divergence the
     partial result and 2 (the message printed). The caller saves whatever it gets."""
-    import sys
-
-    from ..core.errors import DivergedError
-    from ..training.progress import ProgressBar
-    from ..training.train import train
-
     bar = ProgressBar(config.epochs, desc, enabled=None if not quiet else False)
 
     def log(t, tr, te):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import nonneg_int, positive_float
+from .common import nonneg_int, option_type, positive_float, positive_int
 
 
 def register(sub) -> None:
@@ -17,7 +17,8 @@ def register(sub) -> None:
         q.add_argument("--out", metavar="DIR", help="write the figures (PNG) into DIR")
         q.add_argument("--epochs", type=nonneg_int, default=epochs,
                        help=f"training epochs (default: {epochs})")
-        q.add_argument("--seed", type=int, default=0, help="weight init seed (default: 0)")
+        q.add_argument("--seed", type=option_type("seed"), default=0,
+                       help="weight init seed (default: 0)")
         q.set_defaults(func=cmd_demo, demo_name=name)
         return q
 
@@ -25,8 +26,9 @@ def register(sub) -> None:
             "weights: per-layer gradient norms and saturated units (vanishing.png, "
             "gradients.png)", 1500)
     q.add_argument("--data", default="spiral", help="bundled data set (default: spiral)")
-    q.add_argument("--depth", type=int, default=8, help="hidden layers (default: 8)")
-    q.add_argument("--width", type=int, default=16, help="units per hidden layer (default: 16)")
+    q.add_argument("--depth", type=positive_int, default=8, help="hidden layers (default: 8)")
+    q.add_argument("--width", type=positive_int, default=16,
+                   help="units per hidden layer (default: 16)")
     q.add_argument("--lr", type=positive_float, default=1e-3, help="η (default: 1e-3)")
     q = add("learning-rate", "loss curves for a range of η on one figure: too small, good, "
             "oscillating, diverging (learning-rate.png)", 2000)
@@ -37,7 +39,8 @@ def register(sub) -> None:
             "maps (softmax.png)", 0)
     q.add_argument("--data", choices=("gaussians", "spiral"), default="gaussians",
                    help="gaussians (default) or spiral")
-    q.add_argument("--n-classes", type=int, default=3, help="classes, 3 or more (default: 3)")
+    q.add_argument("--n-classes", type=option_type("n_classes"), default=3,
+                   help="classes, 3 or more (default: 3)")
     add("digits", "a small CNN on the 8×8 digits: accuracy, learned kernels, feature maps "
         "(digits-kernels.png, digits-feature-maps.png)", 30)
 

@@ -7,7 +7,8 @@ import sys
 
 from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..core.losses import LOSSES
-from .common import add_training_args, config_from_args, int_list, nonneg_int
+from .common import (add_training_args, config_from_args, int_list, nonneg_int, path,
+                     positive_int)
 
 
 def register(sub) -> None:
@@ -17,7 +18,7 @@ def register(sub) -> None:
                        "4 measured — into a folder with one self-contained report.html.")
     add_training_args(p)
     g = p.add_argument_group("report")
-    g.add_argument("--out", default="ps5-report", metavar="DIR",
+    g.add_argument("--out", type=path, default="ps5-report", metavar="DIR",
                    help="output folder (default: ps5-report)")
     g.add_argument("--log-y", action="store_true", help="loss curves on a log scale")
     g.add_argument("--torch-epochs", type=nonneg_int, default=10_000,
@@ -35,7 +36,7 @@ def register(sub) -> None:
     _add_architecture_args(d)
     d.add_argument("--max-units", type=nonneg_int, default=10,
                    help="units drawn per layer before eliding with ⋮ (default: 10)")
-    d.add_argument("--out", default="network.png", metavar="FILE",
+    d.add_argument("--out", type=path, default="network.png", metavar="FILE",
                    help="PNG, SVG or PDF file (default: network.png)")
     d.set_defaults(func=cmd_diagram)
 
@@ -46,22 +47,15 @@ def register(sub) -> None:
     v.add_argument("--loss", choices=tuple(LOSSES), default="sse", help="loss (default: sse)")
     v.add_argument("--format", choices=("markdown", "latex"), default="markdown",
                    help="markdown with $…$ math (default) or a LaTeX document")
-    v.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    v.add_argument("--out", type=path, metavar="FILE", help="write to FILE instead of stdout")
     v.set_defaults(func=cmd_derive)
-
-
-def _count(text: str) -> int:
-    v = nonneg_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be >= 1")
-    return v
 
 
 def _add_architecture_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int_list, default=(7,),
                    help="hidden layer sizes, e.g. 7 or 16,8 (default: 7)")
-    p.add_argument("--inputs", type=_count, default=2, help="number of inputs (2)")
-    p.add_argument("--outputs", type=_count, default=1, help="number of outputs (1)")
+    p.add_argument("--inputs", type=positive_int, default=2, help="number of inputs (2)")
+    p.add_argument("--outputs", type=positive_int, default=1, help="number of outputs (1)")
     p.add_argument("--activation", choices=HIDDEN_ACTIVATIONS, default="sigmoid",
                    help="hidden activation (default: sigmoid)")
     p.add_argument("--output", choices=OUTPUT_ACTIVATIONS, default="sigmoid",

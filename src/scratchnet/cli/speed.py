@@ -12,14 +12,7 @@ import csv
 import os
 import sys
 
-from .common import add_training_args, config_from_args, nonneg_int
-
-
-def _positive_int(text: str) -> int:
-    v = nonneg_int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be >= 1")
-    return v
+from .common import add_training_args, config_from_args, path, positive_int
 
 
 def register(sub) -> None:
@@ -37,22 +30,23 @@ def register(sub) -> None:
     g.add_argument("--lr", default="1e-4", help="learning rates, e.g. 1e-4,1e-3 (1e-4)")
     g.add_argument("--seeds", "--seed", dest="seeds", default="0:100",
                    help="init seeds: 0:1000 (end excluded), 0,5,9 or 0:10,100:110 (0:100)")
-    g.add_argument("--chunk-size", type=_positive_int, default=None,
+    g.add_argument("--chunk-size", type=positive_int, default=None,
                    help="networks per ensemble / per Dask task (default: 100 on the CPU, "
                    "10000 with --device cuda, which needs thousands of threads to be busy)")
-    g.add_argument("--record-every", type=_positive_int, default=None,
+    g.add_argument("--record-every", type=positive_int, default=None,
                    help="record losses every N epochs; best_epoch has this resolution "
                    "(default: epochs / 1000)")
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda: one GPU thread per network (default: cpu)")
     o = p.add_argument_group("output and where to run")
-    o.add_argument("--out", required=True, metavar="SWEEP.csv",
+    o.add_argument("--out", type=path, required=True, metavar="SWEEP.csv",
                    help="one row per network; an existing file is resumed")
-    o.add_argument("--plots", metavar="DIR", help="write the loss histogram and band plots")
+    o.add_argument("--plots", type=path, metavar="DIR",
+                   help="write the loss histogram and band plots")
     o.add_argument("--scheduler", metavar="local|ADDRESS",
                    help="run the chunks on Dask: 'local' starts a cluster on this machine, "
                    "tcp://host:8786 joins a running one (default: in this process)")
-    o.add_argument("--workers", type=_positive_int,
+    o.add_argument("--workers", type=positive_int,
                    help="worker processes of --scheduler local (default: one per core)")
     o.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=cmd_sweep)

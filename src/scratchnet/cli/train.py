@@ -5,7 +5,7 @@ import argparse
 import csv
 import sys
 
-from .common import add_training_args, config_from_args, run_training
+from .common import add_training_args, config_from_args, path, run_training
 
 
 def register(sub) -> None:
@@ -13,16 +13,17 @@ def register(sub) -> None:
                        description="Train a network; prints the problem set's loss log and "
                        "the final train/test loss and accuracy.")
     add_training_args(p)
-    p.add_argument("--save", metavar="MODEL.json", help="write the trained model (JSON)")
-    p.add_argument("--history", metavar="HISTORY.csv", help="write the per-epoch history")
+    p.add_argument("--save", type=path, metavar="MODEL.json", help="write the trained model (JSON)")
+    p.add_argument("--history", type=path, metavar="HISTORY.csv",
+                   help="write the per-epoch history")
     p.add_argument("--quiet", action="store_true", help="no log lines, no progress bar")
     p.set_defaults(func=cmd_train)
 
     q = sub.add_parser("predict", help="predict with a saved model",
                        description="Add probability and prediction columns to a CSV.")
-    q.add_argument("--model", required=True, help="model JSON written by train --save")
-    q.add_argument("--data", required=True, help="CSV with the model's feature columns")
-    q.add_argument("--out", help="output CSV (default: print to stdout)")
+    q.add_argument("--model", type=path, required=True, help="model JSON written by train --save")
+    q.add_argument("--data", type=path, required=True, help="CSV with the model's feature columns")
+    q.add_argument("--out", type=path, help="output CSV (default: print to stdout)")
     q.set_defaults(func=cmd_predict)
 
 

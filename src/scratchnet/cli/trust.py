@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_training_args, config_from_args, nonneg_int, positive_float
+from .common import (add_training_args, config_from_args, nonneg_int, path, positive_float,
+                     seconds)
 
 
 def register(sub) -> None:
@@ -21,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--torch-init", action="store_true",
                    help="start the twin from PyTorch's own initialisation (as PS5 Question 3 "
                    "did) to see what a comparison without a shared init looks like")
-    p.add_argument("--out", metavar="FIG.png", help="save the overlaid loss curves")
+    p.add_argument("--out", type=path, metavar="FIG.png", help="save the overlaid loss curves")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_compare)
 
@@ -44,7 +45,7 @@ def register(sub) -> None:
     d.add_argument("--quick", action="store_true", help="static checks only, no training")
     d.add_argument("--check-epochs", type=nonneg_int, default=20_000,
                    help="at most this many epochs for the dynamic checks (default: 20000)")
-    d.add_argument("--time-limit", type=positive_float, default=5.0,
+    d.add_argument("--time-limit", type=seconds, default=5.0,
                    help="about this many seconds for the dynamic checks (default: 5)")
     d.add_argument("--json", action="store_true", help="print the findings as JSON")
     d.set_defaults(func=cmd_doctor)

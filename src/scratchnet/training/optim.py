@@ -228,34 +228,6 @@ class GradientMonitor:
                 "saturated": np.array([self.shares[i] for i in keep]).reshape(len(keep), -1)}
 
 
-# ---- configuration checks ---------------------------------------------------------------
-def check_options(c) -> None:
-    """Validate a TrainConfig's optimizer fields; one actionable message per mistake."""
-    from ..core.errors import ScratchnetError
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise ScratchnetError(message)
-
-    need(c.optimizer in OPTIMIZERS,
-         f"--optimizer: unknown '{c.optimizer}' (choose from {', '.join(OPTIMIZERS)})")
-    need(c.schedule in SCHEDULES,
-         f"--schedule: unknown '{c.schedule}' (choose from {', '.join(SCHEDULES)})")
-    need(c.batch_size is None or int(c.batch_size) >= 1,
-         f"--batch-size must be >= 1, got {c.batch_size}")
-    for name in ("momentum", "beta1", "beta2", "rho"):
-        v = getattr(c, name)
-        need(0.0 <= v < 1.0, f"--{name} must be in [0, 1), got {v}")
-    need(c.eps > 0, f"--eps must be > 0, got {c.eps}")
-    need(c.step_size >= 1, f"--step-size must be >= 1, got {c.step_size}")
-    need(c.gamma > 0, f"--gamma must be > 0, got {c.gamma}")
-    need(0.0 <= c.lr_min, f"--lr-min must be >= 0, got {c.lr_min}")
-    for name in ("l2", "l1", "jitter"):
-        v = getattr(c, name)
-        need(v >= 0 and np.isfinite(v), f"--{name} must be >= 0, got {v}")
-    need(c.patience >= 1, f"--patience must be >= 1, got {c.patience}")
-
-
 # ---- the general loop -------------------------------------------------------------------
 class Loop:
     """The general training loop, called like ``train.run_epochs``:

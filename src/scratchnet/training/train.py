@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from ..core.errors import DivergedError, ScratchnetError
 from ..core.losses import LOSSES
 from ..core.model import Model
 from ..core.network import Layout, init_weights
+from .options import check_all
 
 
 @dataclass
@@ -70,19 +71,12 @@ class TrainConfig:
     monitor: bool = False  # record per-layer gradient norms and saturated units each epoch
 
     def __post_init__(self):
-        if isinstance(self.hidden, int):
-            self.hidden = (self.hidden,)
-        self.hidden = tuple(int(h) for h in self.hidden)
-        if self.loss not in LOSSES:
-            raise ScratchnetError(f"--loss: unknown '{self.loss}' (choose from "
-                                  f"{', '.join(LOSSES)})")
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ScratchnetError(f"--lr must be a positive number, got {self.lr}")
-        if self.epochs < 0:
-            raise ScratchnetError(f"--epochs must be >= 0, got {self.epochs}")
-        from .optim import check_options
-
-        check_options(self)
+        """Check every field against ``training.options.OPTIONS`` (one field per option, same
+        default: tests/test_options.py holds them equal); raises ``OptionError`` naming the
+        field.  Values come back normalized (``hidden=7`` → ``(7,)``)."""
+        checked = check_all({f.name: getattr(self, f.name) for f in fields(self)})
+        for name, value in checked.items():
+            setattr(self, name, value)
 
     def plain_gd(self) -> bool:
         """True for the problem set's full-batch gradient descent with nothing added: the
