@@ -25,7 +25,7 @@ Two choices differ from the problem set, and both can be switched back (see docs
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -35,26 +35,33 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .core.backprop import loss_and_grad, predict as _network_output
 from .core.data import Standardizer, split_indices
+from .core.errors import OptionError
 from .core.losses import LOSSES
-from .core.network import INITS, Layout, init_weights
-from .training.optim import (OPTIMIZERS, SCHEDULES, EarlyStopping, Hyper, Schedule, epoch_rng, jitter,
-                    penalty, weight_mask)
+from .core.model import Model
+from .core.network import Layout, init_weights
+from .training.optim import (OPTIMIZERS, EarlyStopping, Hyper, Schedule, epoch_rng, jitter,
+                              penalty, weight_mask)
+from .training.options import check_all
 
 __all__ = ["ScratchNetClassifier", "ScratchNetRegressor"]
 
-# (output activation, loss) pairs a classifier may use; "auto" picks the canonical loss.
-_CLASSIFIER_LOSSES = {"sigmoid": ("bce", "sse"), "softmax": ("ce", "sse")}
+# The estimators' parameters that are training options: checked against the one table
+# (scratchnet.training.options) in ``fit``, with the same ranges and rules as ``scratchnet
+# train``.  The other parameters (output/loss "auto", reduction, standardize,
+# validation_fraction, random_state) are the estimators' own.
+OPTION_PARAMS = ("hidden", "activation", "lr", "epochs", "optimizer", "init", "momentum",
+                 "batch_size", "beta1", "beta2", "rho", "eps", "schedule", "step_size", "gamma",
+                 "lr_min", "l2", "l1", "early_stopping", "patience", "jitter")
+# where an estimator's default differs from the table's: the loss is averaged over the rows
+# (reduction="mean"), so a larger step; fewer epochs; the scaled draw that suits any depth
+ESTIMATOR_DEFAULTS = {"lr": 0.5, "epochs": 1000, "init": "xavier"}
+
+# the outputs a classifier may use; "auto" picks sigmoid for two classes, softmax for more,
+# and the canonical loss of that output (the pairs any other loss makes are the table's rule)
+_CANONICAL_LOSS = {"sigmoid": "bce", "softmax": "ce"}
 
 # the held-out share when early_stopping=True leaves validation_fraction=None (as MLPClassifier)
 _EARLY_STOPPING_FRACTION = 0.1
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool) and bool(np.isfinite(v))
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, Integral) and not isinstance(v, bool)
 
 
 class _ScratchNet(BaseEstimator):
@@ -74,55 +81,20 @@ class _ScratchNet(BaseEstimator):
 
     # ---- parameters ---------------------------------------------------------------------
     def _check_params(self) -> tuple[int, ...]:
-        hidden = (self.hidden,) if isinstance(self.hidden, (int, np.integer)) else self.hidden
+        """Validate the parameters (scikit-learn's convention: in ``fit``, not ``__init__``);
+        the training options against the table.  Returns the hidden layer sizes."""
         try:
-            hidden = tuple(int(h) for h in hidden)
-        except (TypeError, ValueError):
-            raise ValueError(f"hidden must be an int or a tuple of ints, got {self.hidden!r}")
-        if not hidden or any(h < 1 for h in hidden):
-            raise ValueError(f"hidden needs positive layer sizes, got {self.hidden!r}")
-        if not (isinstance(self.lr, (int, float, np.number)) and np.isfinite(self.lr)
-                and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not (isinstance(self.epochs, (int, np.integer)) and self.epochs >= 1):
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+            values = check_all({name: getattr(self, name) for name in OPTION_PARAMS})
+        except OptionError as e:  # `lr must be a positive number, got -1` (the Python name)
+            raise ValueError(f"{e.name} {e.explain()}") from None
         if self.reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {self.reduction!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got "
-                             f"{self.optimizer!r}")
-        for name in ("momentum", "beta1", "beta2", "rho"):
-            v = getattr(self, name)
-            if not (_is_number(v) and 0.0 <= v < 1.0):
-                raise ValueError(f"{name} must be a number in [0, 1), got {v!r}")
-        if not (_is_number(self.eps) and self.eps > 0):
-            raise ValueError(f"eps must be a positive number, got {self.eps!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {tuple(SCHEDULES)}, got "
-                             f"{self.schedule!r}")
-        if not (_is_int(self.step_size) and self.step_size >= 1):
-            raise ValueError(f"step_size must be a positive integer, got {self.step_size!r}")
-        if not (_is_number(self.gamma) and self.gamma > 0):
-            raise ValueError(f"gamma must be a positive number, got {self.gamma!r}")
-        for name in ("lr_min", "l2", "l1", "jitter"):
-            v = getattr(self, name)
-            if not (_is_number(v) and v >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {v!r}")
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise ValueError(f"early_stopping must be True or False, got "
-                             f"{self.early_stopping!r}")
-        if not (_is_int(self.patience) and self.patience >= 1):
-            raise ValueError(f"patience must be a positive integer, got {self.patience!r}")
-        if self.batch_size is not None and not (
-                isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):
-            raise ValueError(f"batch_size must be None or a positive int, got "
-                             f"{self.batch_size!r}")
-        if self.validation_fraction is not None and not 0.0 < self.validation_fraction < 1.0:
+        if self.validation_fraction is not None and not (
+                isinstance(self.validation_fraction, Real)
+                and 0.0 < self.validation_fraction < 1.0):
             raise ValueError("validation_fraction must be None or in (0, 1), got "
                              f"{self.validation_fraction!r}")
-        return hidden
+        return values["hidden"]
 
     def _hyper(self) -> Hyper:
         return Hyper(self.momentum, self.beta1, self.beta2, self.rho, self.eps)
@@ -302,11 +274,12 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
         ``auto``: one sigmoid unit for two classes, softmax for more.
     loss : {"auto", "bce", "sse", "ce"}, default="auto"
         ``auto``: ``bce`` with a sigmoid output, ``ce`` with softmax.  ``sse`` = ½Σ(y − ŷ)², the
-        problem set's loss.
+        problem set's loss; ``ce`` needs the softmax output (as ``scratchnet train``).
     lr : float, default=0.5
         Learning rate η.  With ``reduction="sum"`` the problem set used 1e-4.
     epochs : int, default=1000
-        Passes over the training data in ``fit`` (``partial_fit`` makes one).
+        Passes over the training data in ``fit`` (``partial_fit`` makes one); 0 keeps the
+        initial draw.
     optimizer : {"gd", "sgd", "momentum", "nesterov", "rmsprop", "adam"}, default="gd"
         How a gradient becomes a step (:data:`scratchnet.training.optim.OPTIMIZERS`); ``gd`` is the
         problem set's w ← w − η ∂E/∂w.  rmsprop / adam want a smaller ``lr`` (e.g. 0.01).
@@ -338,9 +311,9 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     step_size : int, default=1000
         Epochs between the ``step`` schedule's decays.
     gamma : float, default=0.5
-        Decay factor of the ``step`` / ``exponential`` schedules.
+        Decay factor of the ``step`` / ``exponential`` schedules, in (0, 1].
     lr_min : float, default=0.0
-        η of the ``cosine`` schedule after ``epochs`` epochs.
+        η of the ``cosine`` schedule after ``epochs`` epochs; at most ``lr``.
     l2, l1 : float, default=0.0
         Penalty ½λ₂Σw² + λ₁Σ|w| over the non-bias weights, added to the (mean or summed) loss.
     early_stopping : bool, default=False
@@ -415,15 +388,19 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
         output = self.output
         if output == "auto":
             output = "sigmoid" if n_classes == 2 else "softmax"
-        if output not in _CLASSIFIER_LOSSES:
+        if output not in _CANONICAL_LOSS:
             raise ValueError(f"output must be 'auto', 'sigmoid' or 'softmax', got {output!r}")
         if output == "sigmoid" and n_classes > 2:
             raise ValueError(f"output='sigmoid' has one output unit for two classes, but y has "
                              f"{n_classes} classes: use output='softmax' (or 'auto')")
-        loss = _CLASSIFIER_LOSSES[output][0] if self.loss == "auto" else self.loss
-        if loss not in _CLASSIFIER_LOSSES[output]:
-            raise ValueError(f"loss={self.loss!r} does not go with a {output} output: choose "
-                             f"from {('auto',) + _CLASSIFIER_LOSSES[output]}")
+        loss = _CANONICAL_LOSS[output] if self.loss == "auto" else self.loss
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {('auto', *LOSSES)}, got {self.loss!r}")
+        try:
+            check_all({"output": output, "loss": loss})
+        except OptionError as e:
+            raise ValueError(f"loss={self.loss!r} does not go with a {output} output: "
+                             f"{e.explain()}") from None
         return output, loss
 
     def _start(self, y, classes) -> None:
@@ -468,8 +445,6 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     def to_model(self):
         """The fitted network as a :class:`scratchnet.core.model.Model` (JSON ``save``, the
         ``scratchnet predict`` command); needs numeric class labels."""
-        from .core.model import Model
-
         check_is_fitted(self)
         try:
             classes = np.asarray(self.classes_, dtype=float)

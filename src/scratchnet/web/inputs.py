@@ -17,11 +17,10 @@ import threading
 import uuid
 from collections import OrderedDict
 
-from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..core.data import DEFAULT_FEATURES, DEFAULT_TARGET, Dataset, read_csv
 from ..core.datasets import NAMES
-from ..core.losses import LOSSES
-from ..core.network import INITS
+from ..core.errors import OptionError
+from ..training.options import OPTIONS
 from ..training.train import TrainConfig
 from .session import Limits, PlaygroundError
 
@@ -87,15 +86,34 @@ def _choice(d: dict, key: str, default: str, options, what: str) -> str:
     return v
 
 
+# the page's name for each training option it sets: a refusal names the field
+FIELDS = {"hidden": "hidden layers", "activation": "activation", "output": "output activation",
+          "loss": "loss", "init": "init", "lr": "learning rate", "epochs": "epoch budget",
+          "seed": "weight seed", "test_size": "test fraction", "split_seed": "data seed",
+          "data_seed": "data seed", "optimizer": "optimizer", "batch_size": "batch size",
+          "l2": "L2 penalty λ", "n_samples": "data size", "noise": "noise",
+          "n_classes": "classes", "features": "features", "target": "target"}
+
+
+def _option(d: dict, key: str, name: str | None = None) -> str:
+    """A choice of the options table (its choices and default), named as the page names it."""
+    o = OPTIONS[name or key]
+    return _choice(d, key, o.default, o.choices, FIELDS[o.name])
+
+
 def parse_config(msg: dict, uploads: "Uploads", limits: Limits) -> tuple[TrainConfig,
                                                                           Dataset | None]:
-    """A page's {"data": {...}, "network": {...}} → (TrainConfig, uploaded Dataset or None)."""
+    """A page's {"data": {...}, "network": {...}} → (TrainConfig, uploaded Dataset or None).
+
+    The page's limits (``Limits``: sizes a shared server can afford) are checked here; the
+    options' own ranges and the rules between them are the table's (``TrainConfig`` checks
+    them), their refusal worded with the page's field names."""
     data, net = msg.get("data") or {}, msg.get("network") or {}
     if not isinstance(data, dict) or not isinstance(net, dict):
         raise PlaygroundError("config: 'data' and 'network' must be objects")
     name = _choice(data, "name", "ps5", (*NAMES, "upload"), "data set")
 
-    hidden = net.get("hidden", [7])
+    hidden = net.get("hidden", list(OPTIONS["hidden"].default))
     if not isinstance(hidden, list):
         raise PlaygroundError("hidden layers: expected a list of unit counts")
     if len(hidden) > limits.hidden_layers:
@@ -104,30 +122,23 @@ def parse_config(msg: dict, uploads: "Uploads", limits: Limits) -> tuple[TrainCo
     hidden = tuple(_number({"h": h}, "h", None, 1, limits.units,
                            f"units in hidden layer {i + 1} (at most {limits.units})", True)
                    for i, h in enumerate(hidden))
+    seed_max = 2**31 - 1  # a page's seed fits a JavaScript int32
     kw = dict(
-        hidden=hidden,
-        activation=_choice(net, "activation", "sigmoid", HIDDEN_ACTIVATIONS, "activation"),
-        output=_choice(net, "output", "sigmoid", OUTPUT_ACTIVATIONS, "output activation"),
-        loss=_choice(net, "loss", "sse", tuple(LOSSES), "loss"),
-        init=_choice(net, "init", "normal", INITS, "init"),
-        lr=_number(net, "lr", 1e-4, 1e-12, 100.0, "learning rate"),
-        epochs=_number(net, "epochs", 100_000, 1, limits.epochs,
+        hidden=hidden, activation=_option(net, "activation"), output=_option(net, "output"),
+        loss=_option(net, "loss"), init=_option(net, "init"),
+        lr=_number(net, "lr", OPTIONS["lr"].default, 1e-12, 100.0, FIELDS["lr"]),
+        epochs=_number(net, "epochs", OPTIONS["epochs"].default, 1, limits.epochs,
                        f"epoch budget (at most {limits.epochs:,})", True),
-        seed=_number(net, "seed", 0, 0, 2**31 - 1, "weight seed", True),
-        test_size=_number(data, "test_size", 0.2, 0.05, 0.9, "test fraction"),
-        split_seed=_number(data, "seed", 0, 0, 2**31 - 1, "data seed", True),
+        seed=_number(net, "seed", 0, 0, seed_max, FIELDS["seed"], True),
+        test_size=_number(data, "test_size", OPTIONS["test_size"].default, 0.05, 0.9,
+                          FIELDS["test_size"]),
+        split_seed=_number(data, "seed", 0, 0, seed_max, FIELDS["split_seed"], True),
+        optimizer=_option(net, "optimizer"),
     )
-    from ..training.optim import OPTIMIZERS
-
-    kw["optimizer"] = _choice(net, "optimizer", "gd", tuple(OPTIMIZERS), "optimizer")
     batch = net.get("batch_size")
     kw["batch_size"] = None if batch in (None, "", 0, "full") else _number(
-        net, "batch_size", None, 1, limits.rows, "batch size", True)
-    kw["l2"] = _number(net, "l2", 0.0, 0.0, 10.0, "L2 penalty λ")
-    if kw["loss"] == "ce" and kw["output"] != "softmax":
-        raise PlaygroundError("loss ce (cross-entropy over classes) needs output softmax")
-    if kw["output"] == "softmax" and kw["loss"] != "ce":
-        raise PlaygroundError("output softmax goes with loss ce")
+        net, "batch_size", None, 1, limits.rows, FIELDS["batch_size"], True)
+    kw["l2"] = _number(net, "l2", 0.0, 0.0, 10.0, FIELDS["l2"])
     dataset = None
     if name == "upload":
         features = data.get("features") or None
@@ -140,25 +151,34 @@ def parse_config(msg: dict, uploads: "Uploads", limits: Limits) -> tuple[TrainCo
         target = data.get("target") or None
         if target is not None and not isinstance(target, str):
             raise PlaygroundError("target: expected a column name")
+        _train_config(kw)  # the options' rules before the file is read
         dataset = uploads.dataset(str(data.get("upload_id", "")), features, target)
         if dataset.X.shape[1] < 2:
             raise PlaygroundError(f"{dataset.source}: choose at least two feature columns "
                                   "(the map is drawn over the first two)")
-        config = TrainConfig(data=dataset.source, features=dataset.feature_names,
-                             target=dataset.target_name, **kw)
+        config = _train_config(dict(data=dataset.source, features=dataset.feature_names,
+                                    target=dataset.target_name, **kw))
     else:
         opts = DATASETS[name]
         gen = {}
         if name != "ps5":
             gen["n_samples"] = _number(data, "n_samples", opts["n_samples"], 10, limits.rows,
                                        f"data size (at most {limits.rows:,} rows)", True)
-            gen["noise"] = _number(data, "noise", opts["noise"], 0.0, 5.0, "noise")
+            gen["noise"] = _number(data, "noise", opts["noise"], 0.0, 5.0, FIELDS["noise"])
             gen["data_seed"] = kw["split_seed"]
             if "n_classes" in opts:
-                gen["n_classes"] = _number(data, "n_classes", 2, 2, limits.classes, "classes",
-                                           True)
-        config = TrainConfig(data=name, **gen, **kw)
+                gen["n_classes"] = _number(data, "n_classes", 2, 2, limits.classes,
+                                           FIELDS["n_classes"], True)
+        config = _train_config(dict(data=name, **gen, **kw))
     return config, dataset
+
+
+def _train_config(kw: dict) -> TrainConfig:
+    """``TrainConfig(**kw)``, an option it refuses worded with the page's field names."""
+    try:
+        return TrainConfig(**kw)
+    except OptionError as e:
+        raise PlaygroundError(e.worded(lambda n: FIELDS.get(n, n))) from None
 
 
 class Uploads:
