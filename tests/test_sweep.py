@@ -169,3 +169,108 @@ def test_progress_counts_networks_up_to_the_grid_and_ints_are_architectures(tmp_
     assert {r["hidden"] for r in run.rows} == {"3", "4x2"} and len(run.rows) == 6
     assert seen[0] == (0, 6) and seen[-1] == (6, 6)
     assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))  # never goes back
+
+
+# ---- the files keep their integrity (issue 12 item 10) -------------------------------------
+SMALL = dict(hiddens=[(3,)], lrs=[1e-3, 1e-2], seeds=[0, 1, 2])
+
+
+def clean_sweep(tmp_path):
+    full = str(tmp_path / "clean.csv")
+    run_sweep(config(epochs=20), **SMALL, out=full, chunk_size=2)
+    with open(full, "rb") as fh, open(curves_path(full), "rb") as gh:
+        return fh.read(), gh.read()
+
+
+@pytest.mark.parametrize("damage", ["duplicate", "cut", "nul", "latin1", "garbage", "curve_cut",
+                                    "nan_loss", "reordered"])
+def test_damaged_rows_are_set_aside_and_rerun_to_the_clean_file(tmp_path, damage):
+    clean, clean_curves = clean_sweep(tmp_path)
+    out = str(tmp_path / "s.csv")
+    with open(out, "wb") as fh:
+        fh.write(clean)
+    with open(curves_path(out), "wb") as fh:
+        fh.write(clean_curves)
+    lines = clean.split(b"\n")  # header, 6 rows, ''
+    if damage == "duplicate":
+        lines.insert(3, lines[2])
+    elif damage == "cut":
+        lines[4] = lines[4][:17]
+    elif damage == "nul":
+        lines[2] = lines[2][:5] + b"\0\0\0" + lines[2][8:]
+    elif damage == "latin1":
+        lines[3] = lines[3].replace(b"3,", "\xe9,".encode("latin-1"), 1)
+    elif damage == "garbage":
+        lines.insert(5, b"garbage,,,")
+    elif damage == "nan_loss":
+        f = lines[1].split(b",")
+        f[4] = b"nan"
+        lines[1] = b",".join(f)
+    elif damage == "reordered":
+        lines[1:7] = lines[1:7][::-1]
+    if damage == "curve_cut":
+        with open(curves_path(out), "wb") as fh:
+            fh.write(clean_curves[:len(clean_curves) * 2 // 3])
+    else:
+        with open(out, "wb") as fh:
+            fh.write(b"\n".join(lines))
+    warnings_seen = []
+    run = run_sweep(config(epochs=20), **SMALL, out=out, chunk_size=2,
+                    warn=warnings_seen.append)
+    with open(out, "rb") as fh, open(curves_path(out), "rb") as gh:
+        assert fh.read() == clean and gh.read() == clean_curves  # byte for byte
+    if damage == "reordered":
+        assert run.trained == 0 and not warnings_seen
+    else:  # an extra garbage line damages no network: nothing to train again
+        assert (run.trained == 0) == (damage == "garbage") and len(warnings_seen) == 1
+        assert "trained again" in warnings_seen[0]
+
+
+def test_damaged_lines_are_kept_aside_for_inspection(tmp_path, capsys):
+    out = str(tmp_path / "s.csv")
+    run_sweep(config(epochs=20), **SMALL, out=out, chunk_size=2)
+    with open(out, "ab") as fh:
+        fh.write(b"3,0.01,\x00\x00,garbage\n")
+    run_sweep(config(epochs=20), **SMALL, out=out, chunk_size=2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "scratchnet: warning:" in err and "NUL" in err
+    with open(out + ".set-aside.txt", "rb") as fh:
+        kept = fh.read()
+    assert b"garbage" in kept and b"NUL bytes" in kept
+    assert len(read_rows(out)) == 6
+
+
+def test_a_second_sweep_on_the_same_out_is_refused_with_the_holder(tmp_path):
+    out = str(tmp_path / "s.csv")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with open(out + ".lock", "w") as fh:
+            import json
+            import socket
+
+            json.dump({"pid": holder.pid, "host": socket.gethostname(),
+                       "started": "2026-12-01T08:00:00+0000"}, fh)
+        with pytest.raises(ScratchnetError, match=rf"another sweep is writing it \(pid "
+                           rf"{holder.pid} on .*started 2026-12-01"):
+            run_sweep(config(epochs=20), **SMALL, out=out)
+        assert not os.path.exists(out)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale and taken over; released at the end
+    run = run_sweep(config(epochs=20), **SMALL, out=out)
+    assert run.trained == 6 and not os.path.exists(out + ".lock")
+
+
+def test_the_lock_is_released_on_error_and_interrupt(tmp_path):
+    out = str(tmp_path / "s.csv")
+
+    def stop(result):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(config(epochs=20), **SMALL, out=out, chunk_size=2, on_chunk=stop)
+    assert not os.path.exists(out + ".lock")
+    with pytest.raises(ScratchnetError, match="another setup"):
+        run_sweep(config(epochs=21), **SMALL, out=out, chunk_size=2)
+    assert not os.path.exists(out + ".lock")

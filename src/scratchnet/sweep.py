@@ -16,7 +16,6 @@ numbers as an uninterrupted serial one.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -27,9 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .core.errors import ScratchnetError
+from .sweepfile import COLUMNS, SweepLock, SweepWriter, curves_path, read_rows  # noqa: F401
 
-COLUMNS = ("hidden", "lr", "seed", "epochs", "train_loss", "test_loss", "train_acc", "test_acc",
-           "best_epoch", "best_test_loss", "diverged_at", "setup")
 KEY = ("hidden", "lr", "seed")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -172,83 +170,7 @@ def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: in
     return ChunkResult(rows, curves, res.epochs[cols].tolist(), res.seconds, res.engine)
 
 
-# ---- the output files ------------------------------------------------------------------------
-def curves_path(out: str) -> str:
-    root, _ = os.path.splitext(out)
-    return root + ".curves.csv"
-
-
-def _drop_partial_line(path: str) -> None:
-    """A run killed mid-write may leave half a line: cut the file back to its last newline."""
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        if data and not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
-
-
-def read_rows(out: str) -> list[dict]:
-    """The rows of a sweep file, numbers parsed; a missing file has none."""
-    if not os.path.exists(out):
-        return []
-    with open(out, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None:
-            return []
-        if tuple(reader.fieldnames) != COLUMNS:
-            raise ScratchnetError(f"{out}: not a sweep file (its columns are "
-                                  f"{', '.join(reader.fieldnames)}); choose another --out")
-        rows = []
-        for r in reader:
-            if None in r.values():
-                continue  # a truncated last line: that chunk is run again
-            r = dict(r)
-            for c in ("lr", "train_loss", "test_loss", "train_acc", "test_acc",
-                      "best_test_loss"):
-                r[c] = float(r[c])
-            for c in ("seed", "epochs", "best_epoch", "diverged_at"):
-                r[c] = int(r[c])
-            rows.append(r)
-    return rows
-
-
-class SweepWriter:
-    """Appends chunk results to ``out`` and its curves file, creating them with a header."""
-
-    def __init__(self, out: str, setup: str):
-        self.out, self.curves = out, curves_path(out)
-        for p in (self.out, self.curves):
-            if os.path.exists(p):
-                _drop_partial_line(p)
-        rows = read_rows(out)
-        other = {r["setup"] for r in rows} - {setup}
-        if other:
-            raise ScratchnetError(f"{out} holds runs of another setup (data, epochs, "
-                                  "activation, …); resuming would mix them: choose another --out")
-        self.done = {_key(r["hidden"], r["lr"], r["seed"]) for r in rows}
-        if not rows and os.path.exists(self.curves):
-            os.remove(self.curves)  # left from a sweep whose main file is gone
-
-    def write(self, result: ChunkResult) -> None:
-        # curves first: the main file is the record of what is done
-        self._append(self.curves, ["hidden", "lr", "seed", "setup",
-                                   *(f"train@{e}" for e in result.curve_epochs),
-                                   *(f"test@{e}" for e in result.curve_epochs)],
-                     [[repr(v) if isinstance(v, float) else v for v in c]
-                      for c in result.curves])
-        self._append(self.out, COLUMNS, [[repr(r[c]) if isinstance(r[c], float) else r[c]
-                                          for c in COLUMNS] for r in result.rows])
-        self.done.update(_key(r["hidden"], r["lr"], r["seed"]) for r in result.rows)
-
-    @staticmethod
-    def _append(path: str, header, rows) -> None:
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        with open(path, "a", newline="") as fh:
-            wr = csv.writer(fh)
-            if new:
-                wr.writerow(header)
-            wr.writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
+# ---- the output files: locked, checked line by line on resume (scratchnet.sweepfile) ------
 
 
 # ---- running the grid ------------------------------------------------------------------------
@@ -264,10 +186,21 @@ class SweepRun:
     engines: tuple[str, ...] = ()  # the ensemble engines the chunks ran on
 
 
-def run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
-              record_every: int | None = None, curve_points: int = 100, device: str = "cpu",
-              scheduler: str | None = None, workers: int | None = None, progress=None,
-              on_chunk=None) -> SweepRun:
+def run_sweep(config, hiddens, lrs, seeds, out: str, **kw) -> SweepRun:
+    """Train the grid ``hiddens × lrs × seeds`` of ``config``'s setup into ``out`` (see
+    :func:`_run_sweep` for the keywords), holding ``<out>.lock`` meanwhile: a second sweep on
+    the same file is refused."""
+    lock = SweepLock(out)
+    try:
+        return _run_sweep(config, hiddens, lrs, seeds, out, **kw)
+    finally:
+        lock.release()
+
+
+def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
+               record_every: int | None = None, curve_points: int = 100, device: str = "cpu",
+               scheduler: str | None = None, workers: int | None = None, progress=None,
+               on_chunk=None, warn=None) -> SweepRun:
     """Train the grid ``hiddens × lrs × seeds`` of ``config``'s setup into ``out``.
 
     ``scheduler``: None (in process), ``"local"`` (a LocalCluster of ``workers`` processes on
@@ -290,7 +223,7 @@ def run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
         raise ScratchnetError("sweep needs --epochs >= 1")
     record_every = int(record_every or max(1, epochs // 1000))
     setup = setup_id(config, record_every)
-    writer = SweepWriter(out, setup)
+    writer = SweepWriter(out, setup, **({"warn": warn} if warn else {}))
     total = len(hiddens) * len(lrs) * len(seeds)
     chunks = make_chunks(hiddens, lrs, seeds, chunk_size, writer.done)
     todo = sum(len(c.seeds) for c in chunks)
@@ -323,6 +256,10 @@ def run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
         _run_on_dask(scheduler, workers, config, dataset, chunks, args, finished)
     seconds = time.perf_counter() - t0
     grid = {_key(hidden_label(h), lr, s) for h in hiddens for lr in lrs for s in seeds}
+    # the grid's order, as an uninterrupted serial sweep writes it (chunks of one architecture,
+    # lr-major): resumed, repaired and distributed sweeps end with the same file
+    writer.put_in_order({k: i for i, k in enumerate(
+        _key(hidden_label(h), lr, s) for h in hiddens for lr in lrs for s in seeds)})
     rows = [r for r in read_rows(out) if _key(r["hidden"], r["lr"], r["seed"]) in grid]
     return SweepRun(out, rows, todo, total - todo, seconds, todo * epochs, scheduler,
                     tuple(sorted(engines)))
