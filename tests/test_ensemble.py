@@ -145,6 +145,20 @@ def test_zero_epochs_gives_initial_weights(prep):
     assert np.all(np.isfinite(r.final["train_loss"]))
 
 
+@pytest.mark.parametrize("init", ["normal", "xavier", "he"])
+@pytest.mark.parametrize("engine", ["fast", "numpy"])
+def test_every_network_starts_from_its_own_seeds_draw(init, engine):
+    cfg = replace(CFG, epochs=0, init=init, hidden=(4, 3))
+    seeds = [9, 0, 2**31, 9, 123]
+    r = train_ensemble(cfg, seeds=seeds, engine=engine)
+    for k, s in enumerate(seeds):  # bit for bit the single network's draw
+        assert np.array_equal(r.W[k], init_weights(r.layout, init, s))
+    # the final metrics (the compiled engine: one more epoch-0 pass) are those of the draw
+    ref = ensemble.final_metrics(r.layout, cfg.loss, r.W, r.prepared.problem)
+    for m in METRICS:
+        assert rel_err(r.final[m], ref[m]) <= 1e-12
+
+
 def test_progress_and_history(prep):
     calls = []
     r = train_ensemble(replace(CFG, epochs=40), seeds=[0, 1], prepared=prep,
@@ -180,7 +194,7 @@ def test_interrupt_keeps_finished_chunks(prep, monkeypatch):
             raise KeyboardInterrupt
         real(*args)
 
-    monkeypatch.setattr(ensemble, "select_ensemble_engine", lambda d, e: ("numpy", flaky))
+    monkeypatch.setattr(ensemble, "select_ensemble_engine", lambda d, e, dt: ("numpy", flaky))
     monkeypatch.setattr(ensemble, "CHUNK_WORK", {"cpu": 2e4, "cuda": 2e4})  # 100-epoch chunks
     r = train_ensemble(replace(CFG, epochs=1000), seeds=[0, 1], prepared=prep)
     assert r.stopped == "interrupted" and r.epochs_done == 100

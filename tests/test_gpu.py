@@ -18,7 +18,9 @@ SRC = os.path.join(os.path.dirname(__file__), "..", "src")
 
 SCRIPT = r"""
 import json, copy
+from dataclasses import replace
 import numpy as np
+from scratchnet.core.network import init_weights_batch
 from scratchnet.training.train import TrainConfig, prepare, Problem
 from scratchnet.engines.ensemble import train_ensemble, METRICS
 import scratchnet.engines.ensemble as ens
@@ -57,6 +59,7 @@ def compare(cfg, seeds, lrs, every, prep, chunk=None):
     ens.CHUNK_WORK = {"cpu": 2e7, "cuda": 2e10}
     return {"engine": [g.engine, c.engine], "W": rel(g.W, c.W),
             "records": max(rel(getattr(g, m), getattr(c, m)) for m in METRICS),
+            "final": max(rel(g.final[m], c.final[m]) for m in METRICS),
             "diverged_at": [g.diverged_at.tolist(), c.diverged_at.tolist()],
             "kernels": sorted(set(used)), "launches": len(used)}
 
@@ -90,6 +93,34 @@ with np.errstate(all="ignore"):
     t = out["relu-diverges"]["diverged_at"][1][1]
     for back in (0, 1, 2):
         out[f"chunk-boundary-{back}"] = compare(cfg, seeds, lrs, every, tiny(cfg), t - back)
+    # the run stops right where network 1's loss turns non-finite: its final metrics are not
+    # finite (no record of the device's final pass; computed on the host)
+    out["final-not-finite"] = compare(replace(cfg, epochs=t), seeds, lrs, every, tiny(cfg))
+    # records into plain (K, n) arrays (not the transposed views train_ensemble allocates)
+    cfg, seeds, lrs, every = cases["ps5"]
+    prep = tiny(cfg)
+    W = init_weights_batch(prep.layout, "normal", seeds)
+    rec = {m: np.full((3, 3), np.nan) for m in METRICS}
+    div = np.full(3, -1, np.int64)
+    gpu.cuda_engine(prep.layout, cfg.loss, W, W.copy(), np.array(lrs), prep.problem, 0, 6,
+                    every, rec, div)
+    c = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, record_every=every)
+    out["plain-records"] = {"W": rel(W, c.W), "records": max(rel(rec[m], getattr(c, m))
+                                                             for m in METRICS)}
+    # float32: the same kernel in single precision, against float64 on the CPU
+    for name, cfg in (("float32", cases["ps5"][0]), ("float32-bce", cases["bce"][0])):
+        _, seeds, lrs, every = cases["ps5" if name == "float32" else "bce"]
+        prep = tiny(cfg)
+        c = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, record_every=every)
+        g = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, record_every=every,
+                           device="cuda", dtype="float32")
+        out[name] = {"dtypes": [g.dtype, str(g.train_loss.dtype), str(g.W.dtype)],
+                     "W": rel(g.W, c.W), "records": max(rel(getattr(g, m), getattr(c, m))
+                                                        for m in METRICS),
+                     "dw": float(np.abs(g.W - c.W).max()),
+                     "dloss": max(float(np.abs(g.final[m] - c.final[m]).max())
+                                  for m in ("train_loss", "test_loss")),
+                     "agreement": g.agreement}
 print(json.dumps(out))
 """
 
@@ -108,7 +139,8 @@ def test_simulator_sees_a_device(simulated):
 
 
 CASES = ["ps5", "deep-softmax", "relu-diverges", "bce", "softmax-sse", "global-rows",
-         "generic", "chunk-boundary-0", "chunk-boundary-1", "chunk-boundary-2"]
+         "generic", "chunk-boundary-0", "chunk-boundary-1", "chunk-boundary-2",
+         "final-not-finite"]
 SHARED = "unrolled, rows in shared memory"
 
 
@@ -118,7 +150,62 @@ def test_kernel_equals_cpu_engine(simulated, case):
     assert r["engine"] == ["cuda", "fast"]
     assert r["W"] <= 1e-12
     assert r["records"] <= 1e-12
+    assert r["final"] <= 1e-12  # the device's extra pass for the final weights' metrics
     assert r["diverged_at"][0] == r["diverged_at"][1]
+
+
+def test_final_metrics_of_non_finite_final_weights(simulated):
+    r = simulated["final-not-finite"]
+    assert r["diverged_at"][0] == [-1, -1]  # not diverged within the epochs run…
+    assert r["final"] <= 1e-12  # …but its final loss is not finite: NaN / inf placed alike
+
+
+def test_records_into_plain_arrays(simulated):
+    assert simulated["plain-records"]["W"] <= 1e-12
+    assert simulated["plain-records"]["records"] <= 1e-12
+
+
+@pytest.mark.parametrize("case", ["float32", "float32-bce"])
+def test_float32_kernel_agrees_with_float64_and_says_how_far(simulated, case):
+    r = simulated[case]
+    assert r["dtypes"] == ["float32", "float32", "float64"]
+    # single precision really ran (not float64 in disguise), and stays close
+    assert 1e-10 < r["dw"] and r["W"] <= 1e-4 and r["records"] <= 1e-4
+    a = r["agreement"]
+    assert a["dtype"] == "float32" and a["diverged_differently"] == 0
+    assert a["networks"] == (3 if case == "float32" else 2)  # the K networks of the case
+    # every network was checked here (K ≤ check): the report is the full difference
+    assert a["max_abs_dw"] == pytest.approx(r["dw"], rel=1e-12)
+    assert a["max_train_loss_diff"] <= r["dloss"] * (1 + 1e-12)
+    assert max(a["max_train_loss_diff"], a["max_test_loss_diff"]) == \
+        pytest.approx(r["dloss"], rel=1e-12)
+
+
+def test_float32_source_has_no_double_literal():
+    from scratchnet.engines import codegen as gpu_codegen
+
+    import re
+
+    src = gpu_codegen.single_precision(
+        gpu_codegen.kernel_source((2, 4, 1), (1, 0), 1, True, (80, 20)))
+    compile(src, "<kernel>", "exec")
+    code = "\n".join(line.partition("#")[0] for line in src.splitlines())
+    assert "np.float64" not in code and "np.float32" in code
+    assert re.findall(r"(?<![\w.(])\d+\.\d+", code) == []  # every literal inside F32(…)
+    assert "e_train = F32(0.0)" in code and "0.5" not in code.replace("F32(0.5)", "")
+
+
+def test_float32_needs_the_gpu_and_the_unrolled_kernel(monkeypatch):
+    from scratchnet.engines.ensemble import train_ensemble
+    from scratchnet.training.train import TrainConfig
+
+    with pytest.raises(ScratchnetError, match="--dtype float32 runs on the GPU only"):
+        train_ensemble(TrainConfig(epochs=1), seeds=[0], dtype="float32")
+    with pytest.raises(ScratchnetError, match="--dtype: unknown 'float16'"):
+        train_ensemble(TrainConfig(epochs=1), seeds=[0], device="cuda", dtype="float16")
+    if gpu.cuda is not None:
+        with pytest.raises(ScratchnetError, match="single precision"):
+            gpu.make_kernel((2, 7, 1), (0, 0), 0, False, "generic", dtype="float32")
 
 
 @pytest.mark.parametrize("case, kernel", [

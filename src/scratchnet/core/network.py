@@ -173,11 +173,12 @@ def init_weights_batch(layout: Layout, init: str = "normal", seeds=(0,)) -> np.n
     """
     _check_init(init)
     seeds = np.asarray(seeds).reshape(-1)
-    W = np.empty((seeds.size, layout.n_params))  # (K, P)
+    P = layout.n_params
+    W = np.empty((seeds.size, P))  # (K, P)
     rs = np.random.RandomState()  # one private state, re-seeded per network
     for k, s in enumerate(seeds.tolist()):
         rs.seed(s)
-        W[k] = rs.randn(layout.n_params)
+        W[k] = rs.randn(P)
     return _scale(layout, init, W)
 
 

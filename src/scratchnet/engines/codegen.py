@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import linecache
 import math
+import re
 
 import numpy as np
 
@@ -292,18 +293,37 @@ def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None) -> str:
 _COUNT = [0]
 
 
+def single_precision(src: str) -> str:
+    """The kernel source in float32: every float literal ``1.0`` becomes ``F32(1.0)`` and the
+    shared row arrays float32, so with float32 arrays all arithmetic stays single precision
+    (a bare literal is a float64 to numba and would promote the expression around it).  EPS
+    and 1 − EPS stay float64, the clip and log of bce / ce with them: 1 − 1e-12 is 1.0 in
+    float32, and log(1 − q) would be −inf for every saturated output."""
+    out = []
+    for line in src.splitlines():
+        code, hash_, comment = line.partition("#")
+        code = re.sub(r"(?<![\w.])(\d+\.\d+)(?![\w.])", r"F32(\1)", code)
+        out.append(code.replace("np.float64", "np.float32") + hash_ + comment)
+    return "\n".join(out) + "\n"
+
+
 def build_kernel(cuda, sizes, acts, loss: int, canonical: bool, rows=None,
-                 max_registers: int | None = None):
+                 max_registers: int | None = None, dtype: str = "float64"):
     """``numba.cuda.jit`` of ``kernel_source(...)`` (the module given as ``cuda``);
     ``max_registers`` caps the registers per thread (more threads fit on an SM, values that
-    do not fit are spilled; ignored by the simulator)."""
+    do not fit are spilled; ignored by the simulator); ``dtype="float32"``: the
+    ``single_precision`` source."""
+    from numba import config, float32
+
     src = kernel_source(sizes, acts, loss, canonical, rows)
+    if dtype == "float32":
+        src = single_precision(src)
     _COUNT[0] += 1
     filename = f"<scratchnet.engines.codegen kernel {_COUNT[0]}: {'-'.join(map(str, sizes))}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)  # tracebacks
-    namespace = {"cuda": cuda, "math": math, "np": np, "EPS": EPS, "LO": 1.0 - EPS}
+    namespace = {"cuda": cuda, "math": math, "np": np, "EPS": EPS, "LO": 1.0 - EPS,
+                 "F32": float32}
     exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - generated from integers
-    from numba import config
 
     opts = {} if max_registers is None or config.ENABLE_CUDASIM else \
         {"max_registers": int(max_registers)}

@@ -19,6 +19,7 @@ its last finite epoch (as ``train`` does), its later records are NaN, and the ot
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field, replace
 
@@ -27,7 +28,7 @@ import numpy as np
 from ..core.activations import ACTIVATIONS
 from ..core.errors import ScratchnetError
 from ..core.losses import CANONICAL_PAIRS, EPS, LOSSES
-from ..core.network import Layout, init_weights
+from ..core.network import Layout, init_weights_batch
 
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 # row-network-epochs per chunk: a fraction of a second on CPU cores, on a GPU
@@ -56,6 +57,10 @@ class EnsembleResult:
     final: dict = field(default_factory=dict)  # metric → (K,) array for the final weights
     stopped: str = "completed"  # completed | interrupted
     epochs_done: int = 0
+    dtype: str = "float64"  # the arithmetic of the run (float32: GPU only)
+    # float32 runs: how far a sample of the networks is from the same networks in float64
+    # (max_abs_dw, max_loss_diff, ...; see train_ensemble's ``check``); empty for float64
+    agreement: dict = field(default_factory=dict)
 
     @property
     def K(self) -> int:
@@ -197,15 +202,22 @@ def final_metrics(layout: Layout, loss: str, W: np.ndarray, P) -> dict:
                 "test_acc": batched_accuracy(pte, P.l_test, P.threshold)}
 
 
-def select_ensemble_engine(device: str, engine: str = "auto"):
-    """(name, engine function) for ``device`` ("cpu" or "cuda") and ``engine``."""
+DTYPES = ("float64", "float32")
+
+
+def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "float64"):
+    """(name, engine function) for ``device`` ("cpu" or "cuda"), ``engine`` and ``dtype``."""
+    if dtype not in DTYPES:
+        raise ScratchnetError(f"--dtype: unknown '{dtype}' (choose from {', '.join(DTYPES)})")
     if device == "cuda":
         from . import gpu
 
         gpu.require_cuda()
-        return "cuda", gpu.cuda_engine
+        return "cuda", functools.partial(gpu.cuda_engine, dtype=dtype)
     if device != "cpu":
         raise ScratchnetError(f"--device: unknown '{device}' (choose from cpu, cuda)")
+    if dtype != "float64":
+        raise ScratchnetError("--dtype float32 runs on the GPU only (--device cuda)")
     from ..training.train import compiled_engine
 
     fast = compiled_engine(engine)
@@ -216,7 +228,8 @@ def select_ensemble_engine(device: str, engine: str = "auto"):
 
 def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepared=None,
                    record_every: int = 1, progress=None, epochs: int | None = None,
-                   engine: str | None = None) -> EnsembleResult:
+                   engine: str | None = None, dtype: str = "float64",
+                   check: int = 8) -> EnsembleResult:
     """Train K networks of ``config``'s architecture at once with full-batch gradient descent.
 
     ``seeds`` and ``lrs``: one value per network (equal lengths K), or a scalar / None that is
@@ -226,6 +239,9 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     is called after each chunk of epochs with the lowest current losses.  ``epochs`` overrides
     ``config.epochs``; ``engine`` overrides ``config.engine`` (auto | numpy | fast, CPU only).
     Ctrl-C stops after the chunk in flight and returns what was done (``stopped="interrupted"``).
+    ``dtype="float32"`` (``device="cuda"`` only) runs the kernel in single precision; then
+    ``check`` networks spread over the ensemble are trained again in float64 on the CPU and
+    ``result.agreement`` says how far apart the two end (max |Δw|, loss differences).
     """
     from ..training.train import prepare
 
@@ -249,12 +265,11 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     E = int(config.epochs if epochs is None else epochs)
     if E < 0:
         raise ScratchnetError(f"epochs must be >= 0, got {E}")
-    name, run = select_ensemble_engine(device, engine or config.engine)
+    name, run = select_ensemble_engine(device, engine or config.engine, dtype)
 
-    W = np.stack([init_weights(layout, config.init, int(s)) for s in seeds_arr]) \
-        if K else np.zeros((0, layout.n_params))
+    W = init_weights_batch(layout, config.init, seeds_arr)  # (K, P)
     rec_epochs = np.arange(0, E, record_every)
-    rec = {m: np.full((K, rec_epochs.size), np.nan) for m in METRICS}
+    rec = _records(name, K, rec_epochs.size, dtype)
     diverged_at = np.full(K, -1, np.int64)
     W_prev = W.copy()  # the weights before the last update: a loss non-finite at once keeps W
     # chunks of a fraction of a second between progress reports and Ctrl-C checks
@@ -283,7 +298,72 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     if stopped == "interrupted":  # forget the records of the dropped chunk
         for m in METRICS:
             rec[m][:, rec_epochs >= done] = np.nan
-    final = final_metrics(layout, config.loss, W, P)
-    return EnsembleResult(W, seeds_arr, lrs_arr, rec_epochs, rec["train_loss"],
-                          rec["test_loss"], rec["train_acc"], rec["test_acc"], layout, prep,
-                          config, seconds, name, device, diverged_at, final, stopped, done)
+    final = _final(name, run, layout, config.loss, W, lrs_arr, P, dtype)
+    res = EnsembleResult(W, seeds_arr, lrs_arr, rec_epochs, rec["train_loss"], rec["test_loss"],
+                         rec["train_acc"], rec["test_acc"], layout, prep, config, seconds, name,
+                         device, diverged_at, final, stopped, done, dtype)
+    if dtype != "float64" and check > 0 and K:
+        res.agreement = _agreement(res, check, record_every)
+    return res
+
+
+def _records(engine: str, K: int, n: int, dtype: str = "float64") -> dict:
+    """The four metric arrays, (K, n) each.  For the GPU they are transposed views of (n, K)
+    arrays — the device's own layout — so each chunk's records come back in one contiguous
+    copy, without a transpose; and they are left unfilled (the kernel writes every column,
+    NaN for a diverged network; an interrupted run NaNs the columns it did not reach)."""
+    if engine == "cuda":
+        return {m: np.empty((n, K), dtype).T for m in METRICS}
+    return {m: np.full((K, n), np.nan) for m in METRICS}
+
+
+def _final(name: str, run, layout: Layout, loss: str, W: np.ndarray, lrs: np.ndarray, P,
+           dtype: str) -> dict:
+    """(K,) metrics of the final weights W.  The compiled engines (fast, cuda) compute them
+    as one more epoch 0 on a copy of W — an engine's records at epoch 0 are the metrics of
+    the weights it starts from; the copy's update is dropped — instead of a numpy forward pass
+    over (K, N, units) arrays (~50 µs a network, most of the host's time on the GPU).  The few
+    networks whose final loss is not finite get no record there; ``final_metrics`` for them."""
+    if name == "numpy" or W.shape[0] == 0:
+        return final_metrics(layout, loss, W, P)
+    K = W.shape[0]
+    rec = _records(name, K, 1, dtype)
+    div = np.full(K, -1, np.int64)
+    with np.errstate(all="ignore"):
+        run(layout, loss, W.copy(), W.copy(), lrs, P, 0, 1, 1, rec, div)
+    final = {m: np.array(rec[m][:, 0], dtype=float) for m in METRICS}  # (K,) each
+    bad = np.flatnonzero(div >= 0)
+    if bad.size:
+        rest = final_metrics(layout, loss, W[bad], P)
+        for m in METRICS:
+            final[m][bad] = rest[m]
+    return final
+
+
+def _agreement(res: EnsembleResult, check: int, record_every: int) -> dict:
+    """How far ``check`` networks of a reduced-precision run (spread over the ensemble, the
+    first and last included) are from the same networks trained in float64 on the CPU."""
+    idx = np.unique(np.linspace(0, res.K - 1, min(res.K, check)).round().astype(np.int64))
+    t0 = time.perf_counter()
+    ref = train_ensemble(res.config, res.seeds[idx], res.lrs[idx], prepared=res.prepared,
+                         record_every=record_every, epochs=res.epochs_done)
+    both = ~res.diverged[idx] & ~ref.diverged  # (n,) networks neither run lost
+
+    def worst(a, b, scale: bool = False) -> float:
+        with np.errstate(all="ignore"):
+            d = np.abs(np.asarray(a, float)[both] - np.asarray(b, float)[both])
+            if scale:
+                d = d / np.maximum(1.0, np.abs(np.asarray(b, float)[both]))
+        return float(np.nanmax(d, initial=0.0))
+
+    return {"dtype": res.dtype, "networks": int(idx.size),
+            "max_abs_dw": worst(res.W[idx], ref.W),
+            "max_train_loss_diff": worst(res.final["train_loss"][idx], ref.final["train_loss"]),
+            "max_test_loss_diff": worst(res.final["test_loss"][idx], ref.final["test_loss"]),
+            "max_rel_loss_diff": max(worst(res.final[m][idx], ref.final[m], True)
+                                     for m in ("train_loss", "test_loss")),
+            "max_curve_loss_diff": worst(res.train_loss[idx], ref.train_loss),
+            "max_acc_diff": max(worst(res.final[m][idx], ref.final[m])
+                                for m in ("train_acc", "test_acc")),
+            "diverged_differently": int(np.sum(res.diverged[idx] != ref.diverged)),
+            "seconds": round(time.perf_counter() - t0, 3)}

@@ -87,22 +87,33 @@ def n_params(sizes) -> int:
 @functools.lru_cache(maxsize=32)
 def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool,
                 variant: str = "unrolled", rows: tuple | None = None,
-                max_registers: int | None = None):
+                max_registers: int | None = None, dtype: str = "float64"):
     """The training kernel for one layout (sizes, activation codes as in fast.ACT_CODES), loss
     code and variant ("unrolled": gpu_codegen's, with the rows (n_train, n_test) in shared
-    memory unless rows is None; "generic": make_generic_kernel's), built once."""
+    memory unless rows is None; "generic": make_generic_kernel's), in ``dtype`` (float32:
+    the unrolled kernel only), built once."""
     if variant == "generic":
+        if dtype != "float64":
+            raise ScratchnetError(f"--dtype {dtype}: only layouts the unrolled kernel takes "
+                                  f"(up to {_max_unrolled()} weights) run in single precision")
         return make_generic_kernel(sizes, acts, loss, canonical)
     if variant != "unrolled":
         raise ValueError(f"unknown kernel variant {variant!r}")
     from . import codegen as gpu_codegen
 
-    return gpu_codegen.build_kernel(cuda, sizes, acts, loss, canonical, rows, max_registers)
+    return gpu_codegen.build_kernel(cuda, sizes, acts, loss, canonical, rows, max_registers,
+                                    dtype)
+
+
+def _max_unrolled() -> int:
+    from . import codegen as gpu_codegen
+
+    return gpu_codegen.MAX_UNROLLED_PARAMS
 
 
 def choose_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool, n_train: int,
                   n_test: int, variant: str = "auto", shared_rows: bool | None = None,
-                  max_registers: int | None = -1):
+                  max_registers: int | None = -1, dtype: str = "float64"):
     """(kernel, description) for a job: the unrolled kernel up to MAX_UNROLLED_PARAMS weights
     (rows in shared memory when they take at most SHARED_ROWS_BYTES; max_registers −1: the
     MAX_REGISTERS / CAP_MAX_PARAMS rule), else the generic one."""
@@ -111,14 +122,14 @@ def choose_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool, n_train
     if variant == "auto":
         variant = "unrolled" if n_params(sizes) <= gpu_codegen.MAX_UNROLLED_PARAMS else "generic"
     if variant == "generic":
-        return make_kernel(sizes, acts, loss, canonical, "generic"), "generic"
+        return make_kernel(sizes, acts, loss, canonical, "generic", dtype=dtype), "generic"
     if shared_rows is None:
-        row_bytes = 8 * (sizes[0] + sizes[-1] + 1)
+        row_bytes = np.dtype(dtype).itemsize * (sizes[0] + sizes[-1]) + 8  # x, y; label
         shared_rows = row_bytes * (max(n_train, 1) + max(n_test, 1)) <= SHARED_ROWS_BYTES
     rows = (int(n_train), int(n_test)) if shared_rows else None
     if max_registers == -1:
         max_registers = MAX_REGISTERS if n_params(sizes) <= CAP_MAX_PARAMS else None
-    kern = make_kernel(sizes, acts, loss, canonical, "unrolled", rows, max_registers)
+    kern = make_kernel(sizes, acts, loss, canonical, "unrolled", rows, max_registers, dtype)
     return kern, "unrolled, rows in " + ("shared" if shared_rows else "global") + " memory"
 
 
@@ -315,32 +326,50 @@ def make_generic_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
 
 
 class DeviceRun:
-    """An ensemble's arrays on the GPU (weights as (P, K), records as (n_records, K)) and its
-    kernel; ``launch`` runs epochs start..stop−1 without copying anything back."""
+    """An ensemble's arrays on the GPU (weights as (P, K), records as (n_records, K), all in
+    ``dtype``) and its kernel; ``launch`` runs epochs start..stop−1 without copying anything
+    back."""
 
     def __init__(self, layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, nrec: int,
                  diverged_at: np.ndarray | None = None, W_prev: np.ndarray | None = None,
                  variant: str = "auto", shared_rows: bool | None = None,
-                 max_registers: int | None = -1):
+                 max_registers: int | None = -1, dtype: str = "float64"):
         from .fast import ACT_CODES, LOSS_CODES
+
+        dt = np.dtype(dtype)
 
         acts = tuple(ACT_CODES[layout.activations[l] if l < layout.n_layers - 1
                                else layout.output] for l in range(layout.n_layers))
         self.kernel, self.variant = choose_kernel(
             tuple(int(v) for v in layout.sizes), acts, LOSS_CODES[loss],
             (layout.output, loss) in CANONICAL_PAIRS, P.x_train.shape[0], P.x_test.shape[0],
-            variant, shared_rows, max_registers)
-        self.K = W.shape[0]
-        self.W = cuda.to_device(np.ascontiguousarray(W.T))
-        self.W_prev = cuda.to_device(np.ascontiguousarray((W if W_prev is None else W_prev).T))
+            variant, shared_rows, max_registers, dt.name)
+        self.K, self.dtype = W.shape[0], dt
+        # (K, P) → (P, K): one transposing copy on the host (and the cast), one transfer
+        self.W = cuda.to_device(np.ascontiguousarray(W.T, dt))
+        self.W_prev = cuda.to_device(np.ascontiguousarray((W if W_prev is None else W_prev).T,
+                                                          dt))
         self.diverged_at = cuda.to_device(np.full(self.K, -1, np.int64) if diverged_at is None
                                           else np.ascontiguousarray(diverged_at, np.int64))
-        self.data = [cuda.to_device(np.ascontiguousarray(a)) for a in (
-            np.asarray(lrs, np.float64), P.x_train, P.y_train, np.asarray(P.l_train, np.int64),
-            P.x_test, P.y_test, np.asarray(P.l_test, np.int64))]
+        self.data = [cuda.to_device(np.ascontiguousarray(a, t)) for a, t in (
+            (lrs, dt), (P.x_train, dt), (P.y_train, dt), (P.l_train, np.int64),
+            (P.x_test, dt), (P.y_test, dt), (P.l_test, np.int64))]
         self.threshold = float(P.threshold)
-        self.rec = {m: cuda.device_array((max(nrec, 1), self.K))
+        self.rec = {m: cuda.device_array((max(nrec, 1), self.K), dt)
                     for m in ("train_loss", "test_loss", "train_acc", "test_acc")}
+
+    def records_to_host(self, rec: dict, j0: int, j1: int) -> None:
+        """Record columns j0..j1−1 into ``rec[m]`` (K, n_records).  Where ``rec[m]`` is the
+        transposed view of a C-ordered (n_records, K) array of this dtype (as
+        ``ensemble.train_ensemble`` allocates them for the GPU), the device rows land in it
+        in one contiguous copy; otherwise through a transposing copy."""
+        n = j1 - j0
+        for m, dev in self.rec.items():
+            host = rec[m].T  # (n_records, K)
+            if host.flags.c_contiguous and host.dtype == self.dtype and dev.shape[0] == n:
+                dev.copy_to_host(host[j0:j1])
+            else:
+                rec[m][:, j0:j1] = dev.copy_to_host()[:n].T
 
     def launch(self, start: int, stop: int, every: int, j0: int, threads: int = THREADS,
                replay: bool = False):
@@ -366,18 +395,18 @@ class DeviceRun:
 
 def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
                 start: int, stop: int, record_every: int, rec: dict,
-                diverged_at: np.ndarray) -> None:
-    """``ensemble.numpy_engine`` on the GPU (same arguments, same results)."""
+                diverged_at: np.ndarray, dtype: str = "float64") -> None:
+    """``ensemble.numpy_engine`` on the GPU (same arguments, same results; ``dtype="float32"``:
+    the kernel in single precision, W and W_prev rounded to it on the way in)."""
     if stop <= start or W.shape[0] == 0:
         return
     j0 = -(-start // record_every)  # the record columns of epochs start..stop−1
     j1 = -(-stop // record_every)
-    run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at, W_prev)
+    run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at, W_prev, dtype=dtype)
     run.launch(start, stop, record_every, j0)
     diverged_at[:] = run.finish(start, stop, record_every, j0)
     cuda.synchronize()
     W[:] = run.W.copy_to_host().T
     W_prev[:] = run.W_prev.copy_to_host().T
     if j1 > j0:
-        for m in rec:
-            rec[m][:, j0:j1] = run.rec[m].copy_to_host()[: j1 - j0].T
+        run.records_to_host(rec, j0, j1)
