@@ -118,6 +118,7 @@ class GradCheck:
     step: float = STEP
     tol: float = TOL
     notes: list[str] = field(default_factory=list)
+    autograd_skipped: bool = False  # autograd=False asked for it (--no-autograd), torch or not
 
     @property
     def checked(self) -> np.ndarray:
@@ -164,8 +165,10 @@ class GradCheck:
         verdict = "PASS" if self.passed else "FAIL"
         bad = int(np.sum(self.rel_error[self.checked] > self.tol))
         what = "" if self.passed else f", {bad} weight(s) over the tolerance"
-        src = "central differences" + (" and torch autograd" if self.autograd is not None
-                                       else " (torch not installed: no autograd column)")
+        src = "central differences" + (
+            " and torch autograd" if self.autograd is not None
+            else " (autograd skipped: no autograd column)" if self.autograd_skipped
+            else " (torch not installed: no autograd column)")
         return (f"{verdict}: {len(self.names)} weights, max relative error "
                 f"{self.max_rel_error:.1e} (tolerance {self.tol:g}){what}; {src}, "
                 f"h = {self.step:g}, float64")
@@ -195,13 +198,14 @@ def check(layout: Layout, loss: str, w: np.ndarray, x: np.ndarray, y: np.ndarray
     notes = []
     if kinks.any():
         notes.append(f"{int(kinks.sum())} weight(s) move a ReLU input across its kink at 0 "
-                     "within ± h: judged against " + ("autograd only" if ag is not None else
-                                                       "nothing (install torch)"))
+                     "within ± h: judged against " + (
+                         "autograd only" if ag is not None else "nothing (autograd skipped)"
+                         if autograd is False else "nothing (install torch)"))
     if abs(exact - value) > 1e-9 * max(1.0, abs(value)):
         notes.append(f"some outputs saturate past EPS: the reported loss {value:.6g} is clipped, "
                      f"the exact loss is {exact:.6g}; the check differentiates the exact one")
     return GradCheck(layout.weight_names(), analytic, numeric, ag, rel, float(value), kinks, h,
-                     tol, notes)
+                     tol, notes, autograd_skipped=autograd is False)
 
 
 def check_config(config, w0: np.ndarray | None = None, **kw) -> GradCheck:
