@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"scratchnet: {where}{e.strerror or e}", file=sys.stderr)
         return 2
+    except MemoryError:  # sizes are checked up front; this is the last line of defence
+        print("scratchnet: not enough memory for this run; use fewer rows, epochs or units",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
