@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,104 @@ def test_bundled_names_load():
     assert ps5.X.shape == (100, 2) and ps5.source == "ps5"
     moons = load_data("moons", n_samples=50, noise=0.1, seed=3)
     assert moons.X.shape == (50, 2)
+
+
+# ---- the fast reader and the row-by-row one agree; extreme data is a data error -------------
+def slow_read(path, **kw):
+    """The row-by-row reader alone (keep_rows skips numpy's C reader)."""
+    return read_csv(path, keep_rows=True, **kw)
+
+
+@pytest.mark.parametrize("text", [
+    "x_1,x_2,classification\n1,2,0\n3.5,-4e-3,1\n",
+    "x_1,x_2,classification\r\n1,2,0\r\n3.5,-4e-3,1\r\n",
+    "x_1,x_2,classification\n1,2,0\n3.5,-4e-3,1",  # no final newline
+    "\ufeffx_1,x_2,classification\n1,2,0\n3,4,1\n",  # a UTF-8 BOM
+    "c,x_2,x_1,classification\nname,2,1,0\nother,4,3,1\n",  # a text column, unused
+    "x_1,x_2,classification\n 1 , 2 ,0\n3,4, 1\n",
+    'x_1,x_2,classification\n"1",2,0\n3,"4",1\n',  # quotes: row-by-row reader
+    "x_1,x_2,classification\n1,2,0\n\n3,4,1\n\n",  # blank lines: row-by-row reader
+])
+def test_fast_and_row_by_row_readers_agree(tmp_path, text):
+    p = tmp_path / "d.csv"
+    p.write_bytes(text.encode())
+    fast, slow = read_csv(str(p)), slow_read(str(p))
+    np.testing.assert_array_equal(fast.X, slow.X)
+    np.testing.assert_array_equal(fast.y, slow.y)
+    assert fast.feature_names == slow.feature_names == ("x_1", "x_2")
+    assert slow.rows[0][-1] == "classification"
+
+
+@pytest.mark.parametrize("text,pattern", [
+    ("x_1,x_2,classification\n1,2,0\n3,4,1,9\n", r"row 3: has 4 fields, the header has 3"),
+    ("x_1,x_2,classification\n1,2,0\n3\n", r"row 3: has 1 fields"),
+    ("x_1,x_2,x_1,classification\n1,2,3,0\n", r"column 'x_1' appears twice in the header "
+     r"\(columns 1 and 3\)"),
+    ("x_1,x_2,classification\n1," + "9" * 140_000 + ",0\n",
+     r"row 2, column x_2: a field of 140,000 characters \(at most 131,072\)"),
+    ("x_1,x_2,classification\n1,0." + "0" * 140_000 + "1,0\n", r"row 2, column x_2: a field"),
+    ("x_1,x_2,classification\n1,2,0\n3,1e400,1\n", r"row 3, column x_2: '1e400' is not a finite"),
+    ("x_1,x_2,classification\n1,2,0\n3,4,\n", r"row 3, column classification: '' is not a number"),
+])
+def test_bad_rows_are_named_whichever_reader_sees_them(tmp_path, text, pattern):
+    p = tmp_path / "d.csv"
+    p.write_text(text)
+    with pytest.raises(DataError, match=pattern):
+        read_csv(str(p))
+
+
+def test_non_utf8_and_nul(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_bytes(b"x_1,x_2,classification\n1,2,0\n3,\xe9,1\n")
+    with pytest.raises(DataError, match=r"d\.csv line 3: not UTF-8 text \(byte 0xe9\)"):
+        read_csv(str(p))
+    p.write_bytes(b"x_1,x_2,classification\n1,2,0\n3,\x004,1\n")
+    with pytest.raises(DataError, match=r"row 3, column x_2: '\x004' is not a number"):
+        read_csv(str(p))
+
+
+def test_chosen_columns_twice_and_an_empty_target(tmp_path):
+    p = write(tmp_path, "x_1,x_2,classification\n1,2,0\n3,4,1\n")
+    with pytest.raises(DataError, match="column 'x_1' is chosen twice as a feature"):
+        read_csv(p, features=("x_1", "x_1"))
+    with pytest.raises(DataError, match="no column ''"):
+        read_csv(p, target="")
+
+
+def test_a_pipe_is_read_once(tmp_path):
+    r, w = os.pipe()
+    os.write(w, b"x_1,x_2,classification\n1,2,0\n3,4,1\n")
+    os.close(w)
+    ds = read_csv(f"/dev/fd/{r}", keep_rows=True)
+    os.close(r)
+    np.testing.assert_array_equal(ds.X, [[1, 2], [3, 4]])
+    assert ds.rows == [["x_1", "x_2", "classification"], ["1", "2", "0"], ["3", "4", "1"]]
+
+
+def test_a_big_file_takes_the_fast_path_with_bounded_memory(tmp_path):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    A = np.column_stack([rng.normal(size=(20_000, 2)), rng.integers(0, 2, 20_000)])
+    p = tmp_path / "big.csv"
+    np.savetxt(p, A, delimiter=",", header="x_1,x_2,classification", comments="", fmt="%.17g")
+    tracemalloc.start()
+    ds = read_csv(str(p))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(ds.X, A[:, :2])
+    np.testing.assert_array_equal(ds.y, A[:, 2])
+    assert peak <= 3 * p.stat().st_size  # no Python object per row
+
+
+@pytest.mark.parametrize("values,pattern", [
+    ([1e300, 2e300, 3e300], r"row 4, column x_1: 3e\+300 is too large to standardize"),
+    ([1.7e308, -1.7e308, 0.0], r"row 2, column x_1: 1.7e\+308 is too large"),
+    ([1e-320, 2e-320, 3e-320], r"column x_1 varies by only .*e-320 \(std 0\), too little"),
+])
+def test_extreme_values_are_named_by_column(tmp_path, values, pattern):
+    rows = "".join(f"{v!r},{i},{i % 2}\n" for i, v in enumerate(values))
+    ds = read_csv(write(tmp_path, "x_1,x_2,classification\n" + rows))
+    with np.errstate(all="raise"):  # and without a numpy warning on the way
+        with pytest.raises(DataError, match=pattern):
+            check_features(ds)

@@ -261,7 +261,7 @@ def check_features(ds: Dataset) -> None:
                             f"standardize (|values| must stay below {MAX_ABS:g}); rescale "
                             "the column")
         if not std >= MIN_SPREAD:
-            raise DataError(f"{ds.source}: column {c} varies by only {spread:g} (std "
+            raise DataError(f"{ds.source}: column {c} varies by only {spread:.3g} (std "
                             f"{std:g}), too little to standardize (at least {MIN_SPREAD:g}); "
                             "rescale the column")
 

@@ -250,7 +250,7 @@ def _layout(d) -> Layout:
     _need(isinstance(sizes, list) and len(sizes) >= 2, "layout.sizes",
           "must be a list of at least two layer sizes")
     for i, s in enumerate(sizes):
-        _need(_is_int(s) and 1 <= s <= MAX_PARAMS, f"layout.sizes[{i}]",
+        _need(_is_int(s) and s >= 1, f"layout.sizes[{i}]",
               f"is {json.dumps(s)[:40]}, not a positive whole number")
     n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
     _need(n_params <= MAX_PARAMS, "layout.sizes", f"needs {n_params} weights, more than "
