@@ -92,7 +92,8 @@ FIELDS = {"hidden": "hidden layers", "activation": "activation", "output": "outp
           "seed": "weight seed", "test_size": "test fraction", "split_seed": "data seed",
           "data_seed": "data seed", "optimizer": "optimizer", "batch_size": "batch size",
           "l2": "L2 penalty λ", "n_samples": "data size", "noise": "noise",
-          "n_classes": "classes", "features": "features", "target": "target"}
+          "n_classes": "classes", "features": "features", "target": "target",
+          "data": "data set"}
 
 
 def _option(d: dict, key: str, name: str | None = None) -> str:
