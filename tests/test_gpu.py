@@ -264,3 +264,29 @@ def test_kernel_is_built_once_per_layout():
     assert gpu.make_kernel((2, 7, 1), (0, 0), 0, False) is a
     b = gpu.make_kernel((2, 7, 1), (0, 0), 0, False, "generic")
     assert gpu.make_kernel((2, 7, 1), (0, 0), 0, False, "generic") is b and b is not a
+
+
+def test_sweep_dtype_float32_on_the_cpu_is_a_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "scratchnet", "sweep", "--epochs", "3",
+                           "--seeds", "0:2", "--dtype", "float32", "--out",
+                           str(tmp_path / "s.csv")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == \
+        "scratchnet: --dtype float32 runs on the GPU only (--device cuda)"
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_sweep_dtype_float32_reports_its_agreement_in_the_simulator(tmp_path):
+    out = tmp_path / "s.csv"
+    env = {**os.environ, "PYTHONPATH": SRC, "NUMBA_ENABLE_CUDASIM": "1"}
+    proc = subprocess.run([sys.executable, "-m", "scratchnet", "sweep", "--epochs", "3",
+                           "--seeds", "0:3", "--device", "cuda", "--dtype", "float32",
+                           "--out", str(out)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    line = next(li for li in proc.stdout.splitlines() if li.startswith("float32 vs float64"))
+    assert "(3 networks trained again on the CPU)" in line
+    dw = float(line.split("max |Δw| ")[1].split(",")[0])
+    assert 0 < dw < 1e-4  # single precision: close to float64, not equal to it
+    assert len(out.read_text().splitlines()) == 4  # header + 3 networks

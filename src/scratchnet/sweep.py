@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -119,13 +119,15 @@ def make_chunks(hiddens, lrs, seeds, chunk_size: int, done=frozenset()) -> list[
     return chunks
 
 
-def setup_id(config, record_every: int) -> str:
+def setup_id(config, record_every: int, dtype: str = "float64") -> str:
     """A short hash of everything but (hidden, lr, seed) that changes a network's numbers:
     rows of another setup in the output file are refused rather than mixed in."""
     d = config.to_dict()
     for k in ("hidden", "lr", "seed", "log_every", "engine"):
         d.pop(k, None)
     d["record_every"] = record_every
+    if dtype != "float64":  # (float64 sweeps keep the hashes they always had)
+        d["dtype"] = dtype
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -137,10 +139,11 @@ class ChunkResult:
     curve_epochs: list[int]
     seconds: float
     engine: str
+    agreement: dict = field(default_factory=dict)  # float32: EnsembleResult.agreement
 
 
 def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: int, setup: str,
-              device: str = "cpu", progress=None) -> ChunkResult:
+              device: str = "cpu", progress=None, dtype: str = "float64") -> ChunkResult:
     """Train the chunk's networks as one ensemble on ``dataset`` and return its rows."""
     from .engines.ensemble import train_ensemble
     from .training.train import prepare
@@ -148,7 +151,7 @@ def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: in
     cfg = replace(config, hidden=tuple(chunk.hidden))
     res = train_ensemble(cfg, chunk.seeds, chunk.lrs, device=device,
                          prepared=prepare(cfg, dataset), record_every=record_every,
-                         progress=progress)
+                         progress=progress, dtype=dtype)
     if res.stopped != "completed":
         raise KeyboardInterrupt
     label = hidden_label(chunk.hidden)
@@ -170,7 +173,8 @@ def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: in
                             dtype=float).tolist()  # (K, 2 × points)
     curves = [[label, lr, seed, setup, *p]
               for lr, seed, p in zip(cols["lr"], cols["seed"], points)]
-    return ChunkResult(rows, curves, res.epochs[keep].tolist(), res.seconds, res.engine)
+    return ChunkResult(rows, curves, res.epochs[keep].tolist(), res.seconds, res.engine,
+                       res.agreement)
 
 
 # ---- the output files: locked, checked line by line on resume (scratchnet.sweepfile) ------
@@ -187,6 +191,21 @@ class SweepRun:
     network_epochs: int  # trained networks × epochs, for throughput
     scheduler: str | None = None
     engines: tuple[str, ...] = ()  # the ensemble engines the chunks ran on
+    agreement: dict = field(default_factory=dict)  # float32: the worst over the chunks
+
+
+def merge_agreement(a: dict, b: dict) -> dict:
+    """Two chunks' float32-vs-float64 reports as one: the networks checked, the seconds and
+    the networks that diverged differently add up; the differences take the worse one."""
+    if not a or not b:
+        return dict(a or b)
+    out = dict(a)
+    for k, v in b.items():
+        if k in ("networks", "seconds", "diverged_differently"):
+            out[k] = a.get(k, 0) + v
+        elif isinstance(v, float):
+            out[k] = max(a.get(k, v), v)
+    return out
 
 
 def run_sweep(config, hiddens, lrs, seeds, out: str, **kw) -> SweepRun:
@@ -203,11 +222,13 @@ def run_sweep(config, hiddens, lrs, seeds, out: str, **kw) -> SweepRun:
 def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
                record_every: int | None = None, curve_points: int = 100, device: str = "cpu",
                scheduler: str | None = None, workers: int | None = None, progress=None,
-               on_chunk=None, warn=None) -> SweepRun:
+               on_chunk=None, warn=None, dtype: str = "float64") -> SweepRun:
     """Train the grid ``hiddens × lrs × seeds`` of ``config``'s setup into ``out``.
 
     ``scheduler``: None (in process), ``"local"`` (a LocalCluster of ``workers`` processes on
-    this machine) or a Dask scheduler address.  ``progress(done, total)`` counts networks;
+    this machine) or a Dask scheduler address.  ``dtype="float32"``: the GPU kernel in single
+    precision (its agreement with float64 in ``SweepRun.agreement``).  ``progress(done, total)``
+    counts networks;
     ``on_chunk(result)`` is called after each chunk is written.  Finished configurations
     already in ``out`` are skipped.  Ctrl-C stops after the chunks written so far."""
     from .core.data import load_data
@@ -225,7 +246,7 @@ def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
     if epochs < 1:
         raise ScratchnetError("sweep needs --epochs >= 1")
     record_every = int(record_every or max(1, epochs // 1000))
-    setup = setup_id(config, record_every)
+    setup = setup_id(config, record_every, dtype)
     writer = SweepWriter(out, setup, **({"warn": warn} if warn else {}))
     total = len(hiddens) * len(lrs) * len(seeds)
     chunks = make_chunks(hiddens, lrs, seeds, chunk_size, writer.done)
@@ -234,13 +255,14 @@ def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
                         n_samples=config.n_samples, noise=config.noise, seed=config.data_seed,
                         n_classes=config.n_classes)  # once, here; shipped to the workers
     args = (record_every, curve_points, setup, device)
-    done, engines = [total - todo], set()
+    done, engines, agreement = [total - todo], set(), [{}]
     if progress:
         progress(done[0], total)
 
     def finished(result: ChunkResult) -> None:
         writer.write(result)
         engines.add(result.engine)
+        agreement[0] = merge_agreement(agreement[0], result.agreement)
         done[0] += len(result.rows)
         if progress:
             progress(done[0], total)
@@ -254,9 +276,9 @@ def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
             if progress:  # the chunk's epochs, counted as a fraction of its networks
                 def inner(e, E, *_, before=done[0], k=len(chunk.seeds)):
                     progress(before + k * e // max(E, 1), total)
-            finished(run_chunk(config, dataset, chunk, *args, progress=inner))
+            finished(run_chunk(config, dataset, chunk, *args, progress=inner, dtype=dtype))
     else:
-        _run_on_dask(scheduler, workers, config, dataset, chunks, args, finished)
+        _run_on_dask(scheduler, workers, config, dataset, chunks, args, finished, dtype)
     seconds = time.perf_counter() - t0
     grid = {_key(hidden_label(h), lr, s) for h in hiddens for lr in lrs for s in seeds}
     # the grid's order, as an uninterrupted serial sweep writes it (chunks of one architecture,
@@ -265,11 +287,11 @@ def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
         _key(hidden_label(h), lr, s) for h in hiddens for lr in lrs for s in seeds)})
     rows = [r for r in read_rows(out) if _key(r["hidden"], r["lr"], r["seed"]) in grid]
     return SweepRun(out, rows, todo, total - todo, seconds, todo * epochs, scheduler,
-                    tuple(sorted(engines)))
+                    tuple(sorted(engines)), agreement[0])
 
 
 def _run_on_dask(scheduler: str, workers: int | None, config, dataset, chunks, args,
-                 finished) -> None:
+                 finished, dtype: str = "float64") -> None:
     """Each chunk one task; results are written here, in the order they complete."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -295,7 +317,8 @@ def _run_on_dask(scheduler: str, workers: int | None, config, dataset, chunks, a
             except (OSError, TimeoutError, ValueError) as e:
                 raise ScratchnetError(f"--scheduler {scheduler}: cannot connect ({e})") from None
         data = client.scatter(dataset, broadcast=True)  # the rows travel once per worker
-        futures = [client.submit(run_chunk, config, data, chunk, *args, pure=False)
+        futures = [client.submit(run_chunk, config, data, chunk, *args, dtype=dtype,
+                                 pure=False)
                    for chunk in chunks]
         try:
             for future in as_completed(futures):

@@ -38,6 +38,10 @@ def register(sub) -> None:
                    "(default: epochs / 1000)")
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda: one GPU thread per network (default: cpu)")
+    g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="float32 (with --device cuda): the kernel in single precision; a few "
+                   "networks are trained again in float64 on the CPU and the summary says how "
+                   "far apart they end (default: float64)")
     o = p.add_argument_group("output and where to run")
     o.add_argument("--out", type=path, required=True, metavar="SWEEP.csv",
                    help="one row per network; an existing file is resumed")
@@ -64,6 +68,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_folder(args.plots, "--plots")
     if args.workers and args.scheduler != "local":
         raise ScratchnetError("--workers goes with --scheduler local")
+    if args.dtype != "float64" and args.device != "cuda":
+        raise ScratchnetError(f"--dtype {args.dtype} runs on the GPU only (--device cuda)")
     one = copy.copy(args)  # the setup every network shares; hidden, lr, seed vary per network
     one.hidden, one.lr, one.seed = hiddens[0], lrs[0], seeds[0]
     config = config_from_args(one)
@@ -74,7 +80,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         run = run_sweep(config, hiddens, lrs, seeds, args.out, chunk_size=chunk,
                         record_every=args.record_every, device=args.device,
                         scheduler=args.scheduler, workers=args.workers,
-                        progress=lambda done, tot: bar(done, tot))
+                        progress=lambda done, tot: bar(done, tot), dtype=args.dtype)
     except KeyboardInterrupt:
         bar.close()
         print(f"scratchnet: interrupted; the finished chunks are in {args.out}: run the same "
@@ -88,10 +94,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               f"({rate:,.0f} network-epochs/s, {engines} engine), {run.skipped} already in "
               f"{args.out}")
         print(format_summary(summarize(run.rows)))
+        if run.agreement:
+            print(format_agreement(run.agreement))
     if args.plots:
         for path in plot_sweep(args.out, args.plots):
             print(f"wrote {path}")
     return 0
+def format_agreement(a: dict) -> str:
+    """One line: how far the reduced-precision networks are from float64 (sweep.merge_agreement)."""
+    return (f"{a['dtype']} vs float64 ({a['networks']} networks trained again on the CPU): "
+            f"max |Δw| {a['max_abs_dw']:.2g}, final loss difference {a['max_train_loss_diff']:.2g}"
+            f" train / {a['max_test_loss_diff']:.2g} test (relative {a['max_rel_loss_diff']:.2g}),"
+            f" accuracy {a['max_acc_diff']:.2g}, diverged differently: "
+            f"{a['diverged_differently']}")
+
+
 def format_summary(stats: list[dict]) -> str:
     """The summary table: one line per (architecture, η), the spread across seeds."""
     from ..sweep import QUANTILES
