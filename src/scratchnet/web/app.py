@@ -14,7 +14,6 @@ FastAPI is imported here only, and this module only when the playground starts.
 # (no `from __future__ import annotations`: FastAPI reads the handlers' local type hints)
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from importlib import resources
 
@@ -49,15 +48,15 @@ def create_app(limits: Limits | None = None, host: str = "127.0.0.1"):
 
     limits = limits or Limits()
     # one worker thread per tab and a few for building runs: a slice of training holds a
-    # thread ≤ ~50 ms, and the default pool (6 threads on 2 cores) is never the one we block
-    workers = Workers(ThreadPoolExecutor(limits.sessions + 4, "playground"))
+    # thread ≤ ~50 ms, and asyncio's default pool (6 threads on 2 cores) is never blocked
+    workers = Workers(limits.sessions + 4)
     stopping = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app):
         yield
         stopping.set()  # Ctrl-C: every tab's slice loop stops at its next check
-        workers.pool.shutdown(wait=False, cancel_futures=True)
+        workers.shutdown()
 
     app = FastAPI(title="scratchnet playground", version=__version__, docs_url=None,
                   redoc_url=None, lifespan=lifespan)
@@ -80,7 +79,7 @@ def create_app(limits: Limits | None = None, host: str = "127.0.0.1"):
         full = len(tabs) >= limits.sessions
         return {"status": "full" if full else "ok", "version": __version__,
                 "open_tabs": len(tabs), "max_tabs": limits.sessions, "training": training,
-                "busy_workers": workers.busy, "workers": workers.pool._max_workers,
+                "busy_workers": workers.busy, "workers": workers.size,
                 "uploads": app.state.uploads.count()}
 
     @app.get("/api/meta")

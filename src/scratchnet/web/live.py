@@ -29,9 +29,11 @@ frames instead of falling behind.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import logging
+import queue
 import threading
 import time
 
@@ -71,19 +73,46 @@ class _Closed(Exception):
 
 
 class Workers:
-    """The app's thread pool for training slices and builds, counting the busy threads."""
+    """The app's worker threads for training slices and builds, counting the busy ones.
 
-    def __init__(self, pool):
-        self.pool = pool
-        self.busy = 0
+    Daemon threads, unlike ``ThreadPoolExecutor``'s: Ctrl-C must not wait at the interpreter's
+    exit for a slice that is still computing (or for numba compiling an engine) — nothing a
+    worker computes is ever written anywhere."""
+
+    def __init__(self, size: int, name: str = "playground"):
+        self.size, self.busy, self.closed = size, 0, False
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        for i in range(size):
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, fn = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting tab
+                future.set_exception(e)
 
     async def run(self, fn, *args):
+        if self.closed:
+            raise RuntimeError("the playground's workers are shut down")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._jobs.put((future, functools.partial(fn, *args)))
         self.busy += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self.pool, functools.partial(fn, *args))
+            return await asyncio.wrap_future(future)
         finally:
             self.busy -= 1
+
+    def shutdown(self) -> None:
+        self.closed = True
+        for _ in range(self.size):
+            self._jobs.put(None)
 
 
 def _dumps(msg: dict) -> str:
@@ -95,10 +124,8 @@ class Tab:
 
     def __init__(self, ws, limits: Limits, uploads, workers: Workers | None = None,
                  stopping: threading.Event | None = None):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.ws, self.limits, self.uploads = ws, limits, uploads
-        self.workers = workers or Workers(ThreadPoolExecutor(2))
+        self.workers = workers or Workers(2)
         self.stopping = stopping or threading.Event()
         self.session: Session | None = None
         self.running = False
