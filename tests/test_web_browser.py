@@ -223,3 +223,109 @@ def test_tabs_train_independently_and_exports_work(page, browser, server, tmp_pa
     dl.value.save_as(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert json.loads(model_path.read_text())["weight_names"][7] == "w8: x_1 → n1"
+
+
+# ---- other web pages ---------------------------------------------------------------------
+EVIL_PAGE = """<!doctype html><html><body><h1>some other web site</h1>
+<iframe id="frame" src="{server}/" width="400" height="300"></iframe>
+<script>
+window.result = {{}};
+const ws = new WebSocket("{ws}/ws");
+ws.onopen = () => {{ window.result.ws = "open";
+  ws.send(JSON.stringify({{type: "config", data: {{name: "moons", n_samples: 20000}},
+                          network: {{hidden: [64, 64, 64, 64]}}}})); }};
+ws.onerror = () => {{ window.result.ws = window.result.ws || "error"; }};
+ws.onclose = (e) => {{ window.result.closed = e.code; }};
+const form = () => {{ const fd = new FormData();
+  fd.append("file", new Blob(["x_1,x_2,classification\\n1,2,0\\n3,4,1\\n"]), "evil.csv");
+  return fd; }};
+fetch("{server}/api/upload", {{method: "POST", mode: "no-cors", body: form()}})
+  .then(() => window.result.blind = "sent", () => window.result.blind = "failed");
+fetch("{server}/api/upload", {{method: "POST", body: form(),
+                                headers: {{"X-Playground-Token": "guess"}}}})
+  .then(() => window.result.cors = "read", () => window.result.cors = "blocked");
+fetch("{server}/api/meta").then(r => r.json()).then(m => window.result.token = m.token,
+                                                   () => window.result.meta = "blocked");
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def evil_site(server):
+    """A page on a second origin (another local port): any web site the user visits."""
+    import http.server
+
+    html = EVIL_PAGE.format(server=server, ws=server.replace("http://", "ws://")).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://localhost:{srv.server_address[1]}/"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_page_on_another_origin_can_neither_open_the_socket_nor_upload(browser, server,
+                                                                         evil_site):
+    import httpx
+
+    before = httpx.get(server + "/healthz").json()
+    context = browser.new_context()
+    pg = context.new_page()
+    console = []
+    pg.on("console", lambda m: console.append(m.text))
+    pg.goto(evil_site)
+    for _ in range(100):
+        r = pg.evaluate("window.result")
+        if "closed" in r and "blind" in r and "cors" in r and ("token" in r or "meta" in r):
+            break
+        time.sleep(0.05)
+    after = httpx.get(server + "/healthz").json()
+    context.close()
+    print("the other page got:", r)
+    assert r.get("ws") != "open" and r["closed"] != 1000  # the handshake was refused
+    assert r["cors"] == "blocked" and r.get("meta") == "blocked" and "token" not in r
+    assert after["uploads"] == before["uploads"]  # the blind no-cors POST stored nothing
+    assert after["open_tabs"] == before["open_tabs"] and after["training"] == 0
+    assert any("frame-ancestors" in c or "X-Frame-Options" in c for c in console), console
+
+
+def test_dns_rebinding_gets_421_in_the_browser(browser, server):
+    from playwright.sync_api import sync_playwright  # noqa: F401 - the browser fixture's
+
+    port = server.rsplit(":", 1)[1]
+    b = browser.browser_type.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + [
+        "--host-resolver-rules=MAP attacker.example 127.0.0.1"])
+    try:
+        pg = b.new_page()
+        r = pg.goto(f"http://attacker.example:{port}/")
+        assert r.status == 421 and "localhost only" in pg.inner_text("body")
+        assert pg.goto(f"http://attacker.example:{port}/api/meta").status == 421
+    finally:
+        b.close()
+
+
+def test_the_page_runs_under_its_content_security_policy(browser, server):
+    context = browser.new_context()  # no bypass_csp: the policy as a user's browser applies it
+    pg = context.new_page()
+    console, errors = [], []
+    pg.on("console", lambda m: console.append(m.text))
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    r = pg.goto(server + "/")
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    for _ in range(200):
+        if pg.evaluate("!!(window.__playground && window.__playground.state.frame)"):
+            break
+        time.sleep(0.05)
+    ok = pg.evaluate("!!window.__playground.state.frame")
+    context.close()
+    assert ok and not errors
+    assert not [c for c in console if "Content Security Policy" in c], console
