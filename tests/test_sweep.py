@@ -274,3 +274,17 @@ def test_the_lock_is_released_on_error_and_interrupt(tmp_path):
     with pytest.raises(ScratchnetError, match="another setup"):
         run_sweep(config(epochs=21), **SMALL, out=out, chunk_size=2)
     assert not os.path.exists(out + ".lock")
+
+
+@pytest.mark.parametrize("text,pattern", [
+    ("0:99999999999", "leaves 0"),
+    ("0:20000000", "more than 10,000,000 seeds"),
+    ("0:6000000,10000000:16000000", "more than 10,000,000 seeds"),
+    ("-1:3", "leaves 0"),
+    ("4294967296", "leaves 0"),
+    ("5:5", "empty range"),
+])
+def test_seeds_are_checked_before_the_list_is_built(text, pattern):
+    with pytest.raises(ScratchnetError, match=pattern):
+        parse_seeds(text)
+    assert parse_seeds("0:3,7,4294967295") == [0, 1, 2, 7, 4294967295]

@@ -30,6 +30,7 @@ from .sweepfile import COLUMNS, SweepLock, SweepWriter, curves_path, read_rows  
 
 KEY = ("hidden", "lr", "seed")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+MAX_SEEDS = 10_000_000  # per sweep: the grid's keys are held in memory (~200 bytes each)
 
 
 # ---- the grid ------------------------------------------------------------------------------
@@ -38,13 +39,17 @@ def parse_seeds(text: str) -> list[int]:
     seeds: list[int] = []
     try:
         for part in (p.strip() for p in text.split(",") if p.strip()):
-            if ":" in part:
-                lo, hi = (int(v) for v in part.split(":"))
-                if hi <= lo:
-                    raise ScratchnetError(f"--seeds: empty range '{part}' (end is excluded)")
-                seeds.extend(range(lo, hi))
-            else:
-                seeds.append(int(part))
+            lo, hi = (int(v) for v in part.split(":")) if ":" in part else (int(part),) * 2
+            hi += ":" not in part  # a single seed is the range seed:seed+1
+            if hi <= lo:
+                raise ScratchnetError(f"--seeds: empty range '{part}' (end is excluded)")
+            if lo < 0 or hi > 2 ** 32:
+                raise ScratchnetError(f"--seeds: '{part}' leaves 0 … 2**32 − 1, the seeds "
+                                      "numpy takes")
+            if len(seeds) + hi - lo > MAX_SEEDS:  # checked before the list is built
+                raise ScratchnetError(f"--seeds: '{text}' gives more than {MAX_SEEDS:,} seeds; "
+                                      "a sweep holds at most that many")
+            seeds.extend(range(lo, hi))
     except ValueError:
         raise ScratchnetError(f"--seeds: '{text}' is not like 0:1000 or 0,5,9") from None
     if not seeds:
