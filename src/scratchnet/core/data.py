@@ -70,7 +70,7 @@ def _number(text: str, where: str) -> float:
 # fast path only: a file it does not take cleanly is read again, from the same bytes, by the
 # row-by-row reader, which names the row and the column of the first problem.
 FIELD_LIMIT = 131_072  # the csv module's default field limit: a longer used field is an error
-_CHUNK = 1 << 22  # bytes per step of the field-count check (bounded memory)
+_CHUNK = 1 << 20  # bytes per step of the field-count check (bounded memory)
 
 
 def _read_bytes(path: str, name: str) -> bytes:
