@@ -377,7 +377,7 @@ def test_values_near_1e307_name_the_column_and_clear_the_run(client):
         m = recv_type(ws, {"error"})
         ws.send_json({"type": "step"})
         after = recv_type(ws, {"error"})
-    assert "a.csv column x_1" in m["message"] and "too large" in m["message"]
+    assert "a.csv row 2, column x_1" in m["message"] and "too large" in m["message"]
     assert m["where"] == "config"  # the page clears the previous run's views
     assert "no data and network yet" in after["message"]  # and the old run is gone
 

@@ -22,6 +22,7 @@ from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from ..core.losses import LOSSES
 from ..core.network import INITS
 from ..training.train import select_engine
+from .features import EXTRAS, REGRESSION_DEFAULTS
 from .guard import TOKEN_HEADER, Guard
 from .inputs import DATASETS, Uploads, previews
 from .live import Tab, Workers
@@ -85,7 +86,8 @@ def create_app(limits: Limits | None = None, host: str = "127.0.0.1"):
     @app.get("/api/meta")
     def meta():
         return {
-            "datasets": DATASETS,
+            "datasets": DATASETS, "regression_sets": REGRESSION_DEFAULTS,
+            "extras": {k: v[0]("x₁", "x₂") for k, v in EXTRAS.items()},
             "activations": list(HIDDEN_ACTIVATIONS), "outputs": list(OUTPUT_ACTIVATIONS),
             "losses": {k: v.formula for k, v in LOSSES.items()}, "inits": list(INITS),
             "limits": asdict(limits), "engine": select_engine("auto")[0],

@@ -42,10 +42,16 @@ def previews(n: int = 120) -> dict:
 
     from ..core.data import load_data
 
+    from .features import REGRESSION_DEFAULTS, regression_dataset
+
     out = {}
-    for name in DATASETS:
-        ds = load_data(name)
-        X, y = ds.X[:, :2], np.searchsorted(np.unique(ds.y), ds.y)
+    for name in (*DATASETS, *REGRESSION_DEFAULTS):
+        if name in DATASETS:
+            ds = load_data(name)
+            X, y = ds.X[:, :2], np.searchsorted(np.unique(ds.y), ds.y)
+        else:  # regression: the sign of the target, for the icon
+            ds = regression_dataset(name, 300, 0.0, 0)
+            X, y = ds.X, (ds.y > np.median(ds.y)).astype(int)
         keep = np.linspace(0, len(y) - 1, min(n, len(y))).round().astype(int)
         lo, hi = X.min(axis=0), X.max(axis=0)
         U = (X[keep] - lo) / np.where(hi > lo, hi - lo, 1.0)
@@ -91,7 +97,7 @@ FIELDS = {"hidden": "hidden layers", "activation": "activation", "output": "outp
           "loss": "loss", "init": "init", "lr": "learning rate", "epochs": "epoch budget",
           "seed": "weight seed", "test_size": "test fraction", "split_seed": "data seed",
           "data_seed": "data seed", "optimizer": "optimizer", "batch_size": "batch size",
-          "l2": "L2 penalty λ", "n_samples": "data size", "noise": "noise",
+          "l2": "L2 penalty λ", "l1": "L1 penalty λ₁", "n_samples": "data size", "noise": "noise",
           "n_classes": "classes", "features": "features", "target": "target",
           "data": "data set"}
 
@@ -140,6 +146,7 @@ def parse_config(msg: dict, uploads: "Uploads", limits: Limits) -> tuple[TrainCo
     kw["batch_size"] = None if batch in (None, "", 0, "full") else _number(
         net, "batch_size", None, 1, limits.rows, FIELDS["batch_size"], True)
     kw["l2"] = _number(net, "l2", 0.0, 0.0, 10.0, FIELDS["l2"])
+    kw["l1"] = _number(net, "l1", 0.0, 0.0, 10.0, FIELDS["l1"])
     dataset = None
     if name == "upload":
         features = data.get("features") or None

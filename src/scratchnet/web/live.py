@@ -9,6 +9,7 @@ page → server
   {"type": "reset"}                                     epoch 0, the seed's very same weights
   {"type": "speed", "epochs_per_frame": n}              at most n per frame; 0 = max
   {"type": "export"}                                    ask for the model JSON
+  {"type": "weight", "k": k, "value": v}                w_(k+1) ← v (a clicked edge)
   {"type": "ack", "seq": n}                             frame n is drawn (flow control)
 server → page
   {"type": "ready", ...}   fixed facts of the data and network (Session.info)
@@ -381,6 +382,18 @@ class Tab:
             model = await self._work(lambda: s.model().to_dict())
             await self.send({"type": "model", "model": model,
                              "filename": f"scratchnet-{s.layout.describe()}-epoch{s.epoch}.json"})
+        elif kind == "weight":  # the page's edit of one edge: w_k ← value
+            s = self._need_session()
+            k, v = msg.get("k"), msg.get("value")
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < s.layout.n_params:
+                raise PlaygroundError(f"weight: k must be 0 to {s.layout.n_params - 1}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= 1e6:
+                raise PlaygroundError(f"w{k + 1}: the value must be a number from −1e6 to 1e6")
+            self.running, self.step_to = False, None
+            s.set_weight(k, float(v))
+            if s.status == "running":
+                s.status = "paused"
+            await self._send_current()
         elif kind == "_wake":  # a dropped message: the loop tells why
             pass
         elif kind == "_bad":
@@ -390,8 +403,28 @@ class Tab:
 
     def _build(self, msg: dict) -> tuple[Session, str]:
         """The new session and its ``ready`` message (names, formulas: slow for big nets)."""
-        config, dataset = parse_config(msg, self.uploads, self.limits)
-        session = Session(config, dataset, self.limits)
+        from dataclasses import replace
+
+        from .features import REGRESSION, REGRESSION_DEFAULTS, parse_extras, regression_dataset
+
+        data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+        extras = parse_extras(data)
+        name = data.get("name")
+        regression = name in REGRESSION or (name == "upload"
+                                            and data.get("problem") == "regression")
+        if name in REGRESSION:  # the options checked as for a generated set, then this set
+            d = REGRESSION_DEFAULTS[name]
+            checked = {**msg, "data": {"n_samples": d["n_samples"], "noise": d["noise"],
+                                       **data, "name": "moons"}}
+            config, _ = parse_config(checked, self.uploads, self.limits)
+            dataset = regression_dataset(name, config.n_samples, config.noise,
+                                         config.data_seed)
+            config = replace(config, data=name, n_samples=None, noise=None, data_seed=None)
+        else:
+            config, dataset = parse_config(msg, self.uploads, self.limits)
+        if regression:  # ŷ can be any number: an identity output and ½Σ(ŷ − y)²
+            config = replace(config, output="identity", loss="sse")
+        session = Session(config, dataset, self.limits, extras, regression)
         return session, _dumps(session.info())
 
 

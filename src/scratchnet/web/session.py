@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.backprop import backward, forward, output_delta
-from ..core.data import Dataset
+from ..core.data import Dataset, load_data
 from ..core.errors import ScratchnetError
 from ..core.losses import LOSSES
 from ..core.model import Model
@@ -27,7 +27,6 @@ from .formula import derived_mathml, notation, weight_formula
 
 MAP_RES = 48  # decision-map grid (cells per side)
 HISTORY_START = 1024  # epochs of loss history a new run holds before it grows
-MAX_ABS = 1e150  # larger data values overflow when squared (standardizing, losses)
 THUMB_STEP = 2  # hidden-unit thumbnails: every 2nd grid cell → 24×24
 
 
@@ -77,36 +76,31 @@ def engine_options() -> dict:
     return {name: o.formula for name, o in OPTIMIZERS.items() if name != "sgd"}
 
 
-def check_finite(ds: Dataset) -> None:
-    """Values the page can draw and the network can learn from: |x| ≤ MAX_ABS per column
-    (values near ±1e307 would overflow while standardizing and reach the page as infinities)."""
-    for j, name in enumerate(ds.feature_names):
-        col = ds.X[:, j]
-        big = np.abs(col)
-        if not np.all(np.isfinite(col)) or big.max() > MAX_ABS:
-            i = int(np.argmax(np.where(np.isfinite(big), big, np.inf)))
-            raise PlaygroundError(f"{ds.source} column {name}: the value {col[i]:.6g} is too "
-                                  f"large (the playground takes numbers up to ±{MAX_ABS:.0e})")
-    y = np.asarray(ds.y, float)
-    if not np.all(np.isfinite(y)) or np.abs(y).max() > MAX_ABS:
-        raise PlaygroundError(f"{ds.source} column {ds.target_name}: values too large (the "
-                              f"playground takes numbers up to ±{MAX_ABS:.0e})")
-
-
 class Session:
     """The state of one tab: prepared data, weights ``w``, epoch counter and history."""
 
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None,
-                 limits: Limits = Limits()):
-        self.config = config
+                 limits: Limits = Limits(), extras: tuple[str, ...] = (),
+                 regression: bool = False):
+        """``extras``: feature inputs computed from the first two (features.EXTRAS);
+        ``regression``: a numeric target (``dataset`` given: a regression set or a CSV)."""
+        from .features import prepare_regression, with_extras
+
+        self.config, self.extras, self.regression = config, tuple(extras), regression
+        if dataset is None and self.extras:  # a bundled set, with inputs added
+            dataset = load_data(config.data, n_samples=config.n_samples, noise=config.noise,
+                                seed=config.data_seed, n_classes=config.n_classes)
         if dataset is not None:
-            check_finite(dataset)
-        self.prep: Prepared = prepare(config, dataset)
+            dataset = with_extras(dataset, self.extras)
+        if regression:
+            self.prep: Prepared = prepare_regression(config, dataset)
+        else:
+            self.prep = prepare(config, dataset)
+            n_classes = self.prep.classes.size
+            if n_classes > limits.classes:
+                raise PlaygroundError(f"the target has {n_classes} classes; the playground "
+                                      f"draws at most {limits.classes}")
         self.layout = self.prep.layout
-        n_classes = self.prep.classes.size
-        if n_classes > limits.classes:
-            raise PlaygroundError(f"the target has {n_classes} classes; the playground "
-                                  f"draws at most {limits.classes}")
         self._grid_setup()
         self.reset()
 
@@ -196,7 +190,31 @@ class Session:
         XX, YY = np.meshgrid(gx, gy)  # (R, R)
         raw = np.tile(self.prep.x_scaler.mean, (MAP_RES * MAP_RES, 1))  # other features: mean
         raw[:, 0], raw[:, 1] = XX.ravel(), YY.ravel()
+        if self.extras:  # the feature inputs, from the grid's own first two coordinates
+            from .features import extra_columns
+
+            raw[:, -len(self.extras):] = extra_columns(self.extras, raw[:, :2])
         self.grid_x = self.prep.x_scaler.transform(raw)  # (R², D) standardized as in training
+
+    def _map_values(self, out: np.ndarray) -> np.ndarray:
+        """What the map shows per grid cell, as 0..255: p(class 1), or ŷ in the target's raw
+        units over the data's target range (regression)."""
+        if self.regression:
+            lo, hi = self.y_range
+            return _q8(self.prep.y_scaler.inverse(out[:, :1])[:, 0], lo, hi)
+        return _q8(self._map_probability(out), 0.0, 1.0)
+
+    @property
+    def y_range(self) -> tuple[float, float]:
+        y = self.prep.dataset.y
+        return float(np.min(y)), float(np.max(y))
+
+    def set_weight(self, k: int, value: float) -> None:
+        """Weight k (0-based) ← value: the page's edit of one edge (Reset undoes it)."""
+        self.w[k] = value
+        self._betas = None  # the cached forward pass is of the old weights
+        if self.status == "diverged":
+            self.status, self.message = "paused", ""
 
     def _map_probability(self, out: np.ndarray) -> np.ndarray:
         """p(class 1) per grid cell, read as Model.predict_proba reads the output."""
@@ -211,7 +229,10 @@ class Session:
         L, P, ds = self.layout, self.prep.problem, self.prep.dataset
         is_test = np.zeros(len(ds.y), bool)
         is_test[self.prep.test_idx] = True
-        labels = np.searchsorted(self.prep.classes, ds.y)
+        if self.regression:  # the points coloured by their target, as the map by ŷ
+            labels = _q8(np.asarray(ds.y, float), *self.y_range)
+        else:
+            labels = np.searchsorted(self.prep.classes, ds.y)
         loss = LOSSES[self.config.loss]
         return {
             "type": "ready",
@@ -225,13 +246,25 @@ class Session:
             "lr": self.config.lr, "budget": self.config.epochs, "engine": self.engine,
             "optimizer": self.optimizer_text(),
             "source": ds.source, "features": list(ds.feature_names), "target": ds.target_name,
-            "classes": [float(c) for c in self.prep.classes],
+            "classes": [] if self.regression else [float(c) for c in self.prep.classes],
+            "regression": self.regression, "y_range": list(self.y_range),
+            "extras": list(self.extras), "input_thumbs": self._input_thumbs(),
             "n_train": int(P.x_train.shape[0]), "n_test": int(P.x_test.shape[0]),
             "extent": self.extent, "map_res": MAP_RES, "thumb_res": MAP_RES // THUMB_STEP,
             "points": {"x": np.round(ds.X[:, 0], 6).tolist(), "y": np.round(ds.X[:, 1], 6).tolist(),
                        "label": labels.tolist(), "test": is_test.astype(int).tolist()},
             "multiclass": bool(L.sizes[-1] > 2),
         }
+
+    def _input_thumbs(self) -> list[str]:
+        """Each input over the map, standardized as the network sees it (±max|x| of the
+        grid), as uint8 planes: the ramps of x_1, x_2 and the shapes of x_1², sin x_2, …"""
+        R, out = MAP_RES, []
+        for j in range(self.grid_x.shape[1]):
+            v = self.grid_x[:, j].reshape(R, R)[::THUMB_STEP, ::THUMB_STEP]
+            m = float(np.abs(v).max()) or 1.0
+            out.append(b64(_q8(v, -m, m)))
+        return out
 
     def optimizer_text(self) -> str:
         from ..training.optim import OPTIMIZERS
@@ -240,8 +273,9 @@ class Session:
         batch = ("full batch: g = ∂E/∂w summed over all training rows" if not c.batch_size
                  else f"mini-batches of {c.batch_size} rows, reshuffled every epoch (seeded)")
         rule = OPTIMIZERS[c.optimizer].formula
-        l2 = f"; L2 penalty ½λΣw² with λ = {c.l2:g} on the non-bias weights" if c.l2 else ""
-        return f"{c.optimizer}: {rule}; {batch}{l2}"
+        l2 = f"; L2 penalty ½λ₂Σw² with λ₂ = {c.l2:g} on the non-bias weights" if c.l2 else ""
+        l1 = f"; L1 penalty λ₁Σ|w| with λ₁ = {c.l1:g} on the non-bias weights" if c.l1 else ""
+        return f"{c.optimizer}: {rule}; {batch}{l2}{l1}"
 
     def frame(self, progress: bool = False) -> dict:
         """The current state as the page draws it (computed at the current weights).  A
@@ -256,8 +290,13 @@ class Session:
             grad = backward(L, self.w, b_train, output_delta(L, loss, b_train[-1], P.y_train))
             y_test = forward(L, self.w, P.x_test)[-1]
             e_train, e_test = E(P.y_train, b_train[-1]), E(P.y_test, y_test)
-            acc_train = accuracy(b_train[-1], P.l_train, P.threshold)
-            acc_test = accuracy(y_test, P.l_test, P.threshold)
+            if self.regression:  # no accuracy: R² of ŷ (standardized units: the same R²)
+                from .features import r2
+
+                acc_train, acc_test = r2(P.y_train, b_train[-1]), r2(P.y_test, y_test)
+            else:
+                acc_train = accuracy(b_train[-1], P.l_train, P.threshold)
+                acc_test = accuracy(y_test, P.l_test, P.threshold)
             betas = forward(L, self.w, self.grid_x)  # β_0 … β_L on the map grid
             w32, g32 = self.w.astype(np.float32), grad.astype(np.float32)
         n_tr, n_te = P.x_train.shape[0], P.x_test.shape[0]
@@ -266,14 +305,21 @@ class Session:
             "type": "frame", "epoch": self.epoch, "budget": self.config.epochs,
             "status": self.status, "message": self.message,
             "train_loss": _num(e_train), "test_loss": _num(e_test),
-            "train_acc": acc_train, "test_acc": acc_test,
+            "train_acc": None if self.regression else acc_train,
+            "test_acc": None if self.regression else acc_test,
+            "train_r2": acc_train if self.regression else None,
+            "test_r2": acc_test if self.regression else None,
             "curve": self._curve(e_train / n_tr, e_test / n_te, consume=not progress),
-            "map": b64(_q8(self._map_probability(out), 0.0, 1.0)),
+            "map": b64(self._map_values(out)),
             "w": b64(w32), "grad": b64(g32),
         }
         if out.shape[1] > 2:  # several classes: the winning class of each cell
             frame["map_class"] = b64(out.argmax(axis=1).astype(np.uint8))
         frame["thumbs"], frame["thumb_ranges"] = self._thumbs(betas)
+        if not self.regression:
+            from .features import suggestion
+
+            frame["suggestion"] = suggestion(self.config, self.hist, self.epoch, acc_train)
         return frame
 
     def _curve(self, now_train: float, now_test: float,
@@ -316,6 +362,8 @@ class Session:
 
         final = final_metrics(self.layout, self.config.loss, self.w, self.prep.problem)
         final.update(epochs=self.epoch, stopped=self.status, engine=self.engine)
+        if self.regression:
+            final.pop("train_acc", None), final.pop("test_acc", None)
         return Model(self.layout, self.w.copy(), self.config.loss, self.prep.x_scaler,
                      self.prep.y_scaler, self.prep.classes, self.prep.dataset.target_name,
                      self.config.to_dict(), final)
