@@ -4,6 +4,7 @@ import pytest
 import scratchnet.training.train as train_mod
 from scratchnet.core.data import bundled_csv
 from scratchnet.core.errors import DivergedError, ScratchnetError
+from scratchnet.training.run import StepEngine
 from scratchnet.training.train import TrainConfig, prepare, train
 
 from ps5_reference import run as reference_run
@@ -81,7 +82,8 @@ def test_interrupt_keeps_every_finished_chunk(monkeypatch):
             raise KeyboardInterrupt
         train_mod.run_epochs(layout, loss, w, P, lr, start, stop, hist)
 
-    monkeypatch.setattr(train_mod, "select_engine", lambda name, layout=None: ("numpy", flaky))
+    monkeypatch.setattr(train_mod, "engine_for", lambda config, prep: StepEngine(
+        "numpy", flaky, prep.layout, config.loss, prep.problem, config.lr))
     r = train(TrainConfig(epochs=50, log_every=10, lr=1e-2))
     assert r.stopped == "interrupted" and len(r.history) == 20 and r.final["epochs"] == 20
     monkeypatch.undo()

@@ -23,35 +23,55 @@ Array = np.ndarray
 
 
 def forward(layout: Layout, w: Array, x: Array) -> list[Array]:
-    """β_0 = x, β_1, …, β_L = ŷ for a batch x of shape (N, n_in); returns the list of β."""
+    """β_0 = x, β_1, …, β_L = ŷ for a batch x of shape (N, n_in); returns the list of β.
+
+    ``w`` is one network (P,) — then β_l has shape (N, n_l) — or K networks (K, P) sharing
+    the inputs x — then β_l has shape (K, N, n_l) for l ≥ 1.  The same lines serve both."""
     betas = [x]
-    for l, W in enumerate(layout.views(w)):
-        alpha = betas[-1] @ W[1:] + W[0]  # (N, fan_out)   α_l
-        betas.append(layout.layer_activation(l).f(alpha))  # (N, fan_out)   β_l = f(α_l)
+    for l, W in enumerate(layout.views(w)):  # W: (…, fan_in + 1, fan_out)
+        alpha = betas[-1] @ W[..., 1:, :] + W[..., :1, :]  # (…, N, fan_out)   α_l
+        betas.append(layout.layer_activation(l).f(alpha))  # (…, N, fan_out)   β_l = f(α_l)
     return betas
 
 
 def predict(layout: Layout, w: Array, x: Array) -> Array:
-    """ŷ of shape (N, n_out)."""
+    """ŷ of shape (N, n_out), or (K, N, n_out) for K networks w (K, P)."""
     return forward(layout, w, x)[-1]
 
 
+def accuracy(y_pred: Array, labels: Array, threshold: float) -> Array | float:
+    """Share of rows classified right: one output unit says class 1 when ŷ > threshold,
+    several take the argmax.  ŷ (N, n_out) gives a float, ŷ (K, N, n_out) one per network."""
+    if y_pred.shape[-1] == 1:
+        hits = (y_pred[..., 0] > threshold) == (labels == 1)
+    else:
+        hits = y_pred.argmax(axis=-1) == labels
+    score = np.mean(hits, axis=-1)
+    return float(score) if score.ndim == 0 else score
+
+
 def output_delta(layout: Layout, loss: str, y_pred: Array, y: Array) -> Array:
-    """δ_L = ∂E/∂α_L for the output layer, shape (N, n_out)."""
+    """δ_L = ∂E/∂α_L for the output layer, shape of ŷ: (N, n_out) or (K, N, n_out)."""
     if (layout.output, loss) in CANONICAL_PAIRS:
         return y_pred - y
     return ACTIVATIONS[layout.output].backward(y_pred, LOSSES[loss].grad(y, y_pred))
 
 
-def backward(layout: Layout, w: Array, betas: list[Array], delta: Array) -> Array:
-    """∂E/∂w (flat, the same w1..wP order as ``w``) from the forward pass and δ_L."""
+def backward(layout: Layout, w: Array, betas: list[Array], delta: Array, *,
+             input_delta: bool = False) -> Array | tuple[Array, Array]:
+    """∂E/∂w (the same w1..wP order as ``w``, shape (P,) or (K, P)) from the forward pass and
+    δ_L.  With ``input_delta`` also δ_0 = ∂E/∂x = δ_1 W_1[1:]ᵀ, shape (…, N, n_in), the
+    error the layers below the inputs need (the CNN's convolutions)."""
     grad = np.empty_like(w)
     Ws, Gs = layout.views(w), layout.views(grad)
     for l in reversed(range(layout.n_layers)):
-        Gs[l][0] = delta.sum(axis=0)  # (fan_out,)          ∂E/∂bias = Σ_n δ_l
-        Gs[l][1:] = betas[l].T @ delta  # (fan_in, fan_out)  ∂E/∂w = Σ_n β_{l−1} δ_l
-        if l > 0:  # send the error one layer back: δ_{l−1} = (δ_l W_l[1:]ᵀ) ⊙ f′(β_{l−1})
-            delta = layout.layer_activation(l - 1).backward(betas[l], delta @ Ws[l][1:].T)
+        Gs[l][..., 0, :] = delta.sum(axis=-2)  # (…, fan_out)   ∂E/∂bias = Σ_n δ_l
+        Gs[l][..., 1:, :] = np.swapaxes(betas[l], -1, -2) @ delta  # β_{l−1}ᵀ δ_l  (…, in, out)
+        if l > 0 or input_delta:  # the error one layer back: δ_l W_l[1:]ᵀ …
+            back = delta @ np.swapaxes(Ws[l][..., 1:, :], -1, -2)  # (…, N, fan_in)
+            if l == 0:
+                return grad, back  # the inputs have no activation: δ_0 = ∂E/∂x
+            delta = layout.layer_activation(l - 1).backward(betas[l], back)  # … ⊙ f′(β_{l−1})
     return grad
 
 

@@ -21,15 +21,17 @@ dense network, the CNN (``scratchnet.cnn.net``) and the estimator share them.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from ..core.backprop import backward, forward, output_delta, predict
+from ..core.backprop import accuracy, backward, forward, output_delta, predict
 from ..core.losses import LOSSES
 from ..core.network import Layout
+from .run import OPTIONS, Outcome
 
 Array = np.ndarray
 
@@ -228,38 +230,52 @@ class GradientMonitor:
                 "saturated": np.array([self.shares[i] for i in keep]).reshape(len(keep), -1)}
 
 
-# ---- the general loop -------------------------------------------------------------------
+# ---- the one readable training loop ---------------------------------------------------
 class Loop:
-    """The general training loop, called like ``train.run_epochs``:
-    ``loop(layout, loss, w, P, lr, start, stop, hist)`` runs epochs start..stop−1.
+    """The readable numpy engine — the one training loop of scratchnet, for the problem set's
+    plain full-batch gradient descent and for every option above alike.  It implements the
+    ``scratchnet.training.run.Engine`` contract: bind it to a problem, then
+    ``loop.epochs(w, start, stop, out)`` runs epochs start..stop−1.
 
     Per epoch t, as the problem set orders it: record the train/test loss and accuracy of the
     current weights (the clean training rows, the data loss without penalty), then update —
     once (full batch) or once per mini-batch of a fresh seeded permutation, on jittered inputs
-    when ``jitter`` > 0, with η_t from the schedule and ∂(E + R)/∂w.
+    when ``jitter`` > 0, with η_t from the schedule and ∂(E + R)/∂w.  With nothing added the
+    update is w ← w − η ∂E/∂w from the recorded forward pass: exactly ``train.run_epochs``.
 
-    State (optimizer moments, best weights) lives on the object, so ``train()`` can call it
-    chunk after chunk.  It handles two endings itself: a non-finite loss at epoch t puts back
-    the weights of epoch t − 1 and stops (``keeps_last_finite``); early stopping puts back the
-    best weights and sets ``stopped_at`` (the number of epochs recorded).
+    State (optimizer moments, best weights) lives on the object, so a Run calls it slice after
+    slice.  It ends a slice itself in two cases: an epoch whose loss or weights are not finite
+    puts back the weights of the epoch before (``keeps_last_finite``; off for the legacy
+    ``run_epochs``, which runs NaNs on as the compiled engine does); early stopping puts back
+    the best weights (``stops_early``).  Early stopping watches the validation rows of the
+    problem (``P.x_val``) when there are any, else — an explicit choice of the caller, which
+    makes the reported test score optimistic — the test rows.
     """
 
-    keeps_last_finite = True
+    name = "numpy"
+    supports = OPTIONS
+    stops_early = True
 
     def __init__(self, optimizer: str = "gd", hyper: Hyper = Hyper(), schedule: Schedule =
                  Schedule(), batch_size: int | None = None, l2: float = 0.0, l1: float = 0.0,
                  patience: int | None = None, jitter: float = 0.0, seed: int = 0,
-                 monitor=None):
+                 monitor=None, keeps_last_finite: bool = True):
         self.opt = OPTIMIZERS[optimizer]
         self.hyper, self.schedule = hyper, schedule
         self.batch_size, self.l2, self.l1 = batch_size, l2, l1
         self.sigma, self.seed = jitter, seed
         self.early = EarlyStopping(patience) if patience else None
         self.monitor = monitor  # called as monitor(t, w) after recording epoch t
+        self.keeps_last_finite = keeps_last_finite
+        self.plain = (optimizer in ("gd", "sgd") and schedule.name == "constant" and not l2
+                      and not l1 and not jitter and batch_size is None)
         self.state: dict | None = None
         self.mask: Array | None = None
         self.prev: Array | None = None  # weights of the last recorded epoch
-        self.stopped_at: int | None = None
+        self.stopped_at: int | None = None  # legacy __call__: epochs recorded at early stop
+        self._saved = None
+        self.layout = self.loss = self.P = None
+        self.lr = 0.0
 
     @classmethod
     def from_config(cls, config, monitor=None) -> "Loop":
@@ -270,6 +286,11 @@ class Loop:
                    config.batch_size, config.l2, config.l1,
                    config.patience if config.early_stopping else None, config.jitter,
                    config.seed, monitor)
+
+    def bind(self, layout: Layout, loss: str, P, lr: float) -> "Loop":
+        """The problem this engine trains on: layout, loss, data (train.Problem) and η."""
+        self.layout, self.loss, self.P, self.lr = layout, loss, P, lr
+        return self
 
     @property
     def best_epoch(self) -> int | None:
@@ -284,34 +305,50 @@ class Loop:
             g += penalty(w, self.mask, self.l2, self.l1)[1]
         return g
 
-    def __call__(self, layout: Layout, loss: str, w: Array, P, lr: float, start: int,
-                 stop: int, hist) -> None:
-        from .train import accuracy
+    def _watched_loss(self, w: Array, test_loss: float) -> float:
+        P = self.P
+        x_val = getattr(P, "x_val", None)
+        if x_val is None or len(x_val) == 0:
+            return test_loss  # no validation rows: the caller chose the test split
+        return LOSSES[self.loss].value(P.y_val, predict(self.layout, w, x_val))
 
+    def epochs(self, w: Array, start: int, stop: int, out, row0: int | None = None):
+        """Epochs start..stop−1; epoch t is recorded in row t − row0 of ``out`` (row0 =
+        start by default).  Returns a ``run.Outcome``."""
+        layout, loss, P = self.layout, self.loss, self.P
+        row0 = start if row0 is None else row0
         E = LOSSES[loss].value
         if self.state is None:
             self.state, self.mask = self.opt.init(w), weight_mask(layout)
+        self._saved = (copy.deepcopy(self.state), None if self.prev is None else
+                       self.prev.copy(), copy.deepcopy(self.early))
         N = len(P.x_train)
         B = min(self.batch_size or N, N)
         for t in range(start, stop):
+            i = t - row0
             betas = forward(layout, w, P.x_train)  # β_0 … β_L on the clean training rows
             y_test = predict(layout, w, P.x_test)
-            hist.train_loss[t] = E(P.y_train, betas[-1])
-            hist.test_loss[t] = E(P.y_test, y_test)
-            hist.train_acc[t] = accuracy(betas[-1], P.l_train, P.threshold)
-            hist.test_acc[t] = accuracy(y_test, P.l_test, P.threshold)
-            if not np.isfinite(hist.train_loss[t]):
+            out.train_loss[i] = E(P.y_train, betas[-1])
+            out.test_loss[i] = E(P.y_test, y_test)
+            out.train_acc[i] = accuracy(betas[-1], P.l_train, P.threshold)
+            out.test_acc[i] = accuracy(y_test, P.l_test, P.threshold)
+            if self.keeps_last_finite and not (np.isfinite(out.train_loss[i])
+                                               and np.all(np.isfinite(w))):
                 if self.prev is not None:
-                    w[:] = self.prev  # the last weights whose loss was finite
-                return
-            self.prev = w.copy()
+                    w[:] = self.prev  # the last weights whose loss and values were finite
+                return Outcome(t - start + 1, "diverged")
+            if self.keeps_last_finite:
+                self.prev = w.copy()
             if self.monitor is not None:
                 self.monitor(t, w)
-            if self.early and self.early.update(t, hist.test_loss[t], w):
+            if self.early and self.early.update(t, self._watched_loss(w, out.test_loss[i]), w):
                 w[:] = self.early.best_w
                 self.stopped_at = t + 1
-                return
-            eta = self.schedule.lr(lr, t)
+                return Outcome(t - start + 1, "early_stopped")
+            if self.plain:  # the problem set's step, from the recorded forward pass
+                w -= self.lr * self.gradient(layout, loss, w, P.x_train, P.y_train, betas)
+                continue
+            eta = self.schedule.lr(self.lr, t)
             rng = epoch_rng(self.seed, t)
             x = jitter(P.x_train, self.sigma, rng)
             if B == N:  # full batch: the recorded forward pass is the gradient's, when clean
@@ -323,13 +360,27 @@ class Loop:
                 rows = order[b:b + B]
                 g = self.gradient(layout, loss, w, x[rows], P.y_train[rows])
                 self.opt.step(w, g, eta, self.state, self.hyper)
+        return Outcome(stop - start)
 
-    def finish(self, layout: Layout, loss: str, w: Array, P) -> bool:
+    def rollback(self) -> None:
+        """Undo what the interrupted ``epochs`` call changed in the optimizer's state."""
+        if self._saved is not None:
+            self.state, self.prev, self.early = self._saved
+
+    def __call__(self, layout: Layout, loss: str, w: Array, P, lr: float, start: int,
+                 stop: int, hist) -> None:
+        """The legacy call of ``train.run_epochs``: epochs start..stop−1 into
+        ``hist[start:stop]`` (absolute rows)."""
+        self.bind(layout, loss, P, lr).epochs(w, start, stop, hist, row0=0)
+
+    def finish(self, w: Array) -> bool:
         """At the end of a run that early stopping did not cut short: keep the best weights
-        seen if the final ones are worse on the test rows.  True when it put them back."""
+        seen if the final ones are worse on the watched rows.  True when it put them back."""
         if self.early is None or self.early.best_w is None or self.stopped_at is not None:
             return False
-        if LOSSES[loss].value(P.y_test, predict(layout, w, P.x_test)) > self.early.best_loss:
+        test = LOSSES[self.loss].value(self.P.y_test, predict(self.layout, w, self.P.x_test))
+        if self._watched_loss(w, test) > self.early.best_loss:
             w[:] = self.early.best_w
             return True
         return False
+

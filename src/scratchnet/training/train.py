@@ -8,19 +8,20 @@ One epoch, exactly as the problem set orders it:
 """
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from ..core.backprop import backward, forward, output_delta, predict
+from ..core.backprop import accuracy, predict
 from ..core.data import (Dataset, Standardizer, check_classification, check_features, load_data,
                    split_indices)
 from ..core.errors import DivergedError, ScratchnetError
 from ..core.losses import LOSSES
 from ..core.model import Model
 from ..core.network import Layout, init_weights
+from .optim import GradientMonitor, Loop
+from .run import Engine, History, Run, StepEngine, deferred_interrupts, options_used
 from .options import check_all
 
 
@@ -106,33 +107,6 @@ class Problem:
 
 
 @dataclass
-class History:
-    train_loss: np.ndarray
-    test_loss: np.ndarray
-    train_acc: np.ndarray
-    test_acc: np.ndarray
-
-    @classmethod
-    def empty(cls, n: int) -> "History":
-        return cls(*(np.full(n, np.nan) for _ in range(4)))
-
-    def truncate(self, n: int) -> "History":
-        return History(self.train_loss[:n].copy(), self.test_loss[:n].copy(),
-                       self.train_acc[:n].copy(), self.test_acc[:n].copy())
-
-    def __len__(self) -> int:
-        return len(self.train_loss)
-
-    def to_csv(self, path: str) -> None:
-        with open(path, "w", newline="") as fh:
-            wr = csv.writer(fh)
-            wr.writerow(["epoch", "train_loss", "test_loss", "train_acc", "test_acc"])
-            for t in range(len(self)):
-                wr.writerow([t, repr(float(self.train_loss[t])), repr(float(self.test_loss[t])),
-                             repr(float(self.train_acc[t])), repr(float(self.test_acc[t]))])
-
-
-@dataclass
 class Prepared:
     dataset: Dataset
     layout: Layout
@@ -196,28 +170,14 @@ def prepare(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
     return Prepared(ds, layout, problem, x_scaler, y_scaler, classes, train_idx, test_idx)
 
 
-def accuracy(y_pred: np.ndarray, labels: np.ndarray, threshold: float) -> float:
-    if y_pred.shape[1] == 1:
-        return float(np.mean((y_pred[:, 0] > threshold) == (labels == 1)))
-    return float(np.mean(y_pred.argmax(axis=1) == labels))
-
-
 def run_epochs(layout: Layout, loss: str, w: np.ndarray, P: Problem, lr: float,
                start: int, stop: int, hist: History) -> None:
     """Epochs start..stop−1 of full-batch gradient descent with the readable engine.
 
-    Updates ``w`` in place and fills ``hist[start:stop]``.  The fast path
-    (``scratchnet.engines.fast.run_epochs``) has the same signature and computes the same numbers.
-    """
-    E = LOSSES[loss].value
-    for t in range(start, stop):
-        betas = forward(layout, w, P.x_train)  # β_0 … β_L on the training rows
-        y_test = predict(layout, w, P.x_test)
-        hist.train_loss[t] = E(P.y_train, betas[-1])
-        hist.test_loss[t] = E(P.y_test, y_test)
-        hist.train_acc[t] = accuracy(betas[-1], P.l_train, P.threshold)
-        hist.test_acc[t] = accuracy(y_test, P.l_test, P.threshold)
-        w -= lr * backward(layout, w, betas, output_delta(layout, loss, betas[-1], P.y_train))
+    Updates ``w`` in place and fills ``hist[start:stop]``; NaNs run on as in the compiled
+    engine (``scratchnet.engines.fast.run_epochs`` has the same signature and computes the
+    same numbers).  It is the one loop, ``optim.Loop``, called the legacy way."""
+    Loop(keeps_last_finite=False)(layout, loss, w, P, lr, start, stop, hist)
 
 
 # Where the compiled loop stops paying (measured on the 2-core box, see docs/speed.md): its
@@ -264,6 +224,25 @@ def select_engine(name: str = "auto", layout: Layout | None = None):
     return "numpy", run_epochs
 
 
+def engine_for(config: TrainConfig, prep: Prepared) -> Engine:
+    """The engine that trains ``config`` on ``prep``: the compiled one when it runs every
+    option the config uses (``Engine.supports``) and pays for the layout, else the readable
+    ``optim.Loop``."""
+    used = options_used(config)
+    layout, P = prep.layout, prep.problem
+    fast = compiled_engine(config.engine)
+    if fast is not None and (config.engine == "fast" or fast_pays(layout)):
+        step = StepEngine("fast", fast.run_epochs, layout, config.loss, P, config.lr)
+        if used <= step.supports:
+            return step
+    if config.engine == "fast":
+        raise ScratchnetError("--engine fast runs plain full-batch gradient descent only; "
+                              "use --engine auto or numpy with --optimizer, --batch-size, "
+                              "--schedule, --l2/--l1, --early-stopping, --jitter, --monitor")
+    monitor = GradientMonitor(layout, config.loss, P) if config.monitor else None
+    return Loop.from_config(config, monitor).bind(layout, config.loss, P, config.lr)
+
+
 def final_metrics(layout: Layout, loss: str, w: np.ndarray, P: Problem) -> dict:
     """Losses and accuracies of the final weights (after the last update)."""
     E = LOSSES[loss].value
@@ -273,93 +252,77 @@ def final_metrics(layout: Layout, loss: str, w: np.ndarray, P: Problem) -> dict:
             "test_acc": accuracy(pte, P.l_test, P.threshold)}
 
 
+def start_run(config: TrainConfig, prep: Prepared, w0: np.ndarray | None = None) -> Run:
+    """A :class:`~scratchnet.training.run.Run` of ``config`` on ``prep`` from ``w0`` (the
+    seed's initial weights by default), sliced as ``train()`` slices it."""
+    w = init_weights(prep.layout, config.init, config.seed) if w0 is None else w0
+    return Run(engine_for(config, prep), w, config.epochs,
+               slice_epochs=max(1, min(config.log_every or 1000, 1000)))
+
+
 def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
           w0: np.ndarray | None = None, on_log=None, progress=None) -> TrainResult:
     """Train one network as ``config`` says; returns the model and its per-epoch history.
 
     ``on_log(epoch, train_loss, test_loss)`` is called every ``config.log_every`` epochs (the
-    problem set's print); ``progress(done, total, train_loss, test_loss)`` after every chunk.
-    Ctrl-C stops cleanly (``stopped="interrupted"``, the weights and history up to the last
-    finished chunk kept).  A non-finite loss raises :class:`DivergedError` carrying the partial
-    result: weights and history up to the last epoch whose loss was finite.
+    problem set's print); ``progress(done, total, train_loss, test_loss)`` after every slice.
+    Ctrl-C — wherever it lands: in the engine, in a log line or the progress bar — stops
+    cleanly (``stopped="interrupted"``, the weights and history up to the last finished slice
+    kept).  A run whose loss or weights stop being finite raises :class:`DivergedError`
+    carrying the partial result: the last epoch whose weights and loss were both finite.
     """
     config = config or TrainConfig()
     prep = prepare(config, dataset)
     layout, P = prep.layout, prep.problem
-    w = init_weights(layout, config.init, config.seed) if w0 is None else np.array(w0, float)
-    if config.plain_gd():
-        engine, run = select_engine(config.engine, layout)
-    else:  # optimizers, mini-batches, schedules, penalties, …: the general numpy loop
-        from .optim import GradientMonitor, Loop
-
-        if config.engine == "fast":
-            raise ScratchnetError("--engine fast runs plain full-batch gradient descent only; "
-                                  "use --engine auto or numpy with --optimizer, --batch-size, "
-                                  "--schedule, --l2/--l1, --early-stopping, --jitter, --monitor")
-        engine = "numpy"
-        run = Loop.from_config(config, GradientMonitor(layout, config.loss, P)
-                               if config.monitor else None)
-    hist = History.empty(config.epochs)
-    chunk = max(1, min(config.log_every or 1000, 1000))
-    done, stopped = 0, "completed"
+    run = start_run(config, prep, w0)
     t0 = time.perf_counter()
-    diverged_at = None
-    while done < config.epochs:
-        stop = min(done + chunk, config.epochs)
-        w_start = w.copy()
-        try:
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-                run(layout, config.loss, w, P, config.lr, done, stop, hist)
-        except KeyboardInterrupt:
-            w[:] = w_start  # the chunk in flight is dropped; everything before it is kept
-            stopped = "interrupted"
-            break
-        early_stop = getattr(run, "stopped_at", None)  # early stopping ended the run here
-        if early_stop is not None:
-            stop = early_stop
-        bad = np.flatnonzero(~np.isfinite(hist.train_loss[done:stop]))
-        if bad.size and getattr(run, "keeps_last_finite", False):
-            # the general loop already put back the weights of the last finite epoch
-            diverged_at = done + int(bad[0])
-            done = max(diverged_at - 1, 0)
-            stopped = "diverged"
-            break
-        if bad.size:
-            diverged_at = done + int(bad[0])
-            w[:] = w_start  # replay up to the last finite epoch to keep its weights exactly
-            if diverged_at - 1 > done:
-                run(layout, config.loss, w, P, config.lr, done, diverged_at - 1,
-                           History.empty(config.epochs))
-            done = max(diverged_at - 1, done)
-            stopped = "diverged"
-            break
-        if on_log and config.log_every:
-            for t in range(done, stop):
-                if t % config.log_every == 0:
-                    on_log(t, float(hist.train_loss[t]), float(hist.test_loss[t]))
-        done = stop
-        if progress:
-            progress(done, config.epochs, float(hist.train_loss[done - 1]),
-                     float(hist.test_loss[done - 1]))
-        if early_stop is not None:
-            stopped = "early_stopped"
-            break
-    restored = stopped == "completed" and hasattr(run, "finish") and \
-        run.finish(layout, config.loss, w, P)
-    seconds = time.perf_counter() - t0
-    bad_value = hist.train_loss[diverged_at] if diverged_at is not None else None
-    hist = hist.truncate(diverged_at if diverged_at is not None else done)
-    final = final_metrics(layout, config.loss, w, P)
-    final.update(epochs=done, seconds=seconds, stopped=stopped, engine=engine)
-    if getattr(run, "best_epoch", None) is not None and (stopped == "early_stopped" or restored):
-        final["best_epoch"] = run.best_epoch  # the weights kept are those of this epoch
-    model = Model(layout, w, config.loss, prep.x_scaler, prep.y_scaler, prep.classes,
-                  prep.dataset.target_name, config.to_dict(), final)
-    result = TrainResult(model, hist, config, prep, seconds, stopped, engine, final,
-                         run.monitor.result(len(hist)) if getattr(run, "monitor", None)
-                         else None)
-    if diverged_at is not None:
+    try:
+        while not run.finished and run.stopped != "interrupted":
+            seen = run.recorded
+            run.advance(run.slice)
+            if run.stopped in ("diverged", "interrupted"):
+                break
+            _report(run, seen, config, on_log, progress)
+    except KeyboardInterrupt:  # in a log line or the progress bar: the run itself is whole
+        run.stopped = "interrupted"
+    try:
+        with deferred_interrupts():  # the result is built whole, then a signal is delivered
+            result = _result(run, config, prep, time.perf_counter() - t0)
+    except KeyboardInterrupt:
+        result.stopped = result.final["stopped"] = "interrupted"
+    if run.diverged_at is not None:
+        why = (f"train loss {run.bad_loss}" if not np.isfinite(run.bad_loss)
+               else "the weights became infinite")
         raise DivergedError(
-            f"training diverged at epoch {diverged_at} (train loss {bad_value}): try a lower "
-            f"--lr (now {config.lr:g}); the {done} epochs before it are kept", result)
+            f"training diverged at epoch {run.diverged_at} ({why}): try a lower --lr (now "
+            f"{config.lr:g}); the {run.epoch} epochs before it are kept", result)
     return result
+
+
+def _report(run: Run, seen: int, config: TrainConfig, on_log, progress) -> None:
+    """The log lines of the records new since ``seen``, then the progress bar."""
+    rec = run.records
+    if on_log and config.log_every:
+        for i in range(seen, rec.n):
+            t = int(rec.epoch[i])
+            if t % config.log_every == 0:
+                on_log(t, float(rec.cols["train_loss"][i]), float(rec.cols["test_loss"][i]))
+    if progress and rec.n:
+        last = run.last
+        progress(run.epoch, config.epochs, last["train_loss"], last["test_loss"])
+
+
+def _result(run: Run, config: TrainConfig, prep: Prepared, seconds: float) -> TrainResult:
+    layout, P = prep.layout, prep.problem
+    restored = run.finish()
+    stopped = run.stopped or "completed"
+    final = final_metrics(layout, config.loss, run.w, P)
+    final.update(epochs=run.epoch, seconds=seconds, stopped=stopped, engine=run.engine.name)
+    if run.best_epoch is not None and (stopped == "early_stopped" or restored):
+        final["best_epoch"] = run.best_epoch  # the weights kept are those of this epoch
+    model = Model(layout, run.w.copy(), config.loss, prep.x_scaler, prep.y_scaler,
+                  prep.classes, prep.dataset.target_name, config.to_dict(), final)
+    hist = run.history
+    monitor = getattr(run.engine, "monitor", None)
+    return TrainResult(model, hist, config, prep, seconds, stopped, run.engine.name, final,
+                       monitor.result(len(hist)) if monitor is not None else None)
