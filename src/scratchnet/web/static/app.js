@@ -14,6 +14,7 @@
     meta: null, info: null, frame: null, curve: [], ws: null, playing: false,
     dataset: "ps5", upload: null, hidden: [7], hover: null, nodes: [], edges: [],
     drawn: [], received: 0, drawPending: false, firstFrame: null, lastError: "",
+    pinned: null, editing: null, suggestionShown: false,
   };
 
   // ---- small helpers ------------------------------------------------------------------
@@ -44,6 +45,7 @@
     for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9 * step; v += step) out.push(+v.toPrecision(12));
     return out;
   }
+  const epochLabel = (v) => v >= 1e6 ? `${+(v / 1e6).toPrecision(3)}M` : v >= 1e4 ? `${+(v / 1e3).toPrecision(3)}k` : String(v);
   const tickLabel = (v) => Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(0) : String(+v.toPrecision(4));
   function setup(canvas, w, h) {  // crisp canvases on high-DPI screens
     const dpr = window.devicePixelRatio || 1;
@@ -105,6 +107,8 @@
       }
     };
   }
+  const datasetOptions = (name) => S.meta.datasets[name] || S.meta.regression_sets[name] || {};
+  const isRegressionSet = (name) => name in S.meta.regression_sets;
   const send = (m) => { if (S.ws && S.ws.readyState === 1) S.ws.send(JSON.stringify(m)); };
   const sendSpeed = () => send({ type: "speed", epochs_per_frame: parseInt($("speed").value, 10) });
   function setStatus(t) { $("status").textContent = t; }
@@ -118,18 +122,54 @@
     clearTimeout(configTimer); configTimer = null;
     clearError();
     setStatus("building…");
-    send(Object.assign({ type: "config" }, readConfig()));
+    const cfg = readConfig();
+    writeHash();
+    send(Object.assign({ type: "config" }, cfg));
   }
   /* Transport buttons act on the settings on screen: a change still waiting goes first
      (typing a learning rate and pressing Play at once plays with that rate). */
   const command = (m) => { if (configTimer !== null) flushConfig(); send(m); };
+  /* Every setting in the URL (#…), so that a link opens the same run: the same data, network
+     and seeds give the same first frame.  An uploaded file cannot travel in a link: ps5 then. */
+  const HASH_IDS = ["lr", "activation", "output", "loss", "optimizer", "batch", "l2", "l1", "init",
+    "seed", "epochs", "noise", "n-samples", "n-classes", "test-size", "data-seed", "speed"];
+  function writeHash() {
+    const p = new URLSearchParams();
+    p.set("data", S.dataset === "upload" ? "ps5" : S.dataset);
+    p.set("hidden", S.hidden.join(","));
+    for (const id of HASH_IDS) p.set(id, $(id).value);
+    const extras = [...document.querySelectorAll("#extras input:checked")].map((c) => c.value);
+    if (extras.length) p.set("extras", extras.join(","));
+    if ($("discretize").checked) p.set("discretize", "1");
+    history.replaceState(null, "", "#" + p.toString());
+  }
+  function applyHash() {  // before the first config: the controls as the link says
+    const p = new URLSearchParams(location.hash.slice(1));
+    if (!p.has("data")) return;
+    const name = p.get("data");
+    if (name in S.meta.datasets || name in S.meta.regression_sets) selectDataset(name, true);
+    const hidden = (p.get("hidden") || "").split(",").filter((v) => v !== "").map((v) => parseInt(v, 10));
+    if (hidden.every((v) => Number.isInteger(v) && v > 0) && hidden.length <= S.meta.limits.hidden_layers) S.hidden = hidden;
+    for (const id of HASH_IDS) if (p.has(id)) $(id).value = p.get(id);
+    const extras = (p.get("extras") || "").split(",");
+    document.querySelectorAll("#extras input").forEach((c) => { c.checked = extras.includes(c.value); });
+    $("discretize").checked = p.get("discretize") === "1";
+    $("noise-out").textContent = (+$("noise").value).toFixed(2);
+    $("test-out").textContent = Math.round(100 * $("test-size").value) + "%";
+    $("classes-row").hidden = !("n_classes" in datasetOptions(S.dataset));
+    buildUnitControls();
+  }
+
   function readConfig() {
-    const ds = S.dataset, opts = (S.meta.datasets[ds] || {});
+    const ds = S.dataset, opts = datasetOptions(ds);
     const data = { name: ds, test_size: numOr($("test-size"), 0.2), seed: intOr($("data-seed"), 0) };
+    const extras = [...document.querySelectorAll("#extras input:checked")].map((c) => c.value);
+    if (extras.length) data.extras = extras;
     if (ds === "upload") {
       data.upload_id = S.upload.upload_id;
       data.features = [...document.querySelectorAll("#feature-list input:checked")].map((c) => c.value);
       data.target = $("target").value;
+      if ($("regression").checked) data.problem = "regression";
     } else if (ds !== "ps5") {
       data.noise = numOr($("noise"), opts.noise);
       data.n_samples = intOr($("n-samples"), opts.n_samples);
@@ -141,14 +181,14 @@
       loss: $("loss").value, lr: $("lr").value.trim() === "" ? null : numOr($("lr"), $("lr").value),
       init: $("init").value, seed: intOr($("seed"), 0), epochs: intOr($("epochs"), 100000),
       optimizer: $("optimizer").value, batch_size: batch === "" ? null : intOr($("batch"), batch),
-      l2: numOr($("l2"), 0),
+      l2: numOr($("l2"), 0), l1: numOr($("l1"), 0),
     };
     return { data, network };
   }
 
   function clearViews() {  // settings the server refused: no run, nothing stale on screen
     S.info = null; S.frame = null; S.curve = []; S.nodes = []; S.edges = []; S.hover = null;
-    $("tip").hidden = true;
+    $("tip").hidden = true; $("edit").hidden = true; unpin(); hideSuggestion();
     for (const id of ["map", "loss-curve", "net"]) {
       const c = $(id), ctx = c.getContext("2d");
       ctx.setTransform(1, 0, 0, 1, 0, 0); ctx.clearRect(0, 0, c.width, c.height);
@@ -165,6 +205,8 @@
   // ---- messages -----------------------------------------------------------------------
   function onReady(info) {
     S.info = info; S.curve = []; S.frame = null; S.hover = null; S.firstFrame = null;
+    unpin(); hideSuggestion(); $("edit").hidden = true;
+    document.querySelectorAll(".stats .acc-label").forEach((el, i) => { el.textContent = info.regression ? (i ? "Test R²" : "Train R²") : (i ? "Test acc" : "Train acc"); });
     $("describe").textContent = info.describe;
     $("budget").textContent = info.budget.toLocaleString("en-US");
     const f = info.features, nF = f.length;
@@ -178,6 +220,11 @@
     $("loss-formula").append(lf, small);
     $("optimizer-note").textContent = `Optimizer ${info.optimizer}; η = ${info.lr}. Engine: ${info.engine}.`;
     const legend = $("class-legend"); legend.innerHTML = "";
+    if (info.regression) {
+      const item = document.createElement("span");
+      item.textContent = `ŷ and ${info.target}: ${NEG_NAME} ${fmt(info.y_range[0], 3)} … white … ${POS_NAME} ${fmt(info.y_range[1], 3)}`;
+      legend.append(item);
+    }
     info.classes.forEach((c, i) => {
       const item = document.createElement("span"), dot = document.createElement("i");
       dot.className = "dot"; dot.style.background = rgb(PALETTE[i % PALETTE.length]);
@@ -203,6 +250,7 @@
     S.playing = f.status === "running";
     if (f.type === "frame") send({ type: "ack", seq: f.seq });  // progress frames need none
     if (f.status === "diverged") showError(f.message);
+    if (f.suggestion && !S.suggestionShown) showSuggestion(f.suggestion);
     if (!S.drawPending) { S.drawPending = true; requestAnimationFrame(drawAll); }
   }
 
@@ -218,8 +266,12 @@
     $("epoch").textContent = f.epoch.toLocaleString("en-US");
     $("train-loss").textContent = fmt(f.train_loss);
     $("test-loss").textContent = fmt(f.test_loss);
-    $("train-acc").textContent = (100 * f.train_acc).toFixed(1) + "%";
-    $("test-acc").textContent = (100 * f.test_acc).toFixed(1) + "%";
+    if (S.info.regression) {
+      $("train-acc").textContent = fmt(f.train_r2, 3); $("test-acc").textContent = fmt(f.test_r2, 3);
+    } else {
+      $("train-acc").textContent = (100 * f.train_acc).toFixed(1) + "%";
+      $("test-acc").textContent = (100 * f.test_acc).toFixed(1) + "%";
+    }
     updateTransport();
     drawMap(); drawCurve(); drawNetwork();
     if (S.hover) showTip(S.hover);
@@ -236,26 +288,68 @@
   const ICON_PLAY = '<svg viewBox="0 0 24 24" width="26" height="26"><path d="M8 5l12 7-12 7z" fill="currentColor"/></svg>';
   const ICON_PAUSE = '<svg viewBox="0 0 24 24" width="26" height="26"><path d="M6 5h4.5v14H6zM13.5 5H18v14h-4.5z" fill="currentColor"/></svg>';
   const MAP = { left: 48, top: 8, size: 360, width: 420, height: 400 };
+  function discretized(q, cls) {  // the predicted class only: p > 0.5 → full blue, else orange
+    if (!$("discretize").checked || S.info.regression) return q;
+    if (cls) return q.map(() => 255);
+    return q.map((v) => (v >= 128 ? 255 : 0));
+  }
+  function pin(nd) {  // a unit's (or an input's) own map on the output panel
+    if (S.pinned && S.pinned.layer === nd.layer && S.pinned.j === nd.j) { unpin(); drawAll(); return; }
+    S.pinned = { layer: nd.layer, j: nd.j };
+    const sizes = S.info.layout.sizes;
+    const what = nd.layer === 0 ? "input (standardized)" : `hidden layer ${nd.layer}, ${S.info.layout.activations[nd.layer - 1]}`;
+    $("pinned-text").textContent = nd.layer === sizes.length - 1 ? "" : `The map shows ${S.info.unit_names[nd.layer][nd.j]} (${what}).`;
+    $("pinned").hidden = nd.layer === sizes.length - 1;
+    if (nd.layer === sizes.length - 1) S.pinned = null;
+    drawAll();
+  }
+  function unpin() { S.pinned = null; $("pinned").hidden = true; }
+  function showSuggestion(sg) {
+    S.suggestionShown = true; S.suggestion = sg;
+    $("suggest-text").textContent = sg.text; $("suggest").hidden = false;
+  }
+  function hideSuggestion() { $("suggest").hidden = true; }
+  function applySuggestion() {
+    const n = S.suggestion.network;
+    $("activation").value = n.activation; $("lr").value = n.lr; S.hidden = n.hidden.slice();
+    hideSuggestion(); buildUnitControls(); sendConfig(true);
+  }
+  function openEditor(k, cx, cy) {  // click an edge: type its new value
+    const box = $("edit"), input = $("edit-value");
+    S.editing = k;
+    $("edit-name").textContent = `w${k + 1}`;
+    input.value = String(+S.frame._w[k].toPrecision(6));
+    box.hidden = false; $("tip").hidden = true;
+    box.style.left = Math.min(cx + 8, innerWidth - box.offsetWidth - 4) + "px";
+    box.style.top = Math.min(cy + 8, innerHeight - box.offsetHeight - 4) + "px";
+    input.focus(); input.select();
+  }
   function drawMap(target, ox = 0, oy = 0) {
     const info = S.info, f = S.frame;
     const ctx = target || setup($("map"), MAP.width, MAP.height);
     const { left, top, size } = MAP, L = left + ox, T = top + oy;
     if (!target) ctx.clearRect(0, 0, MAP.width, MAP.height);
     ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(planeCanvas(f._map, info.map_res, MAP_LUT, f._cls), L, T, size, size);
+    const pin = S.pinned && S.nodes[S.pinned.layer] && S.nodes[S.pinned.layer][S.pinned.j];
+    if (pin) ctx.drawImage(nodeCanvas(pin, info.thumb_res, info.layout.sizes), L, T, size, size);
+    else ctx.drawImage(planeCanvas(discretized(f._map, f._cls), info.map_res, MAP_LUT, f._cls), L, T, size, size);
     const [x0, x1, y0, y1] = info.extent;
     const px = (x) => L + (x - x0) / (x1 - x0) * size, py = (y) => T + (y1 - y) / (y1 - y0) * size;
     // the 0.5 contour is where the colour turns white; the points on top
     const P = info.points, showTest = $("show-test").checked, showTrain = $("show-train").checked;
-    const r = P.x.length > 2000 ? 2 : P.x.length > 500 ? 2.6 : 3.6;
+    const n = P.x.length, r = n > 2000 ? 1.3 : n > 500 ? 2.4 : 3.6;
+    // many rows: draw every k-th (at most ~2,500 a pass) and thin rings, so the map shows through
+    const stride = Math.max(1, Math.ceil(n / 2500)), ring = n > 2000 ? 0.7 : n > 500 ? 1.2 : 1.8;
     for (const pass of [0, 1]) {  // train rows first, test rows on top
-      for (let i = 0; i < P.x.length; i++) {
+      for (let i = 0; i < n; i += stride) {
         if (P.test[i] !== pass || (pass ? !showTest : !showTrain)) continue;
         ctx.beginPath(); ctx.arc(px(P.x[i]), py(P.y[i]), r, 0, 2 * Math.PI);
-        ctx.fillStyle = rgb(PALETTE[P.label[i] % PALETTE.length]); ctx.fill();
-        ctx.lineWidth = pass ? 1.8 : 0.8; ctx.strokeStyle = pass ? "#111" : "#fff"; ctx.stroke();
+        ctx.fillStyle = info.regression ? rgb(THUMB_LUT[P.label[i]]) : rgb(PALETTE[P.label[i] % PALETTE.length]);
+        ctx.fill();
+        ctx.lineWidth = pass ? ring : 0.6; ctx.strokeStyle = pass ? "#111" : (info.regression ? "#666" : "#fff"); ctx.stroke();
       }
     }
+    S.pointsDrawn = Math.ceil(n / stride);
     // axes in raw units
     ctx.strokeStyle = "#999"; ctx.lineWidth = 1; ctx.strokeRect(L + 0.5, T + 0.5, size, size);
     ctx.fillStyle = "#555"; ctx.font = "11px system-ui, sans-serif";
@@ -297,7 +391,12 @@
       ctx.fillRect(L - 3, y, 3, 1); ctx.fillText(logY ? `1e${v}` : tickLabel(v), L - 5, y);
     }
     ctx.textAlign = "center"; ctx.textBaseline = "top";
-    for (const v of niceTicks(0, tMax, 5)) { ctx.fillRect(X(v), T + H, 1, 3); ctx.fillText(tickLabel(v), X(v), T + H + 5); }
+    for (const v of niceTicks(0, tMax, 5)) {  // 20k, 1.5M: short labels; the last one inside the chart
+      ctx.fillRect(X(v), T + H, 1, 3);
+      ctx.textAlign = X(v) > L + W - 14 ? "right" : "center";
+      ctx.fillText(epochLabel(v), X(v) + (ctx.textAlign === "right" ? 2 : 0), T + H + 5);
+    }
+    ctx.textAlign = "center";
     ctx.fillText("epoch", L + W / 2, T + H + 14 > oy + C.height - 10 ? T + H + 14 : T + H + 14);
     for (const [j, col] of [[2, "#d4640a"], [1, "#222"]]) {
       ctx.beginPath(); ctx.strokeStyle = col; ctx.lineWidth = 1.6;
@@ -395,11 +494,9 @@
 
   function nodeCanvas(nd, r, sizes) {
     const f = S.frame, last = sizes.length - 1;
-    if (nd.layer === 0) {  // the input itself over the map: a ramp along its axis
-      const q = new Uint8Array(r * r).fill(128);  // inputs off the map: held at their mean
-      if (nd.j > 1) return planeCanvas(q, r, THUMB_LUT);
-      for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) q[i * r + j] = Math.round(255 * (nd.j === 0 ? j : r - 1 - i) / (r - 1));
-      return planeCanvas(q, r, THUMB_LUT);
+    if (nd.layer === 0) {  // the input itself over the map (a ramp, x₁², sin x₂, … ; others at their mean)
+      if (!S.info._inputs) S.info._inputs = S.info.input_thumbs.map(bytes);
+      return planeCanvas(S.info._inputs[nd.j], r, THUMB_LUT);
     }
     if (nd.layer === last) return sizes[last] === 1 ? planeCanvas(f._map, S.info.map_res, MAP_LUT, null) : null;
     const plane = f._thumbs[nd.layer - 1].subarray(nd.j * r * r, (nd.j + 1) * r * r);
@@ -493,10 +590,15 @@
     el.value = value;
   }
 
-  function selectDataset(name) {
+  function selectDataset(name, quiet) {
+    const wasRegression = S.dataset && (isRegressionSet(S.dataset) || (S.dataset === "upload" && $("regression").checked));
     S.dataset = name;
-    document.querySelectorAll("#datasets button").forEach((b) => b.classList.toggle("on", b.dataset.name === name));
-    const opts = S.meta.datasets[name] || {};
+    document.querySelectorAll("#datasets button, #reg-datasets button").forEach((b) => b.classList.toggle("on", b.dataset.name === name));
+    if (isRegressionSet(name)) {  // ŷ is a number: identity output, ½Σ(ŷ − y)², a gentler η
+      $("output").value = "identity"; $("loss").value = "sse";
+      if (numOr($("lr"), 1) > 0.001) $("lr").value = "0.001";
+    } else if (wasRegression && $("output").value === "identity") $("output").value = "sigmoid";
+    const opts = datasetOptions(name);
     $("gen-controls").hidden = name === "ps5" || name === "upload";
     $("upload-cols").hidden = name !== "upload";
     if (opts.noise !== undefined && opts.noise !== null) {
@@ -504,7 +606,7 @@
       $("n-samples").value = opts.n_samples;
     }
     $("classes-row").hidden = !("n_classes" in opts);
-    sendConfig();
+    if (!quiet) sendConfig();
   }
 
   function renderUploadColumns(u) {
@@ -582,6 +684,12 @@
     S.meta = await (await fetch("/api/meta")).json();
     const m = S.meta;
     for (const name of Object.keys(m.datasets)) $("datasets").append(datasetButton(name));
+    for (const name of Object.keys(m.regression_sets)) $("reg-datasets").append(datasetButton(name));
+    for (const [key, label] of Object.entries(m.extras)) {  // TensorFlow Playground's feature inputs
+      const lab = document.createElement("label"), box = document.createElement("input");
+      box.type = "checkbox"; box.value = key; box.onchange = () => sendConfig();
+      lab.append(box, " " + label); $("extras").append(lab);
+    }
     fillSelect($("activation"), m.activations.map((a) => [a, a]), "sigmoid");
     fillSelect($("output"), m.outputs.map((a) => [a, a]), "sigmoid");
     fillSelect($("loss"), Object.keys(m.losses).map((a) => [a, a]), "sse");
@@ -599,7 +707,7 @@
     $("play").innerHTML = ICON_PLAY;
     buildUnitControls();
 
-    for (const id of ["lr", "activation", "init", "seed", "epochs", "optimizer", "batch", "l2", "n-samples", "n-classes", "data-seed", "target", "noise", "test-size"])
+    for (const id of ["lr", "activation", "init", "seed", "epochs", "optimizer", "batch", "l2", "l1", "n-samples", "n-classes", "data-seed", "target", "noise", "test-size", "regression"])
       $(id).addEventListener("change", () => sendConfig());
     $("output").addEventListener("change", () => { syncLossOutput("output"); sendConfig(); });
     $("loss").addEventListener("change", () => { syncLossOutput("loss"); sendConfig(); });
@@ -614,12 +722,24 @@
     $("play").onclick = () => command({ type: S.playing ? "pause" : "play" });
     $("step").onclick = () => command({ type: "step", epochs: 1 });
     $("reset").onclick = () => { clearError(); command({ type: "reset" }); };
-    $("speed").onchange = sendSpeed;
+    $("speed").onchange = () => { sendSpeed(); writeHash(); };
     $("export-model").onclick = () => command({ type: "export" });
     $("export-png").onclick = exportFigures;
     $("png-map").onclick = () => S.frame && download($("map").toDataURL("image/png"), "scratchnet-map.png");
     $("png-loss").onclick = () => S.frame && download($("loss-curve").toDataURL("image/png"), "scratchnet-loss.png");
     for (const id of ["log-y", "show-test", "show-train"]) $(id).onchange = () => S.frame && drawAll();
+    $("discretize").onchange = () => { writeHash(); if (S.frame) drawAll(); };
+    $("unpin").onclick = () => { unpin(); if (S.frame) drawAll(); };
+    $("suggest-apply").onclick = applySuggestion;
+    $("suggest-close").onclick = hideSuggestion;
+    $("edit-value").addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") {
+        const v = parseFloat($("edit-value").value);
+        if (Number.isFinite(v)) command({ type: "weight", k: S.editing, value: v });
+        $("edit").hidden = true;
+      } else if (ev.key === "Escape") $("edit").hidden = true;
+    });
+    $("edit-value").addEventListener("blur", () => { $("edit").hidden = true; });
     $("error-close").onclick = clearError;
     document.addEventListener("keydown", (ev) => {
       if (ev.code === "Space" && !/INPUT|SELECT|TEXTAREA|BUTTON/.test(document.activeElement.tagName)) { ev.preventDefault(); $("play").click(); }
@@ -633,8 +753,15 @@
       if (S.hover) showTip(S.hover); else $("tip").hidden = true;
       if (changed) drawNetwork();
     });
+    net.addEventListener("click", (ev) => {  // an edge: edit its weight; a unit: pin its map
+      if (!S.frame) return;
+      const [x, y] = netPoint(ev), h = hitTest(x, y);
+      if (h && h.edge) openEditor(h.edge.k, ev.clientX, ev.clientY);
+      else if (h && h.node) pin(h.node);
+    });
     net.addEventListener("mouseleave", () => { S.hover = null; $("tip").hidden = true; if (S.frame) drawNetwork(); });
     window.addEventListener("resize", () => { if (S.info) { layoutNetwork(); if (S.frame) drawAll(); } });
+    applyHash();
     connect();
   }
 
@@ -642,6 +769,10 @@
   window.__playground = {
     state: S,
     fps: () => S.drawn.filter((t) => t > performance.now() - 1000).length,
+    nodePoint(layer, j) {  // page coordinates of a unit's centre
+      const nd = S.nodes[layer][j], rect = $("net").getBoundingClientRect();
+      return [rect.left + nd.x * rect.width / S.netW, rect.top + nd.y * rect.height / S.netH];
+    },
     edgePoint(k) {  // page coordinates of the middle of weight k's edge
       const e = S.edges.find((x) => x.k === k), rect = $("net").getBoundingClientRect();
       return e && [rect.left + (e.x1 + e.x2) / 2 * rect.width / S.netW, rect.top + (e.y1 + e.y2) / 2 * rect.height / S.netH];
