@@ -10,8 +10,13 @@ Errors a user can act on (:class:`ScratchnetError`) print one line and exit with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
+import signal
 import sys
+import threading
 
 from .. import __version__
 from ..core.errors import OptionError, ScratchnetError
@@ -44,12 +49,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def signals_as_ctrl_c():
+    """SIGTERM and SIGHUP (``timeout``, ``docker stop``, batch schedulers, a closed terminal)
+    take the path of Ctrl-C: the handler raises ``KeyboardInterrupt``, which the training
+    driver turns into "stop after the last whole slice, keep it, write the outputs".  Yields
+    the list of signals received; the exit code is 128 + the first one's number (130 for
+    Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).  Only in the main thread (where signals go)."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    old = {}
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        s = getattr(signal, name, None)
+        if s is not None:
+            old[s] = signal.signal(s, handler)
+    try:
+        yield received
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _let_go_of_stdout() -> None:
+    """After an interrupt: flush what stdout can take now, and drop the rest when its reader
+    is not reading (a full pipe, a paused pager) — exiting must not hang on it."""
+    try:
+        fd = sys.stdout.fileno()
+        os.set_blocking(fd, False)
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return  # not a real file (a test's capture)
+    try:
+        sys.stdout.flush()
+    except (BlockingIOError, OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    finally:
+        with contextlib.suppress(OSError):
+            os.set_blocking(fd, True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    with signals_as_ctrl_c() as received:
+        code = _run(args)
+        if received:  # the command kept what it had and wrote its outputs
+            _let_go_of_stdout()
+            return 128 + int(received[0])
+    return code
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
     except OptionError as e:  # a rule between options: worded with the flags (--lr-min)

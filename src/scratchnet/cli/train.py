@@ -43,22 +43,26 @@ def save_outputs(result, save: str | None, history: str | None) -> None:
         raise failed
 
 
-def print_summary(result) -> None:
+def print_summary(result, file=None) -> None:
     f = result.final
     print(f"final ({f['epochs']} epochs, {f['seconds']:.2f} s, {f['engine']} engine): "
           f"train loss {f['train_loss']:.6f}  test loss {f['test_loss']:.6f}  "
-          f"train acc {f['train_acc']:.3f}  test acc {f['test_acc']:.3f}")
+          f"train acc {f['train_acc']:.3f}  test acc {f['test_acc']:.3f}", file=file)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..core.io import check_writable
+    from ..training.run import deferred_interrupts
 
     config = config_from_args(args)
     check_writable(args.save, "--save")  # before training, not after minutes of it
     check_writable(args.history, "--history")
     result, code = run_training(config, quiet=args.quiet)
-    save_outputs(result, args.save, args.history)  # partial results are kept too
-    print_summary(result)
+    # partial results are kept too; a second Ctrl-C waits until both files are written
+    with deferred_interrupts():
+        save_outputs(result, args.save, args.history)
+    # after an interrupt stdout may be a full pipe nobody reads: the summary goes to stderr
+    print_summary(result, sys.stderr if result.stopped == "interrupted" else sys.stdout)
     return code
 
 

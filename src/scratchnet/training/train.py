@@ -295,7 +295,8 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
                else "the weights became infinite")
         raise DivergedError(
             f"training diverged at epoch {run.diverged_at} ({why}): try a lower --lr (now "
-            f"{config.lr:g}); the {run.epoch} epochs before it are kept", result)
+            f"{config.lr:g}); keeping epoch {run.epoch}, the last whose weights and loss are "
+            "finite", result)
     return result
 
 

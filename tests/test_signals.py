@@ -1,0 +1,155 @@
+"""Nothing trained is lost: ``scratchnet train`` in a real process, stopped by a signal.
+
+Ctrl-C (SIGINT), SIGTERM and SIGHUP after the first epoch keep what was trained wherever they
+land — in the engine, in a log line, with stdout a full pipe nobody reads — and the outputs are
+written before the exit (130 for SIGINT, 128 + the signal's number for the others).  SIGKILL
+while the outputs are being written leaves the old file or the complete new one.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from scratchnet.core.model import Model
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+TRAIN = [sys.executable, "-m", "scratchnet", "train", "--engine", "numpy",
+         "--epochs", "3000000", "--save", "m.json", "--history", "h.csv"]
+TIMEOUT = 60
+
+
+def start(tmp_path, *flags, stdout=subprocess.PIPE):
+    return subprocess.Popen([*TRAIN, *flags], cwd=tmp_path, stdout=stdout,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_line(p, prefix: str) -> str:
+    """Read stdout until a line starting with ``prefix`` (the run is past its first epoch)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if line.startswith(prefix):
+            return line
+        if not line and p.poll() is not None:
+            break
+    p.kill()
+    raise AssertionError(f"no line starting with {prefix!r}: {p.stderr.read()}")
+
+
+def finish(p) -> tuple[int, str]:
+    try:
+        _, err = p.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("the process did not exit after the signal")
+    return p.returncode, err
+
+
+def history_rows(path) -> list[list[str]]:
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["epoch", "train_loss", "test_loss", "train_acc", "test_acc"]
+    return rows[1:]
+
+
+def assert_kept(tmp_path, err: str) -> int:
+    """Both files exist, load, and agree on the number of epochs kept (at least one)."""
+    assert "Traceback" not in err, err
+    model = Model.load(tmp_path / "m.json")
+    assert np.all(np.isfinite(model.w))
+    rows = history_rows(tmp_path / "h.csv")
+    kept = model.final["epochs"]
+    assert kept >= 1 and model.final["stopped"] == "interrupted"
+    assert len(rows) == kept, (len(rows), kept)  # one record per epoch kept
+    assert [int(r[0]) for r in rows] == list(range(kept))
+    assert all(np.isfinite(float(v)) for r in rows for v in r[1:])
+    assert f"interrupted after {kept} epochs" in err
+    return kept
+
+
+def test_sigint_in_the_engine_keeps_the_finished_slices(tmp_path):
+    p = start(tmp_path, "--log-every", "1000000")  # one log line: the rest is the engine
+    wait_for_line(p, "epoch       0")  # the first slice of 1000 epochs is done
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    code, err = finish(p)
+    assert code == 130
+    kept = assert_kept(tmp_path, err)
+    assert kept % 1000 == 0  # whole slices only: the one in flight was dropped
+
+
+def test_sigint_during_the_log_lines(tmp_path):
+    p = start(tmp_path, "--log-every", "1")  # a slice per epoch: mostly printing
+    for _ in range(50):
+        wait_for_line(p, "epoch")
+    p.send_signal(signal.SIGINT)
+    code, err = finish(p)
+    assert code == 130
+    assert_kept(tmp_path, err) >= 50
+
+
+def test_sigint_with_stdout_a_full_pipe(tmp_path):
+    r, w = os.pipe()  # nobody reads: the log lines block once the pipe is full
+    try:
+        p = start(tmp_path, "--log-every", "1", stdout=w)
+        os.close(w)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:  # wait until the pipe is full and the run blocked
+            time.sleep(0.3)
+            if _pipe_full(r):
+                break
+        p.send_signal(signal.SIGINT)
+        code, err = finish(p)
+    finally:
+        os.close(r)
+    assert code == 130
+    assert_kept(tmp_path, err) >= 100
+
+
+def _pipe_full(fd: int) -> bool:
+    """True when the pipe holds at least 60 KiB (Linux pipes take 64 KiB by default)."""
+    import fcntl
+    import termios
+
+    buf = bytearray(4)
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return int.from_bytes(buf, sys.byteorder) >= 60_000
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_take_the_path_of_ctrl_c(tmp_path, sig, code):
+    p = start(tmp_path, "--log-every", "1000")
+    wait_for_line(p, "epoch    1000")
+    p.send_signal(sig)
+    got, err = finish(p)
+    assert got == code
+    assert assert_kept(tmp_path, err) >= 1000
+
+
+def test_sigkill_while_writing_leaves_the_old_file_or_the_new_one(tmp_path):
+    """SIGTERM starts the writing of the outputs; SIGKILL follows at a few delays.  Every
+    time, each output is the old content or a complete new file."""
+    for delay in (0.0, 0.002, 0.01, 0.03):
+        (tmp_path / "h.csv").write_text("old history\n")
+        (tmp_path / "m.json").write_text('{"old": true}\n')
+        p = start(tmp_path, "--log-every", "1000")
+        wait_for_line(p, "epoch    2000")
+        p.send_signal(signal.SIGTERM)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=TIMEOUT)
+        text = (tmp_path / "h.csv").read_text()
+        if text != "old history\n":
+            rows = history_rows(tmp_path / "h.csv")
+            assert [int(r[0]) for r in rows] == list(range(len(rows))) and len(rows) >= 2000
+        m = (tmp_path / "m.json").read_text()
+        if m != '{"old": true}\n':
+            assert np.all(np.isfinite(Model.load(tmp_path / "m.json").w))
