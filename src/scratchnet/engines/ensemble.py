@@ -25,10 +25,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..core.activations import ACTIVATIONS
+from ..core.backprop import accuracy, backward, forward, output_delta, predict
 from ..core.errors import ScratchnetError
-from ..core.losses import CANONICAL_PAIRS, EPS, LOSSES
+from ..core.losses import LOSSES
 from ..core.network import Layout, init_weights_batch
+from ..training.run import Outcome, Run
 
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 # row-network-epochs per chunk: a fraction of a second on CPU cores, on a GPU
@@ -109,51 +110,8 @@ def _per_network(values, K: int, name: str, default, dtype) -> np.ndarray:
 
 
 # ---- the readable batched engine -------------------------------------------------------------
-def _forward(layout: Layout, W: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
-    """β_0 = x (N, D), then β_l of shape (K, N, fan_out) for each layer: backprop.forward over K."""
-    betas = [x]
-    for l, Wl in enumerate(layout.views(W)):  # Wl: (K, fan_in + 1, fan_out)
-        alpha = betas[-1] @ Wl[:, 1:] + Wl[:, :1]  # (K, N, fan_out)   α_l
-        betas.append(layout.layer_activation(l).f(alpha))  # (K, N, fan_out)   β_l
-    return betas
-
-
-def batched_loss(loss: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """(K,) losses.LOSSES[loss].value for each network's predictions p[k] (K, N, n_out)."""
-    ax = (1, 2)
-    if loss == "sse":
-        return 0.5 * np.sum((p - y) ** 2, axis=ax)
-    q = np.clip(p, EPS, 1.0 - EPS)
-    if loss == "bce":
-        return -np.sum(y * np.log(q) + (1 - y) * np.log(1 - q), axis=ax)
-    return -np.sum(y * np.log(q), axis=ax)
-
-
-def batched_accuracy(p: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
-    """(K,) train.accuracy for each network's predictions p[k] (K, N, n_out)."""
-    if p.shape[2] == 1:
-        return np.mean((p[:, :, 0] > threshold) == (labels == 1), axis=1)
-    return np.mean(p.argmax(axis=2) == labels, axis=1)
-
-
-def _gradient(layout: Layout, loss: str, W: np.ndarray, betas, y: np.ndarray) -> np.ndarray:
-    """(K, P) ∂E/∂w for every network: backprop.backward with a leading K axis."""
-    y_pred = betas[-1]
-    if (layout.output, loss) in CANONICAL_PAIRS:
-        delta = y_pred - y  # (K, N, n_out)   δ_L = ŷ − y
-    else:
-        delta = ACTIVATIONS[layout.output].backward(y_pred, LOSSES[loss].grad(y, y_pred))
-    grad = np.empty_like(W)
-    Ws, Gs = layout.views(W), layout.views(grad)
-    for l in reversed(range(layout.n_layers)):
-        Gs[l][:, 0] = delta.sum(axis=1)  # (K, fan_out)          Σ_n δ_l
-        Gs[l][:, 1:] = np.swapaxes(betas[l], -1, -2) @ delta  # (K, fan_in, fan_out)  β_{l−1}ᵀ δ_l
-        if l > 0:
-            back = delta @ np.swapaxes(Ws[l][:, 1:], -1, -2)  # (K, N, fan_in)   δ W_l[1:]ᵀ
-            delta = layout.layer_activation(l - 1).backward(betas[l], back)
-    return grad
-
-
+# The equations are backprop.py's own: forward/backward/output_delta take W (K, P) as they take
+# w (P,), LOSSES[loss].values gives the K losses and accuracy the K accuracies.
 def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
                  lrs: np.ndarray, P, start: int, stop: int, record_every: int, rec: dict,
                  diverged_at: np.ndarray) -> None:
@@ -168,9 +126,10 @@ def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
     with np.errstate(all="ignore"):  # diverging networks overflow; they are handled below
         for t in range(start, stop):
             active = diverged_at < 0
-            betas = _forward(layout, W, P.x_train)
-            trl = batched_loss(loss, P.y_train, betas[-1])
-            bad = active & ~np.isfinite(trl)
+            betas = forward(layout, W, P.x_train)  # β_l: (K, N, n_l)
+            trl = LOSSES[loss].values(P.y_train, betas[-1])  # (K,)
+            # a saturated sigmoid keeps the loss finite while w runs off: check both
+            bad = active & ~(np.isfinite(trl) & np.isfinite(W).all(axis=1))
             if bad.any():
                 # the update of epoch t − 1 led here: undo it (w_{t−1} = w_t + η g_{t−1} is not
                 # exact in floating point, so the previous weights were kept instead)
@@ -179,27 +138,25 @@ def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
                 active &= ~bad
             if t % record_every == 0:
                 j = t // record_every
-                y_test = _forward(layout, W, P.x_test)[-1]
+                y_test = predict(layout, W, P.x_test)
                 rows = np.flatnonzero(active)
                 rec["train_loss"][rows, j] = trl[rows]
-                rec["test_loss"][rows, j] = batched_loss(loss, P.y_test, y_test)[rows]
-                rec["train_acc"][rows, j] = batched_accuracy(betas[-1], P.l_train,
-                                                             P.threshold)[rows]
-                rec["test_acc"][rows, j] = batched_accuracy(y_test, P.l_test, P.threshold)[rows]
+                rec["test_loss"][rows, j] = LOSSES[loss].values(P.y_test, y_test)[rows]
+                rec["train_acc"][rows, j] = accuracy(betas[-1], P.l_train, P.threshold)[rows]
+                rec["test_acc"][rows, j] = accuracy(y_test, P.l_test, P.threshold)[rows]
             W_prev[active] = W[active]
-            g = _gradient(layout, loss, W, betas, P.y_train)
+            g = backward(layout, W, betas, output_delta(layout, loss, betas[-1], P.y_train))
             W -= np.where(active[:, None], lrs[:, None] * g, 0.0)
 
 
 def final_metrics(layout: Layout, loss: str, W: np.ndarray, P) -> dict:
     """(K,) losses and accuracies of the final weights, as ``train.final_metrics`` per row."""
     with np.errstate(all="ignore"):
-        ptr = _forward(layout, W, P.x_train)[-1]
-        pte = _forward(layout, W, P.x_test)[-1]
-        return {"train_loss": batched_loss(loss, P.y_train, ptr),
-                "test_loss": batched_loss(loss, P.y_test, pte),
-                "train_acc": batched_accuracy(ptr, P.l_train, P.threshold),
-                "test_acc": batched_accuracy(pte, P.l_test, P.threshold)}
+        ptr, pte = predict(layout, W, P.x_train), predict(layout, W, P.x_test)
+        return {"train_loss": LOSSES[loss].values(P.y_train, ptr),
+                "test_loss": LOSSES[loss].values(P.y_test, pte),
+                "train_acc": accuracy(ptr, P.l_train, P.threshold),
+                "test_acc": accuracy(pte, P.l_test, P.threshold)}
 
 
 DTYPES = ("float64", "float32")
@@ -224,6 +181,58 @@ def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "floa
     if fast is not None:
         return "fast", fast.ensemble_engine
     return "numpy", numpy_engine
+
+
+class _Ensemble:
+    """The K-network engines (numpy, fast, cuda: one signature) under the ``Engine`` contract
+    of ``scratchnet.training.run``: the Run's ``w`` is W (K, P).  A network whose loss or
+    weights stop being finite keeps its last finite weights and is left alone while the others
+    go on, so the run as a whole never ends on divergence (``keeps_last_finite``)."""
+
+    supports = frozenset()
+    keeps_last_finite = True
+    stops_early = False
+    best_epoch = None
+    monitor = None
+
+    def __init__(self, name: str, fn, layout: Layout, loss: str, P, lrs: np.ndarray,
+                 record_every: int, W: np.ndarray):
+        self.name, self.fn, self.layout, self.loss, self.P = name, fn, layout, loss, P
+        self.lrs, self.record_every = lrs, record_every
+        self.W_prev = W.copy()  # the weights before the last update, per network
+        self.diverged_at = np.full(W.shape[0], -1, np.int64)  # (K,) −1: still training
+        self._saved = None
+
+    def epochs(self, W: np.ndarray, start: int, stop: int, rec: dict) -> Outcome:
+        self._saved = (self.W_prev.copy(), self.diverged_at.copy())
+        self.fn(self.layout, self.loss, W, self.W_prev, self.lrs, self.P, start, stop,
+                self.record_every, rec, self.diverged_at)
+        return Outcome(stop - start)
+
+    def rollback(self) -> None:
+        if self._saved is not None:
+            self.W_prev[:], self.diverged_at[:] = self._saved
+
+    def finish(self, W: np.ndarray) -> bool:
+        return False
+
+
+class _EnsembleRecords:
+    """The (K, n_records) metric arrays, one column every ``record_every`` epochs, which the
+    engines write in place: the Run's records for K networks."""
+
+    def __init__(self, rec: dict, rec_epochs: np.ndarray):
+        self.rec, self.rec_epochs, self.n = rec, rec_epochs, 0
+
+    def slab(self, n: int) -> dict:
+        return self.rec
+
+    def append(self, start: int, slab, n: int) -> None:
+        self.n = int(np.searchsorted(self.rec_epochs, start + n))
+
+    def drop_from(self, epoch: int) -> None:
+        for m in METRICS:  # the columns of a dropped slice
+            self.rec[m][:, self.rec_epochs >= epoch] = np.nan
 
 
 def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepared=None,
@@ -270,34 +279,27 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     W = init_weights_batch(layout, config.init, seeds_arr)  # (K, P)
     rec_epochs = np.arange(0, E, record_every)
     rec = _records(name, K, rec_epochs.size, dtype)
-    diverged_at = np.full(K, -1, np.int64)
-    W_prev = W.copy()  # the weights before the last update: a loss non-finite at once keeps W
-    # chunks of a fraction of a second between progress reports and Ctrl-C checks
+    # slices of a fraction of a second between progress reports and Ctrl-C checks
     rows = P.x_train.shape[0] + P.x_test.shape[0] / record_every
     budget = CHUNK_WORK["cuda" if name == "cuda" else "cpu"]
     chunk = int(max(1, min(E, budget // max(1.0, K * rows)))) if E else 1
-    done, stopped = 0, "completed"
+    engine = _Ensemble(name, run, layout, config.loss, P, lrs_arr, record_every, W)
+    driver = Run(engine, W, E, slice_epochs=chunk, records=_EnsembleRecords(rec, rec_epochs))
+    W = driver.w  # (K, P), updated in place by every slice
     t0 = time.perf_counter()
-    while done < E:
-        stop = min(done + chunk, E)
-        W_start, Wp_start, div_start = W.copy(), W_prev.copy(), diverged_at.copy()
-        try:
-            run(layout, config.loss, W, W_prev, lrs_arr, P, done, stop, record_every, rec,
-                diverged_at)
-        except KeyboardInterrupt:  # the chunk in flight is dropped
-            W[:], W_prev[:], diverged_at[:] = W_start, Wp_start, div_start
-            stopped = "interrupted"
-            break
-        done = stop
-        if progress is not None:
-            j = (done - 1) // record_every
-            with np.errstate(all="ignore"):
-                progress(done, E, float(np.nanmin(rec["train_loss"][:, j], initial=np.inf)),
-                         float(np.nanmin(rec["test_loss"][:, j], initial=np.inf)))
+    try:
+        while not driver.finished and driver.stopped != "interrupted":
+            driver.advance(chunk)
+            if progress is not None and driver.epoch and driver.stopped != "interrupted":
+                j = (driver.epoch - 1) // record_every
+                with np.errstate(all="ignore"):
+                    progress(driver.epoch, E,
+                             float(np.nanmin(rec["train_loss"][:, j], initial=np.inf)),
+                             float(np.nanmin(rec["test_loss"][:, j], initial=np.inf)))
+    except KeyboardInterrupt:  # in the progress callback: every finished slice is whole
+        driver.stopped = "interrupted"
     seconds = time.perf_counter() - t0
-    if stopped == "interrupted":  # forget the records of the dropped chunk
-        for m in METRICS:
-            rec[m][:, rec_epochs >= done] = np.nan
+    stopped, done, diverged_at = driver.stopped or "completed", driver.epoch, engine.diverged_at
     final = _final(name, run, layout, config.loss, W, lrs_arr, P, dtype)
     res = EnsembleResult(W, seeds_arr, lrs_arr, rec_epochs, rec["train_loss"], rec["test_loss"],
                          rec["train_acc"], rec["test_acc"], layout, prep, config, seconds, name,

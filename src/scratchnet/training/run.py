@@ -262,6 +262,10 @@ class Records:
             self.cols[m][:k] = self.cols[m][keep]
         self.n = k
 
+    def slab(self, n: int):
+        """Where an engine records the next ``n`` epochs (rows 0..n−1)."""
+        return _Slab(n)
+
     def drop_from(self, epoch: int) -> None:
         """Forget the records of epochs ≥ ``epoch``."""
         self.n = int(np.searchsorted(self.epoch[:self.n], epoch))
@@ -290,7 +294,8 @@ class Run:
     slices (see the module docstring for how to drive it)."""
 
     def __init__(self, engine: Engine, w0: np.ndarray, epochs: int, *, start: int = 0,
-                 slice_epochs: int = SLICE, history_budget: int = HISTORY_BUDGET):
+                 slice_epochs: int = SLICE, history_budget: int = HISTORY_BUDGET,
+                 records=None):
         if not isinstance(engine, Engine):
             raise TypeError(f"{engine!r} does not implement the Engine contract")
         self.engine = engine
@@ -298,7 +303,9 @@ class Run:
         self.epochs = int(epochs)  # the absolute epoch the run ends at
         self.epoch = int(start)  # absolute: updates applied to self.w
         self.slice = max(1, int(slice_epochs))
-        self.records = Records(history_budget)
+        # where the epochs' records go: ``slab(n)``, ``append(start, slab, n)``,
+        # ``drop_from(epoch)`` and ``n``; the ensembles bring their own (K networks)
+        self.records = Records(history_budget) if records is None else records
         self.stopped: str | None = None
         self.diverged_at: int | None = None  # the first epoch whose loss or weights broke
         self.bad_loss: float | None = None
@@ -351,7 +358,7 @@ class Run:
 
     def _slice(self, stop: int) -> None:
         start, w_start = self.epoch, self.w.copy()
-        slab = _Slab(stop - start)
+        slab = self.records.slab(stop - start)
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 outcome = self.engine.epochs(self.w, start, stop, slab)
@@ -359,6 +366,7 @@ class Run:
             with deferred_interrupts():
                 self.w[:] = w_start  # the slice in flight is dropped; all before it is kept
                 self.engine.rollback()
+                self.records.drop_from(start)
                 self.stopped = "interrupted"
             return
         with deferred_interrupts():
