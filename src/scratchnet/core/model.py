@@ -331,7 +331,7 @@ def validate(d, source: str = "model", folder: str = ".") -> dict:
             _need(k in d, k, "is missing (malformed model file)")
         layout = _layout(d["layout"])
         n_in, n_out = layout.sizes[0], layout.sizes[-1]
-        _need(d["loss"] in LOSSES, "loss", f"unknown loss {json.dumps(d['loss'])[:40]}")
+        _need(isinstance(d["loss"], str) and d["loss"] in LOSSES, "loss", f"unknown loss {json.dumps(d['loss'])[:40]}")
         xs = _scaler(d.get("x_scaler"), "x_scaler", n_in)
         ys = _scaler(d.get("y_scaler"), "y_scaler", n_out)
         classes = d.get("classes")
