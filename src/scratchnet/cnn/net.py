@@ -12,6 +12,7 @@ the package, no download), with augmentation by small random shifts.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -25,6 +26,7 @@ from ..core.errors import ScratchnetError
 from ..core.losses import LOSSES
 from ..core.network import Layout, init_weights
 from ..training.optim import OPTIMIZERS, Hyper, Schedule, epoch_rng, penalty
+from ..training.run import METRICS, Outcome, Run
 
 Array = np.ndarray
 
@@ -157,15 +159,6 @@ def predict_proba(layout: CNNLayout, theta: Array, x: Array, batch: int = 512) -
                       for i in range(0, len(x), batch)])
 
 
-def dense_input_delta(dense: Layout, w: Array, betas: list[Array], delta: Array) -> Array:
-    """∂E/∂β_0, the error reaching the dense layers' inputs (the flattened maps):
-    δ_{l−1} = (δ_l W_l[1:]ᵀ) ⊙ f′(β_{l−1}) down to layer 0, then δ_0 W_0[1:]ᵀ."""
-    Ws = dense.views(w)
-    for l in reversed(range(1, dense.n_layers)):
-        delta = dense.layer_activation(l - 1).backward(betas[l], delta @ Ws[l][1:].T)
-    return delta @ Ws[0][1:].T  # (N, n_flat)
-
-
 def loss_and_grad(layout: CNNLayout, theta: Array, x: Array, y: Array,
                   loss: str = "ce") -> tuple[float, Array]:
     """E on (x, y one-hot) summed over the images, and ∂E/∂θ."""
@@ -174,8 +167,9 @@ def loss_and_grad(layout: CNNLayout, theta: Array, x: Array, y: Array,
     grad = np.empty_like(theta)
     gconvs, gw = layout.views(grad)
     delta = output_delta(layout.dense, loss, betas[-1], y)  # ŷ − y for softmax + ce
-    gw[:] = backward(layout.dense, w, betas, delta)  # the dense weights, the usual way
-    g = conv.unflatten(dense_input_delta(layout.dense, w, betas, delta), caches[-1])
+    # the dense weights the usual way, and δ_0 = ∂E/∂β_0: the error reaching the flattened maps
+    gw[:], delta_0 = backward(layout.dense, w, betas, delta, input_delta=True)
+    g = conv.unflatten(delta_0, caches[-1])  # (N, n_flat) → the maps' shape
     act = ACTIVATIONS[layout.activation]
     for i in reversed(range(len(layout.blocks))):
         blk, (gK, gb), (c_conv, beta, c_pool) = layout.blocks[i], gconvs[i], caches[i]
@@ -293,6 +287,58 @@ def blas_threads(n: int | None):
     return contextlib.nullcontext() if n is None else threadpool_limits(n, "blas")
 
 
+class _CNNEngine:
+    """The CNN's epochs under the ``Engine`` contract of ``scratchnet.training.run``.
+
+    Per epoch t, as everywhere in scratchnet: record the train/test loss and accuracy of the
+    current weights θ, then one update per mini-batch of a fresh seeded shuffle of the
+    training images, shifted (and flipped) afresh for the epoch."""
+
+    name = "numpy"
+    supports = frozenset({"optimizer", "batch_size", "schedule", "l2"})
+    keeps_last_finite = False  # the Run finds a diverged epoch by replaying
+    stops_early = False
+    best_epoch = None
+    monitor = None
+
+    def __init__(self, layout: CNNLayout, config: "CNNConfig", Y: Array, x_tr: Array,
+                 l_tr: Array, x_te: Array, l_te: Array):
+        self.layout, self.config, self.Y = layout, config, Y
+        self.x_tr, self.l_tr, self.x_te, self.l_te = x_tr, l_tr, x_te, l_te
+        self.opt, self.hyper = OPTIMIZERS[config.optimizer], Hyper()
+        self.schedule = Schedule(config.schedule, period=config.epochs)
+        self.mask = layout.weight_mask()
+        self.state: dict | None = None
+        self._saved = None
+
+    def epochs(self, theta: Array, start: int, stop: int, out) -> Outcome:
+        c, layout = self.config, self.layout
+        if self.state is None:
+            self.state = self.opt.init(theta)
+        self._saved = copy.deepcopy(self.state)
+        for t in range(start, stop):
+            i = t - start
+            out.train_loss[i], out.train_acc[i] = _evaluate(layout, theta, self.x_tr, self.l_tr)
+            out.test_loss[i], out.test_acc[i] = _evaluate(layout, theta, self.x_te, self.l_te)
+            rng = epoch_rng(c.seed, t)
+            x = augment(self.x_tr, rng, c.max_shift, c.flip)  # fresh shifts every epoch
+            order = rng.permutation(len(x))
+            eta = self.schedule.lr(c.lr, t)
+            for b in range(0, len(x), c.batch_size):
+                rows = order[b:b + c.batch_size]
+                _, g = loss_and_grad(layout, theta, x[rows], self.Y[self.l_tr[rows]])
+                if c.l2:
+                    g += penalty(theta, self.mask, c.l2)[1]
+                self.opt.step(theta, g, eta, self.state, self.hyper)
+        return Outcome(stop - start)
+
+    def rollback(self) -> None:
+        self.state = self._saved
+
+    def finish(self, theta: Array) -> bool:
+        return False
+
+
 def train_cnn(config: CNNConfig | None = None, images: Array | None = None,
               labels: Array | None = None, progress=None) -> CNNResult:
     """Train the CNN (default: on the digits) with mini-batches from ``scratchnet.training.optim``.
@@ -314,36 +360,34 @@ def train_cnn(config: CNNConfig | None = None, images: Array | None = None,
     layout = CNNLayout.build(images.shape[1:], config.blocks, config.hidden, classes,
                              config.activation)
     theta = init_params(layout, config.seed)
-    opt, hyper = OPTIMIZERS[config.optimizer], Hyper()
-    state = opt.init(theta)
-    schedule = Schedule(config.schedule, period=config.epochs)
-    mask = layout.weight_mask()
-    hist = {k: np.full(config.epochs, np.nan)
-            for k in ("train_loss", "test_loss", "train_acc", "test_acc")}
+    run = Run(_CNNEngine(layout, config, Y, x_tr, l_tr, x_te, l_te), theta, config.epochs,
+              slice_epochs=1)
+    hist = {k: np.full(config.epochs, np.nan) for k in METRICS}
     t0 = time.perf_counter()
     with blas_threads(config.blas_threads):
-        for t in range(config.epochs):
-            hist["train_loss"][t], hist["train_acc"][t] = _evaluate(layout, theta, x_tr, l_tr)
-            hist["test_loss"][t], hist["test_acc"][t] = _evaluate(layout, theta, x_te, l_te)
-            rng = epoch_rng(config.seed, t)
-            x = augment(x_tr, rng, config.max_shift, config.flip)  # fresh shifts every epoch
-            order = rng.permutation(len(x))
-            eta = schedule.lr(config.lr, t)
-            for b in range(0, len(x), config.batch_size):
-                rows = order[b:b + config.batch_size]
-                _, g = loss_and_grad(layout, theta, x[rows], Y[l_tr[rows]])
-                if config.l2:
-                    g += penalty(theta, mask, config.l2)[1]
-                opt.step(theta, g, eta, state, hyper)
-            if progress:
-                progress(t, hist)
+        try:
+            while not run.finished and run.stopped != "interrupted":
+                run.advance(1)  # one epoch: the smallest piece Ctrl-C keeps
+                if run.stopped in ("interrupted", "diverged"):
+                    break
+                last = run.last
+                for k in METRICS:
+                    hist[k][last["epoch"]] = last[k]
+                if progress:
+                    progress(last["epoch"], hist)
+        except KeyboardInterrupt:  # in the progress callback: the epochs done are whole
+            run.stopped = "interrupted"
+        theta = run.w
+        recorded = run.history
+        for k in METRICS:
+            hist[k][:len(recorded)] = getattr(recorded, k)
     seconds = time.perf_counter() - t0
     (tr_loss, tr_acc), (te_loss, te_acc) = (_evaluate(layout, theta, x_tr, l_tr),
                                             _evaluate(layout, theta, x_te, l_te))
     final = {"train_loss": tr_loss, "test_loss": te_loss, "train_acc": tr_acc,
-             "test_acc": te_acc, "epochs": config.epochs, "seconds": seconds,
+             "test_acc": te_acc, "epochs": run.epoch, "seconds": seconds,
              "n_train": len(tr), "n_test": len(te), "n_params": layout.n_params,
-             "layout": layout.describe()}
+             "layout": layout.describe(), "stopped": run.stopped or "completed"}
     return CNNResult(layout, theta, hist, final, config, x_te, l_te)
 
 
