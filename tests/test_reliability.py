@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from scratchnet.cli import main
@@ -34,7 +34,7 @@ from scratchnet.core.errors import OutputError
 from scratchnet.core.model import Model
 
 settings.register_profile(
-    "reliability", derandomize=True, max_examples=25, deadline=None, database=None,
+    "reliability", derandomize=True, max_examples=40, deadline=None, database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.data_too_large])
 settings.register_profile(  # SCRATCHNET_HYPOTHESIS=long: a deeper, random search by hand
@@ -56,6 +56,7 @@ def run(capsys, *argv):
 
 def assert_contract(code, err, *must):
     """Exit 0, or exit 2 with exactly one line on stderr, no traceback, naming ``must``."""
+    event(f"exit {code}")  # --hypothesis-show-statistics: how often each outcome was seen
     assert "Traceback" not in err and "Warning" not in err, err
     if code == 0:
         return
@@ -97,10 +98,11 @@ def csv_files(draw):
     header = ["x_1", "x_2", "classification"]
     header = draw(st.sampled_from([header, header + ["note"], ["x_1", "x_1", "classification"],
                                    ["x_1", "classification"], header]))
-    n = draw(st.integers(0, 12))
+    n = draw(st.integers(0, 30))
     rows = []
+    bad_rows = draw(st.sampled_from([0, 0, 1, 3]))  # how many rows may be damaged
     for i in range(n):
-        if draw(st.booleans()):  # a well-formed row, most of the time
+        if draw(st.integers(0, 9)) >= bad_rows:  # a well-formed row (Hypothesis favours 0)
             rows.append([repr(float(i)), repr(float((i * 7) % 5)), str(i % 2)]
                         + ["t"] * (len(header) - 3))
         else:
@@ -111,7 +113,7 @@ def csv_files(draw):
     data = text.encode("utf-8", "surrogatepass")
     if draw(st.booleans()):
         data = b"\xef\xbb\xbf" + data
-    if draw(st.integers(0, 9)) == 0:
+    if draw(st.integers(0, 9)) == 9:
         data = data.replace(b"1", b"\xff", 1)  # not UTF-8
     return data
 
@@ -168,7 +170,7 @@ def set_field(d, path, value):
 
 
 @settings(PROFILE)
-@given(edits=st.lists(st.tuples(st.sampled_from(FIELDS), JSON_VALUES), min_size=1, max_size=3),
+@given(edits=st.lists(st.tuples(st.sampled_from(FIELDS), JSON_VALUES), max_size=3),
        bom=st.booleans())
 def test_any_model_file_predicts_or_is_refused_naming_the_file(capsys, model_dict, edits, bom):
     import copy
@@ -186,6 +188,27 @@ def test_any_model_file_predicts_or_is_refused_naming_the_file(capsys, model_dic
         assert "--" not in err  # never a flag the user did not give
         assert (code == 0) == os.path.exists(out)
         assert_csv_ok_or_absent(out, ["x_1", "x_2", "classification"])
+
+
+@settings(PROFILE)
+@given(data=csv_files(), names=st.sampled_from([None, "x_1,x_2", "x_1,x_1", "x_2", ",", "x_1,"]),
+       target=st.sampled_from([None, "", "classification", "x_1", "nope"]))
+def test_any_csv_is_predicted_or_refused_in_one_line(capsys, model_dict, data, names, target):
+    with tempfile.TemporaryDirectory() as d:
+        p, m, out = (os.path.join(d, n) for n in ("d.csv", "m.json", "p.csv"))
+        with open(p, "wb") as fh:
+            fh.write(data)
+        with open(m, "w", encoding="utf-8") as fh:
+            json.dump(model_dict, fh)
+        code, _, err = run(capsys, "predict", "--model", m, "--data", p, "--out", out)
+        assert_contract(code, err, p)
+        assert (code == 0) == os.path.exists(out)
+        assert_csv_ok_or_absent(out)
+        # the same file for training, with column choices a user might type
+        flags = (["--features", names] if names is not None else []) + \
+            (["--target", target] if target is not None else [])
+        code, _, err = run(capsys, "train", "--data", p, "--epochs", 3, "--quiet", *flags)
+        assert_contract(code, err)
 
 
 # ---- Hypothesis: flag values -------------------------------------------------------------------
