@@ -483,3 +483,16 @@ def test_sigkill_during_writes_leaves_old_or_new_never_a_mix(tmp_path, kind):
         p.stdout.close()
         if os.path.exists(path):
             assert complete(path, kind), f"attempt {attempt}: a mixed or partial file"
+
+
+def test_check_folder_creates_parents_but_refuses_files(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    sio.check_folder(str(tmp_path / "new" / "deeper"), "--out")  # created later, with parents
+    sio.check_folder(str(tmp_path), "--out")
+    with pytest.raises(OutputError, match=r"^--out .*f\.txt: .*f\.txt is a file, not a folder"):
+        sio.check_folder(str(tmp_path / "f.txt"), "--out")
+    with pytest.raises(OutputError, match=r"f\.txt is a file, not a folder"):
+        sio.check_folder(str(tmp_path / "f.txt" / "sub"), "--out")
+    with pytest.raises(OutputError, match="^--out: an empty path"):
+        sio.check_folder("", "--out")
+    assert sorted(os.listdir(tmp_path)) == ["f.txt"]  # nothing created, nothing left behind

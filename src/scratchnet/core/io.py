@@ -181,24 +181,22 @@ def check_writable(path: str | None, option: str) -> None:
     _probe_folder(folder, f"{option} {path}")
 
 
-def check_folder(path: str | None, option: str, create: bool = True) -> None:
-    """An output *folder* (``ps5 --out report``): it may not exist yet (its parent must), but
-    it must not be a file, and it must be writable."""
+def check_folder(path: str | None, option: str) -> None:
+    """An output *folder* (``ps5 --out report``): it may not exist yet (it is created with its
+    missing parents), but neither it nor a parent may be a file, and the nearest existing one
+    must be writable."""
     if path is None:
         return
     path = os.fspath(path)
     if path.strip() == "":
         raise OutputError(f"{option}: an empty path; give a folder name")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise OutputError(f"{option} {path}: is a file, not a folder")
-    if os.path.isdir(path):
-        _probe_folder(path, f"{option} {path}")
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise OutputError(f"{option} {path}: folder '{os.path.dirname(path) or parent}' does "
-                          "not exist")
-    _probe_folder(parent, f"{option} {path}")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        what = path if existing == os.path.abspath(path) else existing
+        raise OutputError(f"{option} {path}: {what} is a file, not a folder")
+    _probe_folder(existing, f"{option} {path}")
 
 
 def _probe_folder(folder: str, what: str) -> None:
