@@ -443,6 +443,8 @@ WRITER = textwrap.dedent("""
     from scratchnet.core.model import Model
     from scratchnet.core.network import Layout
     path, kind = sys.argv[1], sys.argv[2]
+    import signal
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))  # as the CLI: an exception
     print("ready", flush=True)
     i = 0
     while True:
@@ -470,19 +472,32 @@ def complete(path, kind):
     return np.all(m.w == m.w[0])
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 @pytest.mark.parametrize("kind", ["text", "csv", "model"])
-def test_sigkill_during_writes_leaves_old_or_new_never_a_mix(tmp_path, kind):
+def test_a_kill_during_writes_leaves_old_or_new_never_a_mix(tmp_path, kind, sig):
     path = str(tmp_path / ("out.json" if kind == "model" else "out.txt"))
     rng = np.random.default_rng(0)
-    for attempt in range(4):
+    for attempt in range(3):
         p = subprocess.Popen([sys.executable, "-c", WRITER, path, kind], stdout=subprocess.PIPE)
         assert p.stdout.readline() == b"ready\n"
         time.sleep(0.3 + rng.uniform(0, 0.7))
-        p.send_signal(signal.SIGKILL)
+        p.send_signal(sig)
         p.wait()
         p.stdout.close()
         if os.path.exists(path):
             assert complete(path, kind), f"attempt {attempt}: a mixed or partial file"
+        if sig == signal.SIGTERM:  # an exception unwinds the write: no temporary left
+            assert p.returncode == 143
+            assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_writing_through_a_symlink_replaces_its_target(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    sio.write_json(str(link), {"a": 1})
+    assert link.is_symlink() and json.loads(real.read_text()) == {"a": 1}
 
 
 def test_check_folder_creates_parents_but_refuses_files(tmp_path):

@@ -65,6 +65,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, encoding: str | No
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = os.fspath(path)
+    if os.path.islink(path):  # replace the file the link points to, not the link
+        path = os.path.realpath(path)
     text = {} if mode == "wb" else {"encoding": encoding, "newline": newline}
     if _is_special(path):
         try:
