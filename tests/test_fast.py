@@ -228,3 +228,119 @@ def test_problem_with_more_test_rows_than_train_rows(problems):
     P = problems[1]
     Q = Problem(P.x_test, P.y_test, P.x_train, P.y_train, P.l_test, P.l_train, P.threshold)
     assert_same(both_engines(Layout.build(2, 3), "sse", Q, lr=1e-2, epochs=10))
+
+
+# ---- every option of optim.Loop, compiled ---------------------------------------------------
+from itertools import product  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from scratchnet.training.optim import OPTIMIZERS, SCHEDULES, Hyper, Loop, Schedule  # noqa: E402
+from scratchnet.training.run import OPTIONS  # noqa: E402
+
+EXTRAS = list(product((None, 24), (0.0, 0.3), ((0.0, 0.0), (0.02, 0.0), (0.02, 0.01)),
+                      (None, 2)))  # batch size × jitter × (λ₂, λ₁) × patience
+
+
+def loop_pair(P, layout, loss, lr, opt="gd", sched="constant", batch=None, sigma=0.0,
+              l2=0.0, l1=0.0, patience=None):
+    """The numpy loop and the compiled one, bound to the same problem and options."""
+    kw = dict(optimizer=opt, hyper=Hyper(momentum=0.8, beta1=0.85, beta2=0.99, rho=0.9,
+                                         eps=1e-7),
+              schedule=Schedule(sched, step_size=3, gamma=0.7, lr_min=lr / 10, period=8),
+              batch_size=batch, l2=l2, l1=l1, patience=patience, jitter=sigma, seed=3)
+    return Loop(**kw).bind(layout, loss, P, lr), fast.CompiledLoop(**kw).bind(layout, loss, P,
+                                                                              lr)
+
+
+def run_slices(engine, w0, slices):
+    """The engine driven slice by slice as run.Run drives it: (w, history rows, outcomes)."""
+    w, outs = w0.copy(), []
+    hist = History.empty(slices[-1][1])
+    for a, b in slices:
+        slab = History.empty(b - a)
+        outcome = engine.epochs(w, a, b, slab)
+        outs.append((outcome.recorded, outcome.ended))
+        for m in METRICS:
+            getattr(hist, m)[a:a + outcome.recorded] = getattr(slab, m)[:outcome.recorded]
+        if outcome.ended:
+            break
+    return w, hist, outs, engine.finish(w), engine.best_epoch
+
+
+def assert_same_run(a, b, tol=1e-12):
+    (w1, h1, o1, f1, b1), (w2, h2, o2, f2, b2) = a, b
+    assert o2 == o1 and f2 == f1 and b2 == b1
+    assert_same([(w1, h1), (w2, h2)], tol)
+
+
+@pytest.mark.parametrize("sched", list(SCHEDULES))
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+def test_every_option_combination_compiled(problems, opt, sched):
+    """optimizer × schedule × batch × jitter × penalty × early stopping: the compiled loop
+    gives the numpy loop's weights and records to 1e-12, across slices (state carried)."""
+    layout = Layout.build(2, (5,), 1, "tanh")
+    lr = 0.02 if opt in ("rmsprop", "adam") else 5e-3
+    w0 = init_weights(layout, "normal", 1) * 0.7
+    stopped = 0
+    for batch, sigma, (l2, l1), patience in EXTRAS:
+        pair = loop_pair(problems[1], layout, "sse", lr, opt, sched, batch, sigma, l2, l1,
+                         patience)
+        runs = [run_slices(e, w0, [(0, 4), (4, 5), (5, 12)]) for e in pair]
+        assert_same_run(*runs)
+        stopped += runs[1][2][-1][1] == "early_stopped"
+    assert len(EXTRAS) == 24
+
+
+@pytest.mark.parametrize("out,loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
+def test_options_for_every_output_and_loss(problems, out, loss):
+    P = problems[3 if out == "softmax" else 1]
+    layout = Layout.build(2, (4, 3), P.y_train.shape[1], "relu", out)
+    pair = loop_pair(P, layout, loss, 0.01, "adam", "cosine", 16, 0.2, 0.01, 0.0)
+    w0 = init_weights(layout, "normal", 2) * 0.7
+    assert_same_run(*(run_slices(e, w0, [(0, 6), (6, 10)]) for e in pair))
+
+
+def test_early_stopping_compiled_stops_where_numpy_stops(problems):
+    layout = Layout.build(2, 7)
+    pair = loop_pair(problems[1], layout, "sse", 0.3, "momentum", patience=3)
+    runs = [run_slices(e, init_weights(layout), [(0, 40), (40, 200)]) for e in pair]
+    assert runs[1][2][-1][1] == "early_stopped"
+    assert_same_run(*runs)
+
+
+def test_early_stopping_watches_validation_rows(problems):
+    P = problems[1]
+    Q = SimpleNamespace(**vars(P), x_val=P.x_test[:10], y_val=P.y_test[:10])
+    layout = Layout.build(2, 7)
+    pair = loop_pair(Q, layout, "sse", 0.3, "nesterov", patience=3)
+    runs = [run_slices(e, init_weights(layout), [(0, 200)]) for e in pair]
+    assert runs[1][2][-1][1] == "early_stopped"
+    assert_same_run(*runs)
+
+
+def test_divergence_keeps_the_last_finite_weights(problems):
+    layout = Layout.build(2, 5, 1, "relu", "identity")
+    pair = loop_pair(problems[1], layout, "sse", 0.5, "momentum", batch=24)
+    with np.errstate(all="ignore"):
+        runs = [run_slices(e, init_weights(layout, "normal", 1), [(0, 60), (60, 120)])
+                for e in pair]
+    assert runs[1][2][-1][1] == "diverged"
+    assert np.all(np.isfinite(runs[1][0]))
+    assert_same_run(*runs)
+
+
+def test_compiled_loop_declares_every_option_but_the_monitor():
+    assert fast.CompiledLoop.supports == OPTIONS - {"monitor"}
+    assert set(fast.OPT_KINDS) == set(OPTIMIZERS)
+
+
+def test_mean_reduction_divides_each_batch_gradient(problems):
+    """mean=True (the estimator's reduction="mean"): plain gradient descent with η on the
+    mean gradient is gradient descent with η/N on the summed one."""
+    P, layout = problems[1], Layout.build(2, 7)
+    N = len(P.x_train)
+    mean = fast.CompiledLoop().bind(layout, "sse", P, 0.5)
+    mean.mean = True
+    plain = fast.CompiledLoop().bind(layout, "sse", P, 0.5 / N)
+    runs = [run_slices(e, init_weights(layout), [(0, 30)]) for e in (plain, mean)]
+    assert_same_run(*runs, tol=1e-13)
