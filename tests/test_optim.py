@@ -166,7 +166,8 @@ OVERFIT = dict(data="moons", n_samples=60, noise=0.35, hidden=(32,), activation=
 
 
 def test_early_stopping_restores_the_best_weights():
-    r = train(TrainConfig(**OVERFIT, early_stopping=True, patience=40))
+    # validation_fraction=0: the explicit choice to watch the test split (recorded in history)
+    r = train(TrainConfig(**OVERFIT, early_stopping=True, patience=40, validation_fraction=0))
     best = r.final["best_epoch"]
     h = r.history
     assert r.stopped == "early_stopped" and len(h) == best + 40 + 1 < 1500
@@ -178,12 +179,42 @@ def test_early_stopping_restores_the_best_weights():
 
 
 def test_best_weights_are_kept_when_the_run_ends_before_the_patience():
-    cfg = TrainConfig(**{**OVERFIT, "epochs": 400}, early_stopping=True, patience=10_000)
+    cfg = TrainConfig(**{**OVERFIT, "epochs": 400}, early_stopping=True, patience=10_000,
+                      validation_fraction=0)
     r = train(cfg)
     h = r.history
     assert r.stopped == "completed" and len(h) == 400
     assert r.final["best_epoch"] == int(np.argmin(h.test_loss))
     assert r.final["test_loss"] == pytest.approx(h.test_loss.min(), rel=1e-12)
+
+
+def test_early_stopping_watches_held_out_training_rows_by_default():
+    from scratchnet.core.backprop import predict
+    from scratchnet.core.losses import LOSSES
+
+    r = train(TrainConfig(**OVERFIT, early_stopping=True, patience=40))
+    prep, P = r.prepared, r.prepared.problem
+    # 0.1 of the training split held out: neither trained on nor part of the test rows
+    assert len(prep.val_idx) == 5 and len(P.x_train) == 43 and len(P.x_test) == 12
+    assert not set(prep.val_idx) & set(prep.train_idx) and not set(prep.val_idx) & set(
+        prep.test_idx)
+    best = r.final["best_epoch"]
+    assert r.stopped == "early_stopped" and len(r.history) == best + 40 + 1
+    # the weights kept are the best on the validation rows: replay the run epoch by epoch
+    from scratchnet.training.train import start_run
+
+    run = start_run(TrainConfig(**{**OVERFIT, "epochs": len(r.history)}, early_stopping=True,
+                                patience=10**6), prep)
+    E, val = LOSSES["sse"].value, []
+    while not run.finished:
+        val.append(E(P.y_val, predict(prep.layout, run.w, P.x_val)))
+        run.advance(1)
+    assert int(np.argmin(val)) == best and len(val) == len(r.history)
+    assert E(P.y_val, predict(prep.layout, r.model.w, P.x_val)) == pytest.approx(val[best],
+                                                                                rel=1e-12)
+    with_test = train(TrainConfig(**OVERFIT, early_stopping=True, patience=40,
+                                  validation_fraction=0))
+    assert with_test.prepared.val_idx is None and len(with_test.prepared.problem.x_train) == 48
 
 
 def test_full_batch_loop_equals_the_problem_sets_engine():

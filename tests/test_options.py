@@ -39,7 +39,7 @@ GOOD = {
     "momentum": [0.0, 0.5], "beta1": [0.8], "beta2": [0.99], "rho": [0.9], "eps": [1e-6],
     "schedule": ["cosine", "step"], "step_size": [10], "gamma": [0.5, 1.0], "lr_min": [0.0, 1e-5],
     "l2": [0.0, 1e-3], "l1": [1e-3], "early_stopping": [True, False], "patience": [1, 50],
-    "jitter": [0.0, 0.1], "monitor": [True],
+    "jitter": [0.0, 0.1], "monitor": [True], "validation_fraction": [None, 0.0, 0.2],
 }
 NAN, INF = float("nan"), float("inf")
 BAD = {
@@ -54,7 +54,7 @@ BAD = {
     "beta1": [1.0], "beta2": [-0.5], "rho": [1.5], "eps": [0, -1], "schedule": ["linear"],
     "step_size": [0, 2.5], "gamma": [0, 1.5, 1e308], "lr_min": [-1, INF], "l2": [-1, NAN],
     "l1": [-1], "early_stopping": ["yes"], "patience": [0, 0.5], "jitter": [-1, NAN],
-    "monitor": [0],
+    "monitor": [0], "validation_fraction": [-0.1, 1.0, NAN],
 }
 # rules between options
 RULES = [

@@ -82,7 +82,10 @@ PS5 = dict(hidden=7, output="sigmoid", loss="sse", init="normal", reduction="sum
 ], ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
 def test_every_training_option_matches_scratchnet_train(options):
     options = {"lr": 0.01, "epochs": 60, **options}
-    result = train(TrainConfig(engine="numpy", **options))
+    # the estimator's validation rows are `scratchnet train`'s test rows: early stopping there
+    # watches the test split, train's explicit choice validation_fraction=0
+    watch_test = {"validation_fraction": 0} if options.get("early_stopping") else {}
+    result = train(TrainConfig(engine="numpy", **options, **watch_test))
     X, y = ps5_xy()
     clf = ScratchNetClassifier(**PS5, **options).fit(X, y)
     np.testing.assert_allclose(clf.w_, result.model.w, rtol=0, atol=1e-10)

@@ -153,8 +153,10 @@ def extra_lines(result) -> list[str]:
     lines = []
     f = result.final
     if "best_epoch" in f:
+        watched = ("test" if getattr(result.prepared, "val_idx", None) is None
+                   else "validation")  # the test split only by --validation-fraction 0
         why = ("early stopping" if result.stopped == "early_stopped"
-               else "the final weights were worse on the test rows")
+               else f"the final weights were worse on the {watched} rows")
         lines.append(f"{why}: keeping the weights of epoch {f['best_epoch']} "
                      f"(test loss {result.history.test_loss[f['best_epoch']]:.6f})")
     mon = getattr(result, "monitor", None)

@@ -166,8 +166,13 @@ OPTIONS: dict[str, Option] = {o.name: o for o in [
          group=_BEYOND),
     _opt("l1", "float", 0.0, "L1 penalty λΣ|w| on the non-bias weights (0)", **_NONNEG,
          group=_BEYOND),
-    _opt("early_stopping", "bool", False, "stop when the test loss has not improved for "
+    _opt("early_stopping", "bool", False, "stop when the validation loss has not improved for "
          "--patience epochs and keep the best weights", group=_BEYOND),
+    # early stopping watches rows held out of the training split; 0 watches the test split
+    # instead, an explicit choice: the test score reported then is optimistic
+    _opt("validation_fraction", "float", None, "share of the training rows held out for "
+         "--early-stopping to watch (default: 0.1 with it); 0 = watch the test split",
+         low=0.0, high=1.0, high_open=True, optional=True, group=_BEYOND),
     _opt("patience", "int", 100, "early stopping patience in epochs (100)", low=1,
          group=_BEYOND),
     _opt("jitter", "float", 0.0, "augment: add N(0, σ²) noise to the standardized training "

@@ -47,7 +47,7 @@ METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 # the training options beyond the problem set's plain full-batch gradient descent; an engine
 # declares which of them it runs in ``supports``
 OPTIONS = frozenset({"optimizer", "batch_size", "schedule", "l2", "l1", "early_stopping",
-                     "jitter", "monitor", "validation"})
+                     "jitter", "monitor"})
 HISTORY_BUDGET = 1 << 20  # records kept at full resolution (32 MiB); then every k-th epoch
 SLICE = 1000  # epochs per slice by default: a fraction of a second for the PS5 network
 
@@ -65,8 +65,6 @@ def options_used(config) -> frozenset:
     for name in ("l2", "l1", "early_stopping", "jitter", "monitor"):
         if getattr(config, name):
             used.add(name)
-    if getattr(config, "validation_fraction", 0):
-        used.add("validation")
     return frozenset(used)
 
 

@@ -66,8 +66,11 @@ class TrainConfig:
     lr_min: float = 0.0  # cosine schedule: η after --epochs
     l2: float = 0.0  # + ½ λ₂ Σ w² over the non-bias weights
     l1: float = 0.0  # + λ₁ Σ |w| over the non-bias weights
-    early_stopping: bool = False  # stop when the test loss stalls; keep the best weights
-    patience: int = 100  # epochs without a better test loss before stopping
+    early_stopping: bool = False  # stop when the validation loss stalls; keep the best weights
+    # rows held out of the training split for early stopping (None: 0.1 with early stopping);
+    # 0 watches the test split: an explicit choice that makes the test score optimistic
+    validation_fraction: float | None = None
+    patience: int = 100  # epochs without a better watched loss before stopping
     jitter: float = 0.0  # σ of Gaussian noise added to the training inputs, fresh each epoch
     monitor: bool = False  # record per-layer gradient norms and saturated units each epoch
 
@@ -104,6 +107,10 @@ class Problem:
     l_train: np.ndarray  # (N,) class indices 0..K−1, for accuracy
     l_test: np.ndarray
     threshold: float = 0.5  # one output unit: class 1 when ŷ > threshold (network space)
+    # rows held out of the training split for early stopping to watch (None: none held out)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    l_val: np.ndarray | None = None
 
 
 @dataclass
@@ -116,6 +123,7 @@ class Prepared:
     classes: np.ndarray
     train_idx: np.ndarray
     test_idx: np.ndarray
+    val_idx: np.ndarray | None = None  # rows early stopping watches (see validation_fraction)
 
 
 @dataclass
@@ -150,6 +158,16 @@ def prepare(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
     if config.loss == "ce" and config.output != "softmax":
         raise ScratchnetError("--loss ce needs --output softmax")
     train_idx, test_idx = split_indices(len(ds.y), config.test_size, config.split_seed)
+    val_idx = None
+    fraction = validation_fraction(config)
+    if fraction:  # early stopping watches rows the updates never see, nor the test score
+        try:
+            keep, held = split_indices(len(train_idx), fraction, config.split_seed)
+        except ScratchnetError:
+            raise ScratchnetError(f"--validation-fraction {fraction:g}: the {len(train_idx)} "
+                                  "training rows are too few to hold some out (need at least "
+                                  "2 left and 1 held out)") from None
+        train_idx, val_idx = train_idx[keep], train_idx[held]
     if config.faithful:
         # The problem set standardizes with the WHOLE data set's statistics, before the split.
         x_scaler = Standardizer.fit(ds.X)
@@ -167,7 +185,24 @@ def prepare(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
                           ds.feature_names)
     problem = Problem(x[train_idx], Y[train_idx], x[test_idx], Y[test_idx],
                       labels[train_idx], labels[test_idx], threshold)
-    return Prepared(ds, layout, problem, x_scaler, y_scaler, classes, train_idx, test_idx)
+    if val_idx is not None:
+        problem.x_val, problem.y_val, problem.l_val = x[val_idx], Y[val_idx], labels[val_idx]
+    return Prepared(ds, layout, problem, x_scaler, y_scaler, classes, train_idx, test_idx,
+                    val_idx)
+
+
+# the held-out share when early stopping leaves validation_fraction=None (as scikit-learn)
+EARLY_STOPPING_FRACTION = 0.1
+
+
+def validation_fraction(config: TrainConfig) -> float:
+    """The share of the training rows held out: none without early stopping, else
+    ``config.validation_fraction`` (None: 0.1; 0: none — early stopping watches the test
+    split, an explicit choice that makes the reported test score optimistic)."""
+    if not config.early_stopping:
+        return 0.0
+    f = config.validation_fraction
+    return EARLY_STOPPING_FRACTION if f is None else float(f)
 
 
 def run_epochs(layout: Layout, loss: str, w: np.ndarray, P: Problem, lr: float,
