@@ -76,7 +76,7 @@ def test_bad_layouts_are_user_errors(kw):
 
 
 def test_unknown_init():
-    with pytest.raises(ScratchnetError, match="--init"):
+    with pytest.raises(ScratchnetError, match="^init: must be one of normal, xavier, he"):
         init_weights(Layout.build(2, 7), "uniform")
 
 
@@ -100,7 +100,7 @@ def test_batched_draw_leaves_the_global_state_alone_and_checks_its_input():
     init_weights_batch(lay, "normal", range(10))
     assert np.array_equal(np.random.rand(3), expected)
     assert init_weights_batch(lay, "he", []).shape == (0, 29)
-    with pytest.raises(ScratchnetError, match="--init"):
+    with pytest.raises(ScratchnetError, match="^init: "):
         init_weights_batch(lay, "uniform", [0])
     with pytest.raises(ValueError):
         init_weights_batch(lay, "normal", [-1])

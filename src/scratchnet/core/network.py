@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import ACTIVATIONS, HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
-from .errors import ScratchnetError
+from .errors import OptionError, ScratchnetError
 
 INITS = ("normal", "xavier", "he")
 
@@ -43,11 +43,11 @@ class Layout:
                 f"got {len(self.activations)}")
         for a in self.activations:
             if a not in HIDDEN_ACTIVATIONS:
-                raise ScratchnetError(
-                    f"--activation: unknown '{a}' (choose from {', '.join(HIDDEN_ACTIVATIONS)})")
+                raise OptionError("activation", a, f"must be one of "
+                                  f"{', '.join(HIDDEN_ACTIVATIONS)}, got {a!r}")
         if self.output not in OUTPUT_ACTIVATIONS:
-            raise ScratchnetError(
-                f"--output: unknown '{self.output}' (choose from {', '.join(OUTPUT_ACTIVATIONS)})")
+            raise OptionError("output", self.output, f"must be one of "
+                              f"{', '.join(OUTPUT_ACTIVATIONS)}, got {self.output!r}")
         if not self.input_names:
             object.__setattr__(self, "input_names",
                                tuple(f"x_{i + 1}" for i in range(self.sizes[0])))
@@ -184,7 +184,7 @@ def init_weights_batch(layout: Layout, init: str = "normal", seeds=(0,)) -> np.n
 
 def _check_init(init: str) -> None:
     if init not in INITS:
-        raise ScratchnetError(f"--init: unknown '{init}' (choose from {', '.join(INITS)})")
+        raise OptionError("init", init, f"must be one of {', '.join(INITS)}, got {init!r}")
 
 
 def _scale(layout: Layout, init: str, w: np.ndarray) -> np.ndarray:
