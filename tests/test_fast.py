@@ -310,7 +310,7 @@ def test_early_stopping_compiled_stops_where_numpy_stops(problems):
 
 def test_early_stopping_watches_validation_rows(problems):
     P = problems[1]
-    Q = SimpleNamespace(**vars(P), x_val=P.x_test[:10], y_val=P.y_test[:10])
+    Q = SimpleNamespace(**{**vars(P), "x_val": P.x_test[:10], "y_val": P.y_test[:10]})
     layout = Layout.build(2, 7)
     pair = loop_pair(Q, layout, "sse", 0.3, "nesterov", patience=3)
     runs = [run_slices(e, init_weights(layout), [(0, 200)]) for e in pair]
@@ -344,3 +344,37 @@ def test_mean_reduction_divides_each_batch_gradient(problems):
     plain = fast.CompiledLoop().bind(layout, "sse", P, 0.5 / N)
     runs = [run_slices(e, init_weights(layout), [(0, 30)]) for e in (plain, mean)]
     assert_same_run(*runs, tol=1e-13)
+
+
+def test_train_routes_every_option_to_the_compiled_loop():
+    """train(): auto takes the compiled loop for options (not for the monitor), with the
+    numpy engine's weights and history; an interrupt rolls its state back like numpy's."""
+    cfg = TrainConfig(epochs=60, lr=0.01, hidden=(5,), optimizer="adam", batch_size=24,
+                      schedule="step", step_size=20, l2=0.01, jitter=0.1, early_stopping=True,
+                      patience=30, log_every=10)
+    r_fast, r_np = train(cfg), train(replace(cfg, engine="numpy"))
+    assert (r_fast.engine, r_np.engine) == ("fast", "numpy")
+    assert rel_err(r_fast.model.w, r_np.model.w) <= 1e-12
+    assert rel_err(r_fast.history.test_loss, r_np.history.test_loss) <= 1e-12
+    assert r_fast.stopped == r_np.stopped
+    assert train(replace(cfg, monitor=True, epochs=5)).engine == "numpy"
+
+
+def test_interrupted_compiled_slice_rolls_back(monkeypatch):
+    calls = []
+    real = fast.CompiledLoop.epochs
+
+    def flaky(self, w, start, stop, out, row0=None):
+        calls.append(start)
+        if len(calls) == 3:
+            real(self, w.copy(), start, stop, out, row0)  # changes the state, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(self, w, start, stop, out, row0)
+
+    monkeypatch.setattr(fast.CompiledLoop, "epochs", flaky)
+    cfg = dict(epochs=50, log_every=10, lr=1e-2, optimizer="adam")
+    r = train(TrainConfig(**cfg))
+    assert r.stopped == "interrupted" and len(r.history) == 20 and r.engine == "fast"
+    monkeypatch.undo()
+    clean = train(TrainConfig(**{**cfg, "epochs": 20}))
+    assert rel_err(r.model.w, clean.model.w) <= 1e-12

@@ -270,10 +270,11 @@ def engine_for(config: TrainConfig, prep: Prepared) -> Engine:
         step = StepEngine("fast", fast.run_epochs, layout, config.loss, P, config.lr)
         if used <= step.supports:
             return step
+        if used <= fast.CompiledLoop.supports:  # every option but the monitor, compiled
+            return fast.CompiledLoop.from_config(config).bind(layout, config.loss, P, config.lr)
     if config.engine == "fast":
-        raise ScratchnetError("--engine fast runs plain full-batch gradient descent only; "
-                              "use --engine auto or numpy with --optimizer, --batch-size, "
-                              "--schedule, --l2/--l1, --early-stopping, --jitter, --monitor")
+        raise ScratchnetError("--engine fast runs every option but --monitor (the gradient "
+                              "monitor runs on the numpy engine): use --engine auto or numpy")
     monitor = GradientMonitor(layout, config.loss, P) if config.monitor else None
     return Loop.from_config(config, monitor).bind(layout, config.loss, P, config.lr)
 
