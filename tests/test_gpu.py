@@ -290,3 +290,19 @@ def test_sweep_dtype_float32_reports_its_agreement_in_the_simulator(tmp_path):
     dw = float(line.split("max |Δw| ")[1].split(",")[0])
     assert 0 < dw < 1e-4  # single precision: close to float64, not equal to it
     assert len(out.read_text().splitlines()) == 4  # header + 3 networks
+
+
+def test_generic_kernel_is_the_generator_without_unrolling():
+    """One generator, two renderings: the generic kernel keeps local arrays and loops, and
+    both take each activation and loss from the snippet table."""
+    from scratchnet.engines import codegen as gpu_codegen, snippets
+
+    assert not hasattr(gpu, "make_generic_kernel")
+    loop = gpu_codegen.kernel_source((2, 3, 2, 3), (1, 2, 4), 2, False, None, unroll=False)
+    flat = gpu_codegen.kernel_source((2, 3, 2, 3), (1, 2, 4), 2, False, None)
+    compile(loop, "<generic>", "exec")
+    assert "w = cuda.local.array(NP, np.float64)" in loop and "for j in range(0, 3):" in loop
+    assert "local.array" not in flat
+    for src in (loop, flat):
+        assert snippets.ACTIVATIONS["tanh"].f.format(a="a" if src is loop else "alpha1_0") in src
+        assert "q = clip(" in src and "* log(q)" in src  # ce from snippets.LOSSES

@@ -1,28 +1,31 @@
-"""The register-resident CUDA kernel: Python source generated for one layout, then compiled.
+"""The CUDA training kernels: Python source generated for one layout, then compiled.
 
-``gpu.make_kernel``'s generic kernel keeps a network's weights, gradient, β and δ in
-``cuda.local.array``s indexed inside loops over the layer sizes.  The compiler does not unroll
-those loops, so the arrays live in local memory (off-chip, behind the L1): on the PS5 job
-656 bytes per thread and a fifth of the speed of this kernel (H200: 6.5e7 against 3.2e8
-network-epochs/s).  Registers cannot be indexed
-at run time; only a kernel whose every index is a constant keeps its state in them.
+A kernel whose state (weights, gradient, β, δ) sits in ``cuda.local.array``s indexed inside
+loops over the layer sizes keeps it in local memory (off-chip, behind the L1): on the PS5 job
+656 bytes per thread and a fifth of the speed of the unrolled kernel (H200: 6.5e7 against
+3.2e8 network-epochs/s).  Registers cannot be indexed at run time; only a kernel whose every
+index is a constant keeps its state in them.
 
-So this module writes that kernel out: for one layout (sizes, activations, loss), every loop
+So this module writes the kernel out: for one layout (sizes, activations, loss), every loop
 over units is unrolled into scalar local variables named after the problem set's symbols —
 ``w0 … w{P−1}`` the weights (flat w1..wP order, 0-based), ``g*`` their gradient,
 ``alpha{l}_{j}``, ``beta{l}_{j}`` (``beta0_*`` is the row x), ``delta{l}_{j}`` — and only the
-loops over rows and epochs remain.  The source is compiled with ``exec`` + ``numba.cuda.jit``: generating and
-compiling specialised source is the standard way to get compile-time unrolling out of numba
-(``numba.literal_unroll`` does not cover this), the text is built only from integers and fixed
-templates (no user strings), and ``kernel_source`` returns it for reading.  Under
-``NUMBA_ENABLE_CUDASIM=1`` the simulator runs the same function as Python, which is how the
-tests hold it equal to the CPU engine.
+loops over rows and epochs remain.  Run with ``unroll=False`` the same generator keeps the
+loops over units and the local arrays (``w[...]``, ``beta[RO_l + j]``): that is the generic
+kernel of layouts too large to unroll — one generator, two renderings (``_Src``).
 
-The arithmetic is that of the generic kernel, operation for operation (and so that of
-``backprop.py`` to ~1e-15): the overflow-free sigmoid, δ_L = ŷ − y for the canonical pairs, the
-clipped bce / ce, NaN-propagating relu, softmax shifted by its max, first-NaN argmax.
+Every activation's f and f′ and every loss's value and ∂E/∂ŷ come from the table of scalar
+snippets (``engines/snippets.py``) that the compiled CPU loop renders too; this back-end only
+supplies what differs (``exp_neg`` is ``math.exp``, ``clip`` a device function).  The source
+is compiled with ``exec`` + ``numba.cuda.jit``: generating and compiling specialised source is
+the standard way to get compile-time unrolling out of numba (``numba.literal_unroll`` does not
+cover this), the text is built only from integers and fixed templates (no user strings), and
+``kernel_source`` returns it for reading.  Under ``NUMBA_ENABLE_CUDASIM=1`` the simulator runs
+the same function as Python, which is how the tests hold it equal to the CPU engine.
 
-Differences from the generic kernel, none visible in the results:
+The arithmetic is that of ``backprop.py`` (to ~1e-15): the overflow-free sigmoid, δ_L = ŷ − y
+for the canonical pairs, the clipped bce / ce, NaN-propagating relu, softmax shifted by its
+max, first-NaN argmax.  What keeps it fast:
 
 * the training and test rows can be copied once per block into shared memory (``rows``),
   so the row loop reads them from on-chip memory (every thread reads the same row: a broadcast);
@@ -45,6 +48,8 @@ import re
 import numpy as np
 
 from ..core.losses import EPS
+from . import snippets
+from .snippets import SOFTMAX
 
 # Above this many weights gpu.py uses the generic kernel.  The unrolled one is register-resident
 # only up to about 40 weights (w and g alone take 4 registers per weight, of 255); beyond, it
@@ -54,11 +59,18 @@ MAX_UNROLLED_PARAMS = 200
 
 
 class _Src:
-    """Lines of Python source with an indentation level."""
+    """Lines of Python source with an indentation level, and the names of the kernel's state:
+    unrolled, every unit and weight is its own scalar (``w13``, ``beta1_6``); looped (the
+    generic kernel), they are slots of ``cuda.local.array``s (``w[...]``, ``beta[RO_l + j]``)
+    and the loops over units stay loops."""
 
-    def __init__(self):
+    def __init__(self, sizes, unroll: bool = True):
         self.lines: list[str] = []
         self.level = 0
+        self.unroll = unroll
+        self.sizes = sizes
+        self.offs = _offsets(sizes)
+        self.ro = [sum(sizes[:l]) for l in range(len(sizes) + 1)]  # β_l starts at ro[l]
 
     def __call__(self, *lines: str) -> None:
         for line in lines:
@@ -70,6 +82,49 @@ class _Src:
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
 
+    # ---- names ----------------------------------------------------------------------------
+    def w(self, p) -> str:
+        return f"w{p}" if self.unroll else f"w[{p}]"
+
+    def g(self, p) -> str:
+        return f"g{p}" if self.unroll else f"g[{p}]"
+
+    def beta(self, l: int, j) -> str:
+        return f"beta{l}_{j}" if self.unroll else f"beta[{self.ro[l]} + {j}]"
+
+    def delta(self, l: int, j) -> str:
+        return f"delta{l}_{j}" if self.unroll else f"delta[{self.ro[l]} + {j}]"
+
+    def weight(self, l: int, i, j):
+        """Index of W_l[1 + i, j] (i = −1: the bias row) in the flat w."""
+        o, fo = self.offs[l - 1], self.sizes[l]
+        if isinstance(i, int) and isinstance(j, int):
+            return o + (1 + i) * fo + j
+        return f"{o} + (1 + {i}) * {fo} + {j}"
+
+    def each(self, var: str, n: int, first: int = 0):
+        """The values of a loop over units: constants when unrolled, else ``var`` inside an
+        emitted ``for`` loop."""
+        if self.unroll:
+            yield from range(first, n)
+            return
+        self(f"for {var} in range({first}, {n}):")
+        self.indent()
+        yield var
+        self.indent(-1)
+
+    def sum_into(self, dst: str, n: int, var: str, term, plus: str = "") -> None:
+        """dst = Σ_var term(var) (+ plus), in the order 0, 1, …, n − 1: one expression when
+        unrolled, an accumulating loop otherwise."""
+        tail = f" + {plus}" if plus else ""
+        if self.unroll:
+            self(f"{dst} = " + " + ".join(term(i) for i in range(n)) + tail)
+            return
+        self(f"acc = {term(0)}")
+        for v in self.each(var, n, 1):
+            self(f"acc += {term(v)}")
+        self(f"{dst} = acc{tail}")
+
 
 def _offsets(sizes):
     """Flat offset of each layer's weight block W_l ((fan_in + 1) × fan_out, bias row first)."""
@@ -79,108 +134,82 @@ def _offsets(sizes):
     return offs
 
 
-def _clip(s: _Src, dst: str, src: str) -> None:
-    """dst = clip(src, EPS, 1 − EPS), NaN staying NaN (as np.clip)."""
-    s(f"{dst} = {src}",
-      f"if {dst} < EPS:", f"    {dst} = EPS",
-      f"if {dst} > LO:", f"    {dst} = LO")
-
-
-def _forward(s: _Src, sizes, acts, X: str) -> None:
-    """β of every layer for row n of X: α_l = β_{l−1} W_l[1:] + W_l[0], β_l = f_l(α_l)."""
-    offs = _offsets(sizes)
-    for i in range(sizes[0]):
-        s(f"beta0_{i} = {X}[n, {i}]")
+def _forward(s: _Src, acts, X: str) -> None:
+    """β of every layer for row n of X: α_l = β_{l−1} W_l[1:] + W_l[0], β_l = f_l(α_l), each
+    f_l rendered from ``snippets.ACTIVATIONS``."""
+    sizes = s.sizes
+    for i in s.each("i", sizes[0]):
+        s(f"{s.beta(0, i)} = {X}[n, {i}]")
     for l in range(1, len(sizes)):
-        fi, fo, o, code = sizes[l - 1], sizes[l], offs[l - 1], acts[l - 1]
-        for j in range(fo):
-            terms = " + ".join(f"beta{l - 1}_{i} * w{o + (1 + i) * fo + j}" for i in range(fi))
-            s(f"alpha{l}_{j} = {terms} + w{o + j}")
-            a, b = f"alpha{l}_{j}", f"beta{l}_{j}"
-            if code == 0:  # the overflow-free sigmoid of activations.sigmoid
-                s(f"e = math.exp(-abs({a}))", "inv = 1.0 / (1.0 + e)",
-                  f"{b} = inv if {a} >= 0 else e * inv")
-            elif code == 1:
-                s(f"{b} = math.tanh({a})")
-            elif code == 2:  # np.maximum(α, 0): NaN stays NaN
-                s(f"{b} = 0.0 if {a} <= 0.0 else {a}")
-            elif code == 3:
-                s(f"{b} = {a}")
-        if code == 4:  # softmax over the layer's units, shifted by their max
-            s(f"m = alpha{l}_0")
-            for j in range(1, fo):  # (a NaN or +inf α makes every β NaN either way)
-                s(f"m = alpha{l}_{j} if alpha{l}_{j} > m else m")
-            for j in range(fo):
-                s(f"beta{l}_{j} = math.exp(alpha{l}_{j} - m)")
-            s("s = " + " + ".join(f"beta{l}_{j}" for j in range(fo)))
-            for j in range(fo):
-                s(f"beta{l}_{j} = beta{l}_{j} / s")
-
-
-def _loss_hit(s: _Src, sizes, loss: int, Y: str, LAB: str, e_acc: str, hit_acc: str) -> None:
-    """Adds row n's loss term to e_acc (sign and ½ applied per epoch) and 1 to hit_acc when
-    the row is classified right (threshold for one output, first-NaN argmax for several)."""
-    L, NO = len(sizes) - 1, sizes[-1]
-    terms = []
-    for j in range(NO):
-        p = f"beta{L}_{j}"
-        if loss == 0:
-            terms.append(f"({p} - {Y}[n, {j}]) * ({p} - {Y}[n, {j}])")
-        else:
-            _clip(s, f"q{j}", p)
-            if loss == 1:
-                terms.append(f"({Y}[n, {j}] * math.log(q{j}) + "
-                             f"(1.0 - {Y}[n, {j}]) * math.log(1.0 - q{j}))")
+        fi, fo, code = sizes[l - 1], sizes[l], acts[l - 1]
+        for j in s.each("j", fo):
+            a = f"alpha{l}_{j}" if s.unroll else "a"
+            s.sum_into(a, fi, "i", lambda i: f"{s.beta(l - 1, i)} * {s.w(s.weight(l, i, j))}",
+                       s.w(s.weight(l, -1, j)))
+            if code != SOFTMAX:
+                pre, f = snippets.apply(a, code)
+                s(*pre, f"{s.beta(l, j)} = {f}")
             else:
-                terms.append(f"{Y}[n, {j}] * math.log(q{j})")
-    s(f"{e_acc} += " + " + ".join(terms))
+                s(f"{s.beta(l, j)} = {a}")
+        if code == SOFTMAX:  # over the layer's units, shifted by their max
+            s(f"m = {s.beta(l, 0)}")
+            for j in s.each("j", fo, 1):  # (a NaN or +inf α makes every β NaN either way)
+                s(f"m = {s.beta(l, j)} if {s.beta(l, j)} > m else m")
+            for j in s.each("j", fo):
+                s(f"{s.beta(l, j)} = math.exp({s.beta(l, j)} - m)")
+            s.sum_into("s", fo, "j", lambda j: s.beta(l, j))
+            for j in s.each("j", fo):
+                s(f"{s.beta(l, j)} = {s.beta(l, j)} / s")
+
+
+def _loss_hit(s: _Src, loss: int, Y: str, LAB: str, e_acc: str, hit_acc: str) -> None:
+    """Adds row n's loss terms (``snippets.LOSSES``; scale applied per epoch) to e_acc and 1 to
+    hit_acc when the row is classified right (threshold for one output, first-NaN argmax)."""
+    L, NO = len(s.sizes) - 1, s.sizes[-1]
+    for j in s.each("j", NO):
+        pre, term = snippets.loss_term(s.beta(L, j), f"{Y}[n, {j}]", loss)
+        s(*pre, f"{e_acc} += {term}")
     if NO == 1:
-        s(f"if (beta{L}_0 > thr) == ({LAB}[n] == 1):", f"    {hit_acc} += 1")
+        s(f"if ({s.beta(L, 0)} > thr) == ({LAB}[n] == 1):", f"    {hit_acc} += 1")
         return
-    s("best = 0", f"bv = beta{L}_0", f"found = beta{L}_0 != beta{L}_0")
-    for j in range(1, NO):
-        p = f"beta{L}_{j}"
+    s("best = 0", f"bv = {s.beta(L, 0)}", "found = bv != bv")
+    for j in s.each("j", NO, 1):
+        p = s.beta(L, j)
         s(f"if not found and {p} != {p}:", f"    best = {j}", "    found = True",
           f"if not found and {p} > bv:", f"    best = {j}", f"    bv = {p}")
     s(f"if best == {LAB}[n]:", f"    {hit_acc} += 1")
 
 
-def _backward(s: _Src, sizes, acts, loss: int, canonical: bool, Y: str) -> None:
-    """δ_L for row n, then ∂E/∂w of row n into g*, layer by layer as backprop.backward."""
+def _backward(s: _Src, acts, loss: int, canonical: bool, Y: str) -> None:
+    """δ_L for row n, then ∂E/∂w of row n into g, layer by layer as backprop.backward."""
+    sizes = s.sizes
     L, NO, OUT = len(sizes) - 1, sizes[-1], acts[-1]
-    offs = _offsets(sizes)
-    for j in range(NO):
-        p, t, d = f"beta{L}_{j}", f"{Y}[n, {j}]", f"delta{L}_{j}"
-        if canonical or loss == 0:
-            s(f"{d} = {p} - {t}")  # δ = ŷ − y (canonical pair), or ∂E/∂ŷ of sse
-        elif loss == 1:
-            _clip(s, "q", p)
-            s(f"{d} = (q - {t}) / (q * (1.0 - q))")
+    for j in s.each("j", NO):
+        p, t, d = s.beta(L, j), f"{Y}[n, {j}]", s.delta(L, j)
+        if canonical:
+            s(f"{d} = {p} - {t}")  # δ = ŷ − y (the canonical pairs)
         else:
-            _clip(s, "q", p)
-            s(f"{d} = -{t} / q")
-        if not canonical and OUT == 0:
-            s(f"{d} = {d} * ({p} * (1.0 - {p}))")
-    if not canonical and OUT == 4:  # softmax: δ = β ⊙ (g − Σ_j g_j β_j)
-        s("s = " + " + ".join(f"delta{L}_{j} * beta{L}_{j}" for j in range(NO)))
-        for j in range(NO):
-            s(f"delta{L}_{j} = beta{L}_{j} * (delta{L}_{j} - s)")
+            pre, grad = snippets.loss_grad(p, t, loss)
+            s(*pre, f"{d} = {grad}")
+            if OUT != SOFTMAX:
+                s(f"{d} = {d} * ({snippets.deriv(p, OUT)})")
+    if not canonical and OUT == SOFTMAX:  # softmax: δ = β ⊙ (g − Σ_j g_j β_j)
+        s.sum_into("s", NO, "j", lambda j: f"{s.delta(L, j)} * {s.beta(L, j)}")
+        for j in s.each("j", NO):
+            s(f"{s.delta(L, j)} = {s.beta(L, j)} * ({s.delta(L, j)} - s)")
     for l in range(L, 0, -1):
-        fi, fo, o = sizes[l - 1], sizes[l], offs[l - 1]
+        fi, fo = sizes[l - 1], sizes[l]
         s(f"# layer {l}: ∂E/∂W_{l}[0] += δ_{l}, ∂E/∂W_{l}[1:] += β_{l - 1}ᵀ δ_{l}")
-        for j in range(fo):
-            s(f"g{o + j} += delta{l}_{j}")
-            for i in range(fi):
-                s(f"g{o + (1 + i) * fo + j} += beta{l - 1}_{i} * delta{l}_{j}")
+        for j in s.each("j", fo):
+            s(f"{s.g(s.weight(l, -1, j))} += {s.delta(l, j)}")
+            for i in s.each("i", fi):
+                s(f"{s.g(s.weight(l, i, j))} += {s.beta(l - 1, i)} * {s.delta(l, j)}")
         if l > 1:
-            code = acts[l - 2]
             s(f"# δ_{l - 1} = (δ_{l} W_{l}[1:]ᵀ) ⊙ f′(β_{l - 1})")
-            for i in range(fi):
-                terms = " + ".join(f"delta{l}_{j} * w{o + (1 + i) * fo + j}" for j in range(fo))
-                b = f"beta{l - 1}_{i}"
-                deriv = {0: f" * ({b} * (1.0 - {b}))", 1: f" * (1.0 - {b} * {b})",
-                         2: f" * (1.0 if {b} > 0 else 0.0)", 3: ""}[code]
-                s(f"delta{l - 1}_{i} = ({terms}){deriv}")
+            for i in s.each("i", fi):
+                s.sum_into("back", fo, "j",
+                           lambda j: f"{s.delta(l, j)} * {s.w(s.weight(l, i, j))}")
+                s(f"{s.delta(l - 1, i)} = back * ({snippets.deriv(s.beta(l - 1, i), acts[l - 2])})")
 
 
 def _no_records(s: _Src, t0: str) -> None:
@@ -191,44 +220,88 @@ def _no_records(s: _Src, t0: str) -> None:
         s(f"        {r}[jj, k] = math.nan")
 
 
-def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None) -> str:
+def _shared_rows(s: _Src, rows) -> tuple[str, ...]:
+    """Copy the training and test rows into shared memory once per block; their names."""
+    D, NO = s.sizes[0], s.sizes[-1]
+    ntr, nte = (max(int(r), 1) for r in rows)
+    s("# every thread of the block reads the same row at the same time: keep them on chip",
+      f"Xtr = cuda.shared.array(({ntr}, {D}), np.float64)",
+      f"Ytr = cuda.shared.array(({ntr}, {NO}), np.float64)",
+      f"Ltr = cuda.shared.array({ntr}, np.int64)",
+      f"Xte = cuda.shared.array(({nte}, {D}), np.float64)",
+      f"Yte = cuda.shared.array(({nte}, {NO}), np.float64)",
+      f"Lte = cuda.shared.array({nte}, np.int64)",
+      "for r in range(cuda.threadIdx.x, xtr.shape[0], cuda.blockDim.x):")
+    s(*(f"    Xtr[r, {i}] = xtr[r, {i}]" for i in range(D)))
+    s(*(f"    Ytr[r, {j}] = ytr[r, {j}]" for j in range(NO)))
+    s("    Ltr[r] = ltr[r]", "for r in range(cuda.threadIdx.x, xte.shape[0], cuda.blockDim.x):")
+    s(*(f"    Xte[r, {i}] = xte[r, {i}]" for i in range(D)))
+    s(*(f"    Yte[r, {j}] = yte[r, {j}]" for j in range(NO)))
+    s("    Lte[r] = lte[r]", "cuda.syncthreads()")
+    return ("Xtr", "Ytr", "Ltr", "Xte", "Yte", "Lte")
+
+
+def _each_weight(s: _Src, NP: int, line: str) -> None:
+    """``line`` (with {w}, {g} and {p}) for every weight: NP lines, or one loop."""
+    if s.unroll:
+        s(*(line.format(w=s.w(p), g=s.g(p), p=p) for p in range(NP)))
+    else:
+        s("for p in range(NP):", "    " + line.format(w="w[p]", g="g[p]", p="p"))
+
+
+def _epoch_loop(s: _Src, acts, loss: int, canonical: bool, names) -> None:
+    """The epochs: zero g, the training rows (forward, loss, backward), the divergence check,
+    the recorded test rows, the update (the last one after the loop)."""
+    Xtr, Ytr, Ltr, Xte, Yte, Lte = names
+    NP = s.offs[-1]
+    s("t = start", "while t < end:")
+    s.indent()
+    _each_weight(s, NP, "{g} = 0.0")
+    s("e_train = 0.0", "hits = 0", "for n in range(ntr):")
+    s.indent()
+    _forward(s, acts, Xtr)
+    _loss_hit(s, loss, Ytr, Ltr, "e_train", "hits")
+    _backward(s, acts, loss, canonical, Ytr)
+    s.indent(-1)
+    scale = snippets.loss(loss).scale
+    s(f"e_train = {scale!r} * e_train", "if not replay:")
+    s.indent()
+    s("if not math.isfinite(e_train):", "    diverged = True", "    break",
+      "if t % every == 0:")
+    s.indent()
+    s("e_test = 0.0", "hits_t = 0", "for n in range(nte):")
+    s.indent()
+    _forward(s, acts, Xte)
+    _loss_hit(s, loss, Yte, Lte, "e_test", "hits_t")
+    s.indent(-1)
+    s("j = t // every - j0", "rtrl[j, k] = e_train  # records are (n_records, K): coalesced",
+      f"rtel[j, k] = {scale!r} * e_test", "rtra[j, k] = hits / ntr", "rtea[j, k] = hits_t / nte")
+    s.indent(-1)
+    s("if t == stop - 1:", "    break  # the chunk's last update comes after the loop")
+    s.indent(-1)
+    _each_weight(s, NP, "{w} -= lr * {g}")
+    s("t += 1")
+    s.indent(-1)
+
+
+def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None, unroll: bool = True) -> str:
     """The kernel's Python source.  sizes: units per layer (inputs first); acts: activation
-    code per layer (fast.ACT_CODES); loss: fast.LOSS_CODES; canonical: δ_L = ŷ − y;
+    code per layer (snippets.ACT_CODES); loss: snippets.LOSS_CODES; canonical: δ_L = ŷ − y;
     rows: (n_train, n_test) to copy the rows into shared memory, None to read them from
-    global memory.  Same arguments as the generic kernel of gpu.make_kernel."""
+    global memory; unroll=False: the generic kernel (state in local arrays, loops kept)."""
     sizes, acts = tuple(int(v) for v in sizes), tuple(int(v) for v in acts)
-    NP = _offsets(sizes)[-1]
-    D, NO = sizes[0], sizes[-1]
-    ws = [f"w{p}" for p in range(NP)]
-    s = _Src()
+    s = _Src(sizes, unroll)
+    NP, NB = s.offs[-1], s.ro[-1]
     s(f"# generated by scratchnet.engines.codegen for layout {'-'.join(map(str, sizes))}, "
-      f"activation codes {acts}, loss code {loss}, canonical {canonical}",
+      f"activation codes {acts}, loss code {loss}, canonical {canonical}, unrolled {unroll}",
       "def kernel(W, Wp, lrs, xtr, ytr, ltr, xte, yte, lte, thr, start, stop, every, j0,",
       "           rtrl, rtel, rtra, rtea, diverged_at, replay, Wout):",
       "    # Wout is W again under a second name: the final stores then compute their own",
       "    # addresses instead of keeping the first loads' alive (in registers) through the loop")
     s.indent()
     s("k = cuda.grid(1)")
-    if rows is not None:
-        ntr, nte = (max(int(r), 1) for r in rows)
-        s("# every thread of the block reads the same row at the same time: keep them on chip",
-          f"Xtr = cuda.shared.array(({ntr}, {D}), np.float64)",
-          f"Ytr = cuda.shared.array(({ntr}, {NO}), np.float64)",
-          f"Ltr = cuda.shared.array({ntr}, np.int64)",
-          f"Xte = cuda.shared.array(({nte}, {D}), np.float64)",
-          f"Yte = cuda.shared.array(({nte}, {NO}), np.float64)",
-          f"Lte = cuda.shared.array({nte}, np.int64)",
-          "for r in range(cuda.threadIdx.x, xtr.shape[0], cuda.blockDim.x):")
-        s(*(f"    Xtr[r, {i}] = xtr[r, {i}]" for i in range(D)))
-        s(*(f"    Ytr[r, {j}] = ytr[r, {j}]" for j in range(NO)))
-        s("    Ltr[r] = ltr[r]", "for r in range(cuda.threadIdx.x, xte.shape[0], cuda.blockDim.x):")
-        s(*(f"    Xte[r, {i}] = xte[r, {i}]" for i in range(D)))
-        s(*(f"    Yte[r, {j}] = yte[r, {j}]" for j in range(NO)))
-        s("    Lte[r] = lte[r]", "cuda.syncthreads()")
-        names = ("Xtr", "Ytr", "Ltr", "Xte", "Yte", "Lte")
-    else:
-        names = ("xtr", "ytr", "ltr", "xte", "yte", "lte")
-    Xtr, Ytr, Ltr, Xte, Yte, Lte = names
+    names = _shared_rows(s, rows) if rows is not None else \
+        ("xtr", "ytr", "ltr", "xte", "yte", "lte")
     s("if k >= W.shape[1]:", "    return", "end = stop")
     s("if replay:  # the second launch: networks that diverged at an epoch t > start")
     s("    if diverged_at[k] <= start:", "        return",
@@ -238,39 +311,15 @@ def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None) -> str:
     _no_records(s, "start")
     s("return")
     s.indent(-1)
+    if not unroll:  # local memory, indexed at run time
+        s(f"NP = {NP}", "w = cuda.local.array(NP, np.float64)",
+          "g = cuda.local.array(NP, np.float64)", f"beta = cuda.local.array({NB}, np.float64)",
+          f"delta = cuda.local.array({NB}, np.float64)")
     s("# W is (P, K) on the device: neighbouring threads read neighbouring words")
-    s(*(f"{w} = W[{p}, k]" for p, w in enumerate(ws)))
+    _each_weight(s, NP, "{w} = W[{p}, k]")
     s("lr = lrs[k]", "ntr = xtr.shape[0]", "nte = xte.shape[0]", "diverged = False")
-    s(*(f"g{p} = 0.0" for p in range(NP)))
-    s("t = start", "while t < end:")
-    s.indent()
-    s(*(f"g{p} = 0.0" for p in range(NP)))
-    s("e_train = 0.0", "hits = 0", "for n in range(ntr):")
-    s.indent()
-    _forward(s, sizes, acts, Xtr)
-    _loss_hit(s, sizes, loss, Ytr, Ltr, "e_train", "hits")
-    _backward(s, sizes, acts, loss, canonical, Ytr)
-    s.indent(-1)
-    s("e_train = 0.5 * e_train" if loss == 0 else "e_train = -e_train",
-      "if not replay:")
-    s.indent()
-    s("if not math.isfinite(e_train):", "    diverged = True", "    break",
-      "if t % every == 0:")
-    s.indent()
-    s("e_test = 0.0", "hits_t = 0", "for n in range(nte):")
-    s.indent()
-    _forward(s, sizes, acts, Xte)
-    _loss_hit(s, sizes, loss, Yte, Lte, "e_test", "hits_t")
-    s.indent(-1)
-    s("j = t // every - j0", "rtrl[j, k] = e_train  # records are (n_records, K): coalesced",
-      "rtel[j, k] = " + ("0.5 * e_test" if loss == 0 else "-e_test"),
-      "rtra[j, k] = hits / ntr", "rtea[j, k] = hits_t / nte")
-    s.indent(-1)
-    s("if t == stop - 1:", "    break  # the chunk's last update comes after the loop")
-    s.indent(-1)
-    s(*(f"{w} -= lr * g{p}" for p, w in enumerate(ws)))
-    s("t += 1")
-    s.indent(-1)
+    _each_weight(s, NP, "{g} = 0.0")
+    _epoch_loop(s, acts, loss, canonical, names)
     s("# Global memory is only touched out here: inside the loop the compiler would keep the",
       "# addresses of every rarely used store in registers.",
       "if diverged:  # the loss at w_t is not finite: keep w_{t−1}")
@@ -282,11 +331,15 @@ def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None) -> str:
       "# else W keeps the chunk's first weights; the replay launch makes them w_{t−1}")
     s.indent(-1)
     s("elif replay:  # w_{t−1} is both the kept and the previous weights")
-    s(*(f"    Wout[{p}, k] = {w}" for p, w in enumerate(ws)))
-    s(*(f"    Wp[{p}, k] = {w}" for p, w in enumerate(ws)))
+    s.indent()
+    _each_weight(s, NP, "Wout[{p}, k] = {w}")
+    _each_weight(s, NP, "Wp[{p}, k] = {w}")
+    s.indent(-1)
     s("elif end > start:  # completed: the weights before the last update, then the update")
-    s(*(f"    Wp[{p}, k] = {w}" for p, w in enumerate(ws)))
-    s(*(f"    Wout[{p}, k] = {w} - lr * g{p}" for p, w in enumerate(ws)))
+    s.indent()
+    _each_weight(s, NP, "Wp[{p}, k] = {w}")
+    _each_weight(s, NP, "Wout[{p}, k] = {w} - lr * {g}")
+    s.indent(-1)
     return s.text()
 
 
@@ -307,22 +360,45 @@ def single_precision(src: str) -> str:
     return "\n".join(out) + "\n"
 
 
+LO = 1.0 - EPS
+
+
+def clip(p):
+    """np.clip(p, EPS, 1 − EPS), NaN staying NaN: the snippets' ``clip`` on the device."""
+    q = p
+    if q < EPS:
+        q = EPS
+    if q > LO:
+        q = LO
+    return q
+
+
+def _namespace(cuda) -> dict:
+    """What the snippets call, for CUDA: e^x is ``math.exp`` (exp_neg), clip a device
+    function; the rest are the ``math`` functions."""
+    from numba import float32
+
+    return {"cuda": cuda, "math": math, "np": np, "EPS": EPS, "LO": LO, "F32": float32,
+            "exp_neg": math.exp, "tanh": math.tanh, "log": math.log, "log1p": math.log1p,
+            "expm1": math.expm1, "clip": cuda.jit(device=True)(clip)}
+
+
 def build_kernel(cuda, sizes, acts, loss: int, canonical: bool, rows=None,
-                 max_registers: int | None = None, dtype: str = "float64"):
+                 max_registers: int | None = None, dtype: str = "float64",
+                 unroll: bool = True):
     """``numba.cuda.jit`` of ``kernel_source(...)`` (the module given as ``cuda``);
     ``max_registers`` caps the registers per thread (more threads fit on an SM, values that
     do not fit are spilled; ignored by the simulator); ``dtype="float32"``: the
-    ``single_precision`` source."""
-    from numba import config, float32
+    ``single_precision`` source; ``unroll=False``: the generic kernel."""
+    from numba import config
 
-    src = kernel_source(sizes, acts, loss, canonical, rows)
+    src = kernel_source(sizes, acts, loss, canonical, rows, unroll)
     if dtype == "float32":
         src = single_precision(src)
     _COUNT[0] += 1
     filename = f"<scratchnet.engines.codegen kernel {_COUNT[0]}: {'-'.join(map(str, sizes))}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)  # tracebacks
-    namespace = {"cuda": cuda, "math": math, "np": np, "EPS": EPS, "LO": 1.0 - EPS,
-                 "F32": float32}
+    namespace = _namespace(cuda)
     exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - generated from integers
 
     opts = {} if max_registers is None or config.ENABLE_CUDASIM else \

@@ -13,9 +13,9 @@ Two kernels, both built per layout and loss and cached:
   loop over units unrolled into scalar variables, so the state sits in registers (no local
   memory), and the rows copied into shared memory when they fit — the fast one, used up to
   ``gpu_codegen.MAX_UNROLLED_PARAMS`` weights;
-* ``generic`` (``make_generic_kernel`` below): per-thread ``cuda.local.array``s indexed in loops
-  over the layer sizes, for larger layouts.  The loops do not unroll, so its arrays live in
-  local memory: correct for any size, several times slower.
+* ``generic``: the same generator run without unrolling (``unroll=False``): per-thread
+  ``cuda.local.array``s indexed in loops over the layer sizes, for larger layouts.  Its arrays
+  live in local memory: correct for any size, several times slower.
 
 Both are written with ``numba.cuda``; with ``NUMBA_ENABLE_CUDASIM=1`` numba runs the same kernels
 on the CPU, which is how the tests check them against the CPU engine on machines without a GPU.
@@ -23,12 +23,11 @@ on the CPU, which is how the tests check them against the CPU engine on machines
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
 from ..core.errors import ScratchnetError
-from ..core.losses import CANONICAL_PAIRS, EPS
+from ..core.losses import CANONICAL_PAIRS
 
 THREADS = 128  # threads per block
 SHARED_ROWS_BYTES = 24 * 1024  # the unrolled kernel copies the rows to shared memory up to this
@@ -90,19 +89,18 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool,
                 max_registers: int | None = None, dtype: str = "float64"):
     """The training kernel for one layout (sizes, activation codes as in fast.ACT_CODES), loss
     code and variant ("unrolled": gpu_codegen's, with the rows (n_train, n_test) in shared
-    memory unless rows is None; "generic": make_generic_kernel's), in ``dtype`` (float32:
+    memory unless rows is None; "generic": the same generator without unrolling), in ``dtype`` (float32:
     the unrolled kernel only), built once."""
     if variant == "generic":
         if dtype != "float64":
             raise ScratchnetError(f"--dtype {dtype}: only layouts the unrolled kernel takes "
                                   f"(up to {_max_unrolled()} weights) run in single precision")
-        return make_generic_kernel(sizes, acts, loss, canonical)
-    if variant != "unrolled":
+    elif variant != "unrolled":
         raise ValueError(f"unknown kernel variant {variant!r}")
     from . import codegen as gpu_codegen
 
     return gpu_codegen.build_kernel(cuda, sizes, acts, loss, canonical, rows, max_registers,
-                                    dtype)
+                                    dtype, unroll=variant == "unrolled")
 
 
 def _max_unrolled() -> int:
@@ -131,198 +129,6 @@ def choose_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool, n_train
         max_registers = MAX_REGISTERS if n_params(sizes) <= CAP_MAX_PARAMS else None
     kern = make_kernel(sizes, acts, loss, canonical, "unrolled", rows, max_registers, dtype)
     return kern, "unrolled, rows in " + ("shared" if shared_rows else "global") + " memory"
-
-
-def make_generic_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool):
-    """The generic training kernel: closure constants become compile-time constants, but the
-    loops over layer sizes stay loops, so w, g, β and δ are local-memory arrays."""
-    L = len(sizes) - 1
-    D, NO = sizes[0], sizes[-1]
-    OFFS = tuple(int(v) for v in np.concatenate([[0], np.cumsum(
-        [(sizes[l] + 1) * sizes[l + 1] for l in range(L)])]))
-    RO = tuple(int(v) for v in np.concatenate([[0], np.cumsum(sizes)]))
-    NP, NB, MW = OFFS[-1], RO[-1], max(sizes)
-    SIZES, ACTS = tuple(int(s) for s in sizes), tuple(int(a) for a in acts)
-    OUT = ACTS[-1]
-    LO = 1.0 - EPS
-
-    @cuda.jit(device=True)
-    def clip(p):
-        q = p
-        if q < EPS:
-            q = EPS
-        if q > LO:
-            q = LO
-        return q
-
-    @cuda.jit(device=True)
-    def forward_row(w, x, n, beta):
-        """β of every layer for row n of x into beta (one row, all layers)."""
-        for i in range(D):
-            beta[i] = x[n, i]
-        for l in range(L):
-            fi, fo, o, ri, rn = SIZES[l], SIZES[l + 1], OFFS[l], RO[l], RO[l + 1]
-            code = ACTS[l]
-            for j in range(fo):
-                a = beta[ri] * w[o + fo + j]  # α_j = Σ_i β_i W[1+i, j] + W[0, j]
-                for i in range(1, fi):
-                    a += beta[ri + i] * w[o + (1 + i) * fo + j]
-                a += w[o + j]
-                if code == 0:  # the overflow-free sigmoid of activations.py
-                    e = math.exp(-abs(a))
-                    inv = 1.0 / (1.0 + e)
-                    a = inv if a >= 0 else e * inv
-                elif code == 1:
-                    a = math.tanh(a)
-                elif code == 2:
-                    a = 0.0 if a <= 0.0 else a  # NaN stays NaN, as in np.maximum
-                beta[rn + j] = a
-            if code == 4:  # softmax over this layer's units
-                m = beta[rn]
-                for j in range(1, fo):
-                    m = max(m, beta[rn + j])
-                s = 0.0
-                for j in range(fo):
-                    beta[rn + j] = math.exp(beta[rn + j] - m)
-                    s += beta[rn + j]
-                for j in range(fo):
-                    beta[rn + j] = beta[rn + j] / s
-
-    @cuda.jit(device=True)
-    def row_loss_hit(beta, y, lab, n, thr):
-        """(E of row n, 1 if row n is classified right else 0)."""
-        e = 0.0
-        for j in range(NO):
-            p, t = beta[RO[L] + j], y[n, j]
-            if loss == 0:
-                e += (p - t) * (p - t)
-            elif loss == 1:
-                e += t * math.log(clip(p)) + (1.0 - t) * math.log(1.0 - clip(p))
-            else:
-                e += t * math.log(clip(p))
-        if NO == 1:
-            hit = 1 if (beta[RO[L]] > thr) == (lab[n] == 1) else 0
-        else:
-            best = 0
-            for j in range(NO):
-                if beta[RO[L] + j] != beta[RO[L] + j]:
-                    best = j
-                    break
-                if beta[RO[L] + j] > beta[RO[L] + best]:
-                    best = j
-            hit = 1 if best == lab[n] else 0
-        return e, hit
-
-    @cuda.jit(device=True)
-    def backward_row(w, beta, y, n, g, d, nd):
-        """Adds ∂E/∂w of row n to g: δ_L, then the backward loop of backprop.backward."""
-        for j in range(NO):
-            p, t = beta[RO[L] + j], y[n, j]
-            if canonical or loss == 0:
-                v = p - t
-            elif loss == 1:
-                v = (clip(p) - t) / (clip(p) * (1.0 - clip(p)))
-            else:
-                v = -t / clip(p)
-            if not canonical and OUT == 0:
-                v = v * (p * (1.0 - p))
-            d[j] = v
-        if not canonical and OUT == 4:
-            s = 0.0
-            for j in range(NO):
-                s += d[j] * beta[RO[L] + j]
-            for j in range(NO):
-                d[j] = beta[RO[L] + j] * (d[j] - s)
-        for l in range(L - 1, -1, -1):
-            fi, fo, o, ri = SIZES[l], SIZES[l + 1], OFFS[l], RO[l]
-            for j in range(fo):
-                g[o + j] += d[j]  # ∂E/∂W_l[0, j] += δ_j
-                for i in range(fi):
-                    g[o + (1 + i) * fo + j] += beta[ri + i] * d[j]  # += β_i δ_j
-            if l > 0:
-                code = ACTS[l - 1]
-                for i in range(fi):
-                    s = 0.0
-                    for j in range(fo):
-                        s += d[j] * w[o + (1 + i) * fo + j]
-                    b = beta[ri + i]
-                    if code == 0:
-                        s *= b * (1.0 - b)
-                    elif code == 1:
-                        s *= 1.0 - b * b
-                    elif code == 2:
-                        s *= 1.0 if b > 0 else 0.0
-                    nd[i] = s
-                for i in range(fi):
-                    d[i] = nd[i]
-
-    @cuda.jit(device=True)
-    def no_records(t0, stop, every, j0, rtrl, rtel, rtra, rtea, k):
-        """NaN into the record slots of epochs t0..stop−1 (a diverged network has none)."""
-        for t in range(t0, stop):
-            if t % every == 0:
-                j = t // every - j0
-                rtrl[j, k] = math.nan
-                rtel[j, k] = math.nan
-                rtra[j, k] = math.nan
-                rtea[j, k] = math.nan
-
-    @cuda.jit
-    def kernel(W, Wp, lrs, xtr, ytr, ltr, xte, yte, lte, thr, start, stop, every, j0,
-               rtrl, rtel, rtra, rtea, diverged_at, replay, W_again):
-        k = cuda.grid(1)  # (W_again: W under a second name, which the unrolled kernel uses)
-        if k >= W.shape[1] or replay:  # (keeps Wp itself: never asks for a replay launch)
-            return
-        if diverged_at[k] >= 0:
-            no_records(start, stop, every, j0, rtrl, rtel, rtra, rtea, k)
-            return
-        w = cuda.local.array(NP, np.float64)
-        g = cuda.local.array(NP, np.float64)
-        beta = cuda.local.array(NB, np.float64)
-        d = cuda.local.array(MW, np.float64)
-        nd = cuda.local.array(MW, np.float64)
-        for p in range(NP):
-            w[p] = W[p, k]  # W is (P, K) on the device: neighbouring threads, neighbouring words
-        lr = lrs[k]
-        ntr, nte = xtr.shape[0], xte.shape[0]
-        for t in range(start, stop):
-            for p in range(NP):
-                g[p] = 0.0
-            e_train = 0.0
-            hits = 0
-            for n in range(ntr):
-                forward_row(w, xtr, n, beta)
-                e, h = row_loss_hit(beta, ytr, ltr, n, thr)
-                e_train += e
-                hits += h
-                backward_row(w, beta, ytr, n, g, d, nd)
-            e_train = 0.5 * e_train if loss == 0 else -e_train
-            if not math.isfinite(e_train):
-                for p in range(NP):
-                    w[p] = Wp[p, k]  # keep the last weights with a finite loss
-                diverged_at[k] = t
-                no_records(t, stop, every, j0, rtrl, rtel, rtra, rtea, k)
-                break
-            if t % every == 0:
-                e_test = 0.0
-                hits_t = 0
-                for n in range(nte):
-                    forward_row(w, xte, n, beta)
-                    e, h = row_loss_hit(beta, yte, lte, n, thr)
-                    e_test += e
-                    hits_t += h
-                j = t // every - j0
-                rtrl[j, k] = e_train  # records are (n_records, K): coalesced writes
-                rtel[j, k] = 0.5 * e_test if loss == 0 else -e_test
-                rtra[j, k] = hits / ntr
-                rtea[j, k] = hits_t / nte
-            for p in range(NP):
-                Wp[p, k] = w[p]  # the weights before the update, in global memory (not
-                w[p] -= lr * g[p]  # registers): coalesced stores, only read on divergence
-        for p in range(NP):
-            W[p, k] = w[p]
-
-    return kernel
 
 
 class DeviceRun:
@@ -388,7 +194,7 @@ class DeviceRun:
         """After ``launch``: the replay launch when a network diverged inside the chunk (the
         unrolled kernel); returns diverged_at on the host."""
         div = self.diverged_at.copy_to_host()
-        if self.variant != "generic" and np.any(div > start):
+        if np.any(div > start):
             self.launch(start, stop, every, j0, threads, replay=True)
         return div
 
