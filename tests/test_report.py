@@ -224,3 +224,131 @@ def test_make_run_from_a_fresh_clone(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "ps5-report/report.html" in proc.stdout
     assert (clone / "ps5-report" / "report.html").stat().st_size > 10_000
+
+
+# ---- issue 13: the report as a teaching document ------------------------------------------
+
+
+def _page(out):
+    with open(os.path.join(out, "report.html"), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def test_student_panel_floor_and_both_thresholds(report):
+    """The loss floor computed from the data, and the faithful run's accuracy at the
+    standardized midpoint (= always class 1) and at 0.5 on the raw output."""
+    from scratchnet.core.backprop import predict
+    from scratchnet.training.train import prepare
+
+    rep, out, config = report
+    st = rep.summary["student"]
+    prep = prepare(replace(config, faithful=True))
+    y = prep.problem.y_train[:, 0]
+    assert np.all(np.isin(np.round(y, 6), np.round(np.unique(y), 6))) and np.unique(y).size == 2
+    expected = 0.5 * np.sum(np.minimum(y, 0.0) ** 2 + np.maximum(y - 1.0, 0.0) ** 2)
+    assert st["floor"] == pytest.approx(expected, rel=1e-12)
+    assert st["floor_rows"] == int(np.sum(y < 0))
+    assert st["floor"] > 15  # ≈ 37 rows × ½·1.04² on the stand-in data
+    assert min(h for h in rep.summary["student"]["ours"].values()) >= st["floor"] - 1e-9
+    faithful = train(replace(config, faithful=True, log_every=0))
+    P = faithful.prepared.problem
+    for rows, lab, i in ((P.x_train, P.l_train, 0), (P.x_test, P.l_test, 1)):
+        out_ = predict(faithful.prepared.layout, faithful.model.w, rows)[:, 0]
+        assert st["acc_half"][i] == pytest.approx(np.mean((out_ > 0.5) == (lab == 1)))
+        assert st["acc_midpoint"][i] == pytest.approx(np.mean(lab == 1))  # always class 1
+    assert st["acc_midpoint"][0] == pytest.approx(faithful.final["train_acc"])
+    page = _page(out)
+    assert "The problem set's numbers, explained" in page and "synthetic stand-in" in page
+    assert f"{st['floor']:.4g}" in page and f"{st['acc_half'][1]:.3f}" in page
+    assert os.path.getsize(os.path.join(out, "student_losses.png")) > 0
+    assert os.path.getsize(os.path.join(out, "student_map.png")) > 0
+
+
+def test_per_row_losses_worked_step_and_no_trivia(report):
+    rep, out, config = report
+    page = _page(out)
+    f = rep.summary["final"]
+    assert rep.summary["per_row"]["train_loss"] == pytest.approx(f["train_loss"] / 80)
+    assert rep.summary["per_row"]["test_loss"] == pytest.approx(f["test_loss"] / 20)
+    assert format(f["test_loss"] / 20, ".4g") in page
+    assert "One step worked in numbers" in page and "w after one step" in page
+    for trivia in ("of the 29 weights are biases", "Largest |weight|", "sum to 1 within",
+                   "timings</h2>", "PS5, done right"):
+        assert trivia not in page
+    assert "<h1>Problem set 5: a 2-7-1 network" in page
+    assert "<a href='model.json'>" in page  # the files table links every file
+    assert "MSELoss(reduction='sum')" in page and page.count("<li>") >= 5  # five differences
+    assert "timings" in rep.summary  # kept in summary.json
+
+
+def test_question4_experiments_vary_each_concept(report):
+    rep, out, config = report
+    q4 = rep.summary["q4"]
+    lr = q4["learning_rates"]
+    assert lr["output"] == "identity" and len(lr["final_test_loss"]) == len(lr["lrs"])
+    assert any(lr["diverged"]), "the largest η must diverge with a linear output"
+    assert q4["activation"]["seeds"] == 10 and 0 <= q4["activation"]["binomial_se"] < 0.2
+    assert q4["bias"]["n_biases"] == 8 and 0 <= q4["bias"]["test_acc"] <= 1
+    v = q4["vanishing"]
+    assert v["saturated_raw"][0] > 0.9 > 0.2 > v["saturated_standardized"][0]
+    assert q4["softmax"]["sigmoid_vs_two_class_softmax"] < 1e-15
+    assert set(q4["augmentation_runs"]) >= {"on", "off", "sigma"}
+
+
+def test_test_loss_rise_is_found():
+    from scratchnet.report.build import test_loss_rise
+
+    r = test_loss_rise([3.0, 2.0, 2.2, 2.5, 1.0])
+    assert r == {"from_epoch": 1, "from": 2.0, "to_epoch": 3, "to": 2.5}
+    assert test_loss_rise([3.0, 2.0, 1.0]) is None
+
+
+def test_divergence_epoch_is_one_absolute_count(tmp_path, capsys):
+    """The segments of train_with_snapshots count from their own start: the report says the
+    absolute epoch in stderr, summary.json and report.html alike."""
+    out = tmp_path / "div"
+    code = main(["ps5", "--epochs", "400", "--lr", "5", "--output", "identity",
+                 "--torch-epochs", "0", "--aux-epochs", "0", "--out", str(out), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    s = strict_json(out / "summary.json")
+    t = s["diverged_at"]
+    assert 0 < t < 400 and s["final"]["epochs"] == t
+    whole = None
+    try:
+        train(TrainConfig(epochs=400, lr=5, output="identity", log_every=0))
+    except Exception as e:  # DivergedError
+        whole = str(e)
+    assert whole is not None and f"at epoch {t} " in whole  # one call agrees
+    assert f"training diverged at epoch {t} " in err
+    assert f"training diverged at epoch {t} " in _page(str(out))
+    with open(out / "history.csv") as fh:
+        assert len(fh.read().strip().splitlines()) == 1 + t
+
+
+def test_exercise_mode_hides_solutions(tmp_path):
+    out = tmp_path / "ex"
+    rep = build_report(TrainConfig(epochs=200, lr=1e-2, log_every=0), str(out),
+                       ReportOptions(torch_epochs=0, aux_epochs=30, exercise=True))
+    assert rep.code == 0
+    page = _page(str(out))
+    assert "<script" not in page
+    assert page.count("<details class='solution'>") >= 9 + 2  # Q4 answers, derivation, step
+    derivation = page.index("show the derivation")
+    assert page.index("<details class='solution'>") < derivation < page.index("All 29")
+
+
+def test_print_stylesheet_and_pdf(report, tmp_path):
+    rep, out, config = report
+    page = _page(out)
+    assert "@media print" in page and "break-inside:avoid" in page
+    from scratchnet.report.build import find_chromium, write_pdf
+
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed (make browser)")
+    pdf = write_pdf(out)
+    with open(pdf, "rb") as fh:
+        data = fh.read()
+    assert data.startswith(b"%PDF")
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
+    assert 4 <= pages <= 14, pages

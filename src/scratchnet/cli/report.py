@@ -26,6 +26,13 @@ def register(sub) -> None:
                    "takes about 0.2 ms per epoch)")
     g.add_argument("--aux-epochs", type=nonneg_int, default=20_000,
                    help="epochs of the learning-rate comparison, 0 = skip it (default: 20000)")
+    g.add_argument("--exercise", action="store_true",
+                   help="hide the derivation, the worked step and the Question 4 answers "
+                   "behind 'show solution' toggles (a hand-out for students)")
+    g.add_argument("--pdf", action="store_true",
+                   help="also print the report to report.pdf (headless Chromium)")
+    g.add_argument("--notebook", action="store_true",
+                   help="also write report.ipynb, the steps redone with the Python API")
     g.add_argument("--verbose", action="store_true",
                    help="print the problem set's loss line every --log-every epochs")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -115,6 +122,13 @@ def cmd_ps5(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_folder(args.out, "--out")  # before training, not after it
+    if args.pdf:
+        from ..core.errors import ScratchnetError
+        from ..report.build import find_chromium
+
+        if find_chromium() is None:  # refuse before training, not after
+            raise ScratchnetError("--pdf: needs Chromium (apt-get install chromium, or "
+                                  "`make browser`)")
     bar = ProgressBar(config.epochs, "training", enabled=False if args.quiet else None)
 
     def status(step: str) -> None:  # one self-overwriting line on a terminal
@@ -124,7 +138,8 @@ def cmd_ps5(args: argparse.Namespace) -> int:
 
     opts = ReportOptions(log_y=args.log_y, torch_epochs=args.torch_epochs,
                          aux_epochs=args.aux_epochs, verbose=args.verbose, progress=bar,
-                         status=status)
+                         status=status, exercise=args.exercise, pdf=args.pdf,
+                         notebook=args.notebook)
     rep = build_report(config, args.out, opts)
     if bar.enabled:
         sys.stderr.write("\r\033[K")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..core.errors import DivergedError, ScratchnetError
+from ..core.network import init_weights
 
 AUX_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # η × these, compared
 
@@ -35,6 +37,9 @@ class ReportOptions:
     aux_epochs: int = 20_000  # epochs of the η comparison (0 = none)
     snapshots: int = 40  # log-spaced epochs whose weights are kept for Question 4
     verbose: bool = False  # print the problem set's loss line every log_every epochs
+    exercise: bool = False  # derivation, worked step and Q4 answers behind "show solution"
+    notebook: bool = False  # also report.ipynb (the steps with the Python API)
+    pdf: bool = False  # also report.pdf (headless Chromium)
     progress: object = None  # progress(done, total, train_loss, test_loss)
     status: object = None  # status(step name) when a report step starts
 
@@ -106,7 +111,7 @@ def train_with_snapshots(config, marks, progress=None, on_log=None):
         snaps[b] = w.copy()
     hist = History(*(np.concatenate([getattr(h, f) for h in parts])
                      for f in ("train_loss", "test_loss", "train_acc", "test_acc")))
-    done = len(hist) if error is None else last.final["epochs"] + (bounds[len(parts) - 1][0])
+    done = len(hist)  # absolute: every epoch whose loss was finite, over all segments
     stopped = "diverged" if error is not None else last.stopped
     final = dict(last.final)
     final.update(epochs=int(done), seconds=seconds, stopped=stopped)
@@ -115,8 +120,10 @@ def train_with_snapshots(config, marks, progress=None, on_log=None):
                   prep.classes, prep.dataset.target_name, config.to_dict(), final)
     result = TrainResult(model, hist, config, prep, seconds, stopped, last.engine, final)
     result.monitor = getattr(last, "monitor", None)
-    if error is not None:
-        raise DivergedError(str(error), (result, snaps))
+    if error is not None:  # the segment counted from its own start: say the absolute epoch
+        msg = re.sub(r"at epoch \d+", f"at epoch {done}", str(error), count=1)
+        msg = re.sub(r"the \d+ epochs before", f"the {done} epochs before", msg, count=1)
+        raise DivergedError(msg, (result, snaps))
     return result, snaps
 
 
@@ -233,106 +240,235 @@ class _Steps:
         return _Step()
 
 
+class _Folder:
+    """The output folder: every file written through it is listed, figures are timed."""
+
+    def __init__(self, out: str):
+        self.out = out
+        self.files: list[str] = []
+        self.fig_times: dict[str, float] = {}
+
+    def path(self, name: str) -> str:
+        if name not in self.files:
+            self.files.append(name)
+        return os.path.join(self.out, name)
+
+    def savefig(self, fig, name: str) -> None:
+        from . import plots
+
+        t0 = time.perf_counter()
+        plots.save(fig, self.path(name))
+        self.fig_times[name] = time.perf_counter() - t0
+
+
 def build_report(config, out: str = "ps5-report", options: ReportOptions | None = None) -> Report:
     """Train as ``config`` says and write the whole report into the folder ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import plots
-    from .derive import derive
-    from .diagram import network_figure
-    from ..core.network import init_weights
+    from ..core.io import write_json, write_text
+    from .html import ReportData, render_html
 
     opt = options or ReportOptions()
     os.makedirs(out, exist_ok=True)
-    T = _Steps(opt.status)
-    files: list[str] = []
+    T, F = _Steps(opt.status), _Folder(out)
     s: dict = {"config": config.to_dict()}
-    code = 0
-
-    def path(name):
-        files.append(name)
-        return os.path.join(out, name)
-
-    fig_times: dict[str, float] = {}
-
-    def savefig(fig, name):
-        t0 = time.perf_counter()
-        plots.save(fig, path(name))
-        fig_times[name] = time.perf_counter() - t0
-
-    # -- training ---------------------------------------------------------------------------
     E = int(config.epochs)
     n_twin = min(E, max(0, int(opt.torch_epochs)))
-    marks = snapshot_epochs(E, opt.snapshots, extra=(n_twin,))
+    with T("training"):
+        result, snaps, code = _train(config, opt, snapshot_epochs(E, opt.snapshots, (n_twin,)),
+                                     s)
+    t_report = time.perf_counter()  # everything from here on is "the report"
+    with T("torch twin"):
+        collect, skipped = start_twin(config, result, snaps, n_twin)
+    _describe_run(s, result)
+    with T("files"):
+        result.model.save(F.path("model.json"))
+        result.history.to_csv(F.path("history.csv"))
+    der = _question1(result, T, F, s)
+    _question2(result, opt, T, F, s)
+    student = _student(config, result, T, F, s)
+    q4 = _question4(config, result, snaps, opt, T, F, student)
+    with T("torch twin"):
+        s["torch"] = torch_section(config, result, snaps, n_twin, collect, skipped, F)
+    s["q4"] = q4
+    with T("worked step"):
+        worked = _worked(config, result)
+    t0 = time.perf_counter()
+    data = ReportData(out=out, result=result, derivation=der, files=F.files, summary=s,
+                      init_w=init_weights(result.prepared.layout, config.init, config.seed),
+                      worked=worked, student=student.result if student else None,
+                      exercise=opt.exercise)
+    write_text(F.path("report.html"), render_html(data))
+    T.times["html"] = time.perf_counter() - t0
+    s.update(timings=T.times, figure_save_seconds=F.fig_times,
+             report_seconds=time.perf_counter() - t_report)
+    if T.errors:
+        s["errors"] = T.errors
+    _extras(config, opt, F, s)
+    s["files"] = F.files + ["summary.json"]
+    write_json(os.path.join(out, "summary.json"), _finite(s))
+    return Report(out, s, s["files"], code)
 
+
+def _extras(config, opt: ReportOptions, F: _Folder, s: dict) -> None:
+    """The optional outputs: the notebook and the printed PDF."""
+    if opt.notebook:
+        from .notebook import write_notebook
+
+        write_notebook(config, F.path("report.ipynb"))
+    if opt.pdf:
+        t0 = time.perf_counter()
+        write_pdf(F.out, exercise=opt.exercise)
+        F.files.append("report.pdf")
+        s["timings"]["pdf"] = time.perf_counter() - t0
+
+
+def _train(config, opt: ReportOptions, marks, s: dict):
+    """(result, snapshots, exit code): the run itself, with the verbose log and progress."""
     def log(t, tr, te):
         if opt.verbose:
             if getattr(opt.progress, "enabled", False):
                 sys.stderr.write("\r\033[K")  # clear the progress bar's line first
             print(f"epoch {t:>7}  train loss {tr:.6f}  test loss {te:.6f}", flush=True)
 
-    with T("training"):
-        try:
-            result, snaps = train_with_snapshots(config, marks, opt.progress, log)
-        except DivergedError as e:
-            (result, snaps), code = e.result, 2
-            s["diverged"] = str(e)
+    code = 0
+    try:
+        result, snaps = train_with_snapshots(config, marks, opt.progress, log)
+    except DivergedError as e:
+        (result, snaps), code = e.result, 2
+        s["diverged"] = str(e)
+        s["diverged_at"] = int(result.final["epochs"])
     if result.stopped == "interrupted":
         code = 130
-    t_report = time.perf_counter()  # everything from here on is "the report"
-    with T("torch twin"):
-        collect, skipped = start_twin(config, result, snaps, n_twin)
-    prep, model, hist = result.prepared, result.model, result.history
-    layout, ds, P = prep.layout, prep.dataset, prep.problem
-    two_d = ds.X.shape[1] == 2
-    final = result.final
+    return result, snaps, code
+
+
+def _describe_run(s: dict, result) -> None:
+    prep, model = result.prepared, result.model
+    ds = prep.dataset
     s.update(
         data={"source": ds.source, "rows": int(len(ds.y)), "features": list(ds.feature_names),
               "target": ds.target_name, "classes": prep.classes.tolist(),
               "n_train": int(len(prep.train_idx)), "n_test": int(len(prep.test_idx))},
-        layout=layout.describe(), n_params=layout.n_params, final=final,
+        layout=prep.layout.describe(), n_params=prep.layout.n_params, final=result.final,
         training_seconds=result.seconds, engine=result.engine,
+        per_row={"train_loss": result.final["train_loss"] / len(prep.train_idx),
+                 "test_loss": result.final["test_loss"] / len(prep.test_idx)},
         confusion={"labels": prep.classes.tolist(),
                    "train": confusion(model, ds.X[prep.train_idx], ds.y[prep.train_idx],
                                       prep.classes),
                    "test": confusion(model, ds.X[prep.test_idx], ds.y[prep.test_idx],
                                      prep.classes)})
-    with T("files"):
-        model.save(path("model.json"))
-        hist.to_csv(path("history.csv"))
+    rise = test_loss_rise(result.history.test_loss)
+    if rise:
+        s["test_loss_rise"] = rise
 
-    # -- Question 1 -----------------------------------------------------------------------------
+
+def test_loss_rise(test_loss) -> dict | None:
+    """The largest rise of the test loss above its lowest value so far: {from_epoch, from,
+    to_epoch, to}, or None when it never rises (over-fitting shows as such a rise)."""
+    te = np.asarray(test_loss, float)
+    if te.size < 2 or not np.isfinite(te).all():
+        return None
+    low = np.minimum.accumulate(te)
+    t = int(np.argmax(te - low))
+    if te[t] - low[t] <= 0:
+        return None
+    s = int(np.argmin(te[:t + 1]))
+    return {"from_epoch": s, "from": float(te[s]), "to_epoch": t, "to": float(te[t])}
+
+
+def _question1(result, T, F: _Folder, s: dict):
+    """The data, the diagram and the derivation (checked against the engine)."""
+    from . import plots
+    from ..core.backprop import loss_and_grad
+    from ..core.io import write_text
+    from .derive import derive
+    from .diagram import network_figure
+
+    prep, model = result.prepared, result.model
+    layout, P = prep.layout, prep.problem
     with T("figures"):
-        if two_d:
-            savefig(plots.data_figure(ds), "data.png")
+        if prep.dataset.X.shape[1] == 2:
+            F.savefig(plots.data_figure(prep.dataset), "data.png")
         net = network_figure(layout)
-        savefig(net, "network.png")
-        savefig(net, "network.svg")
+        F.savefig(net, "network.png")
+        F.savefig(net, "network.svg")
     with T("derivation"):
-        der = derive(layout, config.loss)
-        with open(path("derivation.md"), "w", encoding="utf-8") as fh:
-            fh.write(der.to_markdown())
-        from ..core.backprop import loss_and_grad
-
-        _, g_engine = loss_and_grad(layout, config.loss, model.w, P.x_train, P.y_train)
+        der = derive(layout, result.config.loss)
+        write_text(F.path("derivation.md"), der.to_markdown())
+        _, g_engine = loss_and_grad(layout, result.config.loss, model.w, P.x_train, P.y_train)
         g_formula = der.gradient(model.w, P.x_train, P.y_train)
         s["derivation"] = {"formulas": layout.n_params,
                            "max_abs_diff_vs_engine": float(np.max(np.abs(g_formula - g_engine))),
                            "max_abs_gradient": float(np.max(np.abs(g_engine)))}
+    return der
 
-    # -- Question 2 -----------------------------------------------------------------------------
+
+def _question2(result, opt: ReportOptions, T, F: _Folder, s: dict) -> None:
+    from . import plots
+
+    prep, model, hist = result.prepared, result.model, result.history
+    ds = prep.dataset
     with T("figures"):
-        savefig(plots.losses_figure(hist.train_loss, hist.test_loss, log=opt.log_y),
-                "losses.png")
-        if two_d:
-            g1, g2 = plots.grid_axes(ds.X, 200)
-            savefig(plots.decision_map_figure(model, ds, prep.train_idx, prep.test_idx,
-                                              grid=(g1, g2)), "decision_map.png")
-            savefig(plots.hidden_units_figure(model, ds), "hidden_units.png")
+        F.savefig(plots.losses_figure(hist.train_loss, hist.test_loss, log=opt.log_y),
+                  "losses.png")
+        if ds.X.shape[1] == 2:
+            grid = plots.grid_axes(ds.X, 200)
+            F.savefig(plots.decision_map_figure(model, ds, prep.train_idx, prep.test_idx,
+                                                grid=grid), "decision_map.png")
+            F.savefig(plots.hidden_units_figure(model, ds), "hidden_units.png")
 
-    # -- Question 4 (side measurements: one that fails is reported, the rest goes on) --------
+
+def _student(config, result, T, F: _Folder, s: dict):
+    """The problem set's own procedure beside ours: its loss floor, its accuracy read two ways
+    and its self-standardized map."""
+    from . import plots
+    from .experiments import grid_standardized_model, student_run
+
+    prep = result.prepared
+    if prep.layout.sizes[-1] != 1 or len(prep.classes) != 2:
+        return None
+    st = None
+    with T("student's procedure", s, "student"):
+        st = student_run(config, result)
+        s["student"] = st.summary
+        h = st.result.history
+        fig = plots.losses_figure(h.train_loss, h.test_loss, label="the problem set's procedure",
+                                  title="The problem set's procedure (--faithful): standardized "
+                                  "0/1 labels")
+        fig.axes[0].axhline(st.summary["floor"], c="#e31a1c", ls="--", lw=1.4,
+                            label=f"floor {st.summary['floor']:.3g} (unreachable targets)")
+        fig.axes[0].legend(loc="upper right")
+        F.savefig(fig, "student_losses.png")
+        if prep.dataset.X.shape[1] == 2:
+            ds = prep.dataset
+            g1, g2 = plots.grid_axes(ds.X, 200)
+            F.savefig(plots.decision_map_figure(
+                grid_standardized_model(st.result.model, g1, g2), ds, prep.train_idx,
+                prep.test_idx, grid=(g1, g2), title="The problem set's map: grid standardized "
+                "with its own mean and std"), "student_map.png")
+    return st
+
+
+def _worked(config, result):
+    from .worked import worked_step
+
+    P, lay = result.prepared.problem, result.prepared.layout
+    w0 = init_weights(lay, config.init, config.seed)
+    return worked_step(lay, config.loss, w0, P.x_train, P.y_train, config.lr, row=0)
+
+
+def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student) -> dict:
+    """Question 4's concepts, each measured on this run or changed in a side experiment (one
+    that fails is reported, the rest goes on)."""
+    from . import experiments as ex
+    from . import plots
+
     q4: dict = {}
+    prep = result.prepared
+    layout, P = prep.layout, prep.problem
     with T("monitor", q4, "monitor"):
         ep, G, S = monitor_series(result, snaps)
         hidden_names = [f"hidden layer {l}" if len(layout.sizes) > 3 else "hidden layer"
@@ -341,73 +477,87 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
                        for l in range(layout.n_layers)]
         q4["monitor"] = {"epochs": ep, "grad_norms": G, "saturated": S,
                          "layer_names": layer_names, "hidden_names": hidden_names}
-        savefig(plots.monitor_figure(ep, G, S, layer_names, hidden_names), "monitor.png")
+        F.savefig(plots.monitor_figure(ep, G, S, layer_names, hidden_names), "monitor.png")
+    with T("vanishing gradients", q4, "vanishing"):
+        q4["vanishing"] = ex.vanishing_experiment(config, prep)
     with T("linear baseline", q4, "linear"):
         q4["linear"] = _linear_baseline(config, result)
-    n_aux = min(E, max(0, int(opt.aux_epochs)))
+    n_aux = min(int(config.epochs), max(0, int(opt.aux_epochs)))
     if n_aux > 0 and not _is_plain(config):
-        q4["learning_rates"] = {"skipped": "the η comparison trains plain gradient descent; "
-                                "this run used other optimizer flags"}
+        why = {"skipped": "these experiments train plain gradient descent; this run used other "
+               "optimizer flags"}
+        q4.update(learning_rates=why, activation=why, bias=why)
     elif n_aux > 0:
-        with T("learning rates", q4, "learning_rates"):
-            lrs, curves, rec_ep, finals, div = lr_comparison(config, prep, n_aux)
-            q4["learning_rates"] = {"lrs": lrs, "epochs": n_aux, "final_train_loss": finals,
-                                    "diverged": div}
-            savefig(plots.lr_figure(lrs, curves, rec_ep, finals, config.lr, div),
-                    "learning_rates.png")
+        _q4_side_runs(config, prep, n_aux, T, F, q4)
+    _q4_softmax_kernels(result, T, F, q4)
+    with T("jitter", q4, "augmentation"):
+        q4["augmentation"] = {"sigma": 0.1, "unchanged_share": jitter_stability(
+            result.model, prep.dataset.X[prep.test_idx])}
+    with T("gradient check", q4, "gradient_check"):
+        from ..core.backprop import loss_and_grad, numeric_grad
+
+        _, g = loss_and_grad(layout, config.loss, result.model.w, P.x_train, P.y_train)
+        num = numeric_grad(layout, config.loss, result.model.w, P.x_train, P.y_train)
+        q4["gradient_check"] = {"max_abs_diff": float(np.max(np.abs(num - g))),
+                                "max_abs_gradient": float(np.max(np.abs(g)))}
+    return q4
+
+
+def _q4_side_runs(config, prep, n_aux: int, T, F: _Folder, q4: dict) -> None:
+    """The experiments that train: η to divergence, sigmoid vs identity over seeds, no biases,
+    jitter on and off."""
+    from . import experiments as ex
+    from . import plots
+
+    with T("learning rates", q4, "learning_rates"):
+        lr = ex.learning_rate_experiment(config, prep, n_aux, AUX_FACTORS)
+        F.savefig(plots.lr_figure(lr["lrs"], lr["curves"], lr["curve_epochs"],
+                                  lr["final_test_loss"], config.lr, lr["diverged"],
+                                  final_label="test loss at the end"), "learning_rates.png")
+        q4["learning_rates"] = {k: v for k, v in lr.items() if k not in ("curves",
+                                                                         "curve_epochs")}
+    with T("activation experiment", q4, "activation"):
+        q4["activation"] = ex.activation_experiment(config, prep, n_aux)
+    if len(prep.layout.sizes) >= 3:
+        with T("bias experiment", q4, "bias"):
+            q4["bias"] = ex.bias_experiment(config, prep, n_aux)
+    with T("augmentation experiment", q4, "augmentation_runs"):
+        aug = ex.augmentation_experiment(config, n_aux)
+        model = aug.pop("model_on")
+        aug.pop("model_off")
+        q4["augmentation_runs"] = aug
+        ds = prep.dataset
+        if ds.X.shape[1] == 2:
+            F.savefig(plots.decision_map_figure(
+                model, ds, prep.train_idx, prep.test_idx,
+                title=f"Trained with --jitter {aug['sigma']:g} ({n_aux} epochs)"),
+                "augmentation_map.png")
+
+
+def _q4_softmax_kernels(result, T, F: _Folder, q4: dict) -> None:
+    from . import experiments as ex
+    from . import plots
+
     with T("softmax example", q4, "softmax"):
         sm = softmax_example()
         sm_prep = sm.prepared
         proba = sm.model.predict_proba(sm_prep.dataset.X)
         q4["softmax"] = {"test_acc": sm.final["test_acc"], "train_acc": sm.final["train_acc"],
-                         "max_abs_sum_minus_1": float(np.max(np.abs(proba.sum(axis=1) - 1)))}
-        savefig(plots.decision_map_figure(sm.model, sm_prep.dataset, sm_prep.train_idx,
-                                          sm_prep.test_idx, title="Softmax: three classes"),
-                "softmax_map.png")
-    if two_d:
+                         "max_abs_sum_minus_1": float(np.max(np.abs(proba.sum(axis=1) - 1))),
+                         "sigmoid_vs_two_class_softmax": ex.softmax_identity()}
+        F.savefig(plots.decision_map_figure(sm.model, sm_prep.dataset, sm_prep.train_idx,
+                                            sm_prep.test_idx, title="Softmax: three classes"),
+                  "softmax_map.png")
+    ds = result.prepared.dataset
+    if ds.X.shape[1] == 2:
         with T("kernels", q4, "kernels"):
-            Pm = plots.probability_grid(model, g1, g2)[..., -1]
+            g1, g2 = plots.grid_axes(ds.X, 200)
+            Pm = plots.probability_grid(result.model, g1, g2)[..., -1]
             edges, pooled = plots.conv_pool(Pm)
             top = edges >= np.quantile(edges, 0.98)
             q4["kernels"] = {"mean_p_at_strongest_edges": float(Pm[1:-1, 1:-1][top].mean()),
                              "pooled_shape": list(pooled.shape), "grid_shape": list(Pm.shape)}
-            savefig(plots.conv_pool_figure(g1, g2, Pm), "kernels.png")
-    with T("jitter", q4, "augmentation"):
-        q4["augmentation"] = {"sigma": 0.1, "unchanged_share": jitter_stability(
-            model, ds.X[prep.test_idx])}
-    with T("gradient check", q4, "gradient_check"):
-        from ..core.backprop import numeric_grad
-
-        num = numeric_grad(layout, config.loss, model.w, P.x_train, P.y_train)
-        q4["gradient_check"] = {"max_abs_diff": float(np.max(np.abs(num - g_engine))),
-                                "max_abs_gradient": float(np.max(np.abs(g_engine)))}
-    # -- Question 3: the PyTorch twin, trained meanwhile in a worker process -----------------
-    with T("torch twin"):
-        s["torch"] = torch_section(config, result, snaps, n_twin, collect, skipped, savefig,
-                                   plots, two_d)
-
-    s["q4"] = q4
-    s["init_w"] = init_weights(layout, config.init, config.seed)
-    s["timings"] = T.times
-
-    # -- the page -------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    from .html import render_html
-
-    page = render_html(s, result, der, out, files)
-    with open(path("report.html"), "w", encoding="utf-8") as fh:
-        fh.write(page)
-    T.times["html"] = time.perf_counter() - t0
-    s["timings"] = T.times
-    s["figure_save_seconds"] = fig_times
-    s["report_seconds"] = time.perf_counter() - t_report
-    if T.errors:
-        s["errors"] = T.errors
-    s["files"] = files + ["summary.json"]
-    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as fh:
-        json.dump(_finite({k: v for k, v in s.items() if k not in ("init_w",)}), fh, indent=1,
-                  allow_nan=False)
-    return Report(out, s, s["files"], code)
+            F.savefig(plots.conv_pool_figure(g1, g2, Pm), "kernels.png")
 
 
 def _linear_baseline(config, result) -> dict:
@@ -473,11 +623,12 @@ def start_twin(config, result, snaps, n: int):
     return collect, None
 
 
-def torch_section(config, result, snaps, n: int, collect, skipped, savefig, plots,
-                  two_d: bool) -> dict:
-    """Question 3 done right: the PyTorch twin from the same initial weights, compared."""
+def torch_section(config, result, snaps, n: int, collect, skipped, F: _Folder) -> dict:
+    """Question 3 done right: the PyTorch twin from the same initial weights, compared; the
+    engine's map after the twin's epochs beside the twin's."""
     if collect is None:
         return {"skipped": skipped}
+    from . import plots
     from ..core.model import Model
 
     try:
@@ -487,16 +638,16 @@ def torch_section(config, result, snaps, n: int, collect, skipped, savefig, plot
     except Exception as e:  # a broken torch install or a worker that died: report the rest
         return {"skipped": f"the PyTorch twin failed ({e.__class__.__name__}: {e})"}
     prep, hist = result.prepared, result.history
-    savefig(plots.losses_figure(hist.train_loss[:n], hist.test_loss[:n],
-                                others={"PyTorch twin": (tr_t, te_t)},
-                                label=f"scratchnet ({result.engine} engine)",
-                                title=f"The first {n} epochs: scratchnet and its PyTorch twin"),
-            "torch_losses.png")
+    F.savefig(plots.losses_figure(hist.train_loss[:n], hist.test_loss[:n],
+                                  others={"PyTorch twin": (tr_t, te_t)},
+                                  label=f"scratchnet ({result.engine} engine)",
+                                  title=f"The first {n} epochs: scratchnet and its PyTorch twin"),
+              "torch_losses.png")
     out = {"epochs": n, "dtype": dtype, "seconds": seconds,
            "max_abs_train_loss_diff": float(np.max(np.abs(tr_t - hist.train_loss[:n]))),
            "max_abs_test_loss_diff": float(np.max(np.abs(te_t - hist.test_loss[:n]))),
            "max_abs_weight_diff": float(np.max(np.abs(w_t - snaps[n])))}
-    if two_d:
+    if prep.dataset.X.shape[1] == 2:
         lay, ds = prep.layout, prep.dataset
 
         def model(w):
@@ -507,7 +658,53 @@ def torch_section(config, result, snaps, n: int, collect, skipped, savefig, plot
         out["max_abs_map_diff"] = float(np.max(np.abs(
             plots.probability_grid(model(w_t), g1, g2)
             - plots.probability_grid(model(snaps[n]), g1, g2))))
-        savefig(plots.decision_map_figure(model(w_t), ds, prep.train_idx, prep.test_idx,
-                                          grid=(g1, g2), title=f"PyTorch twin after {n} epochs"),
-                "torch_decision_map.png")
+        for name, w, who in (("torch_decision_map.png", w_t, "PyTorch twin"),
+                             ("engine_map_at_twin.png", snaps[n], "scratchnet")):
+            F.savefig(plots.decision_map_figure(model(w), ds, prep.train_idx, prep.test_idx,
+                                                grid=(g1, g2), title=f"{who} after {n} epochs"),
+                      name)
     return out
+
+
+def find_chromium() -> str | None:
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def write_pdf(out: str, exercise: bool = False, timeout: float = 120.0) -> str:
+    """``report.pdf`` from ``report.html`` through headless Chromium, with the print
+    stylesheet; collapsed sections are opened first (not the exercise's solutions)."""
+    import subprocess
+    import tempfile
+
+    browser = find_chromium()
+    if browser is None:
+        raise ScratchnetError("--pdf: needs Chromium (apt-get install chromium, or `make "
+                              "browser`)")
+    with open(os.path.join(out, "report.html"), encoding="utf-8") as fh:
+        page = fh.read()
+    if not exercise:
+        page = page.replace("<details>", "<details open>")  # screen-only ones stay hidden
+    pdf = os.path.join(out, "report.pdf")
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        src = os.path.join(tmp, "print.html")
+        with open(src, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        target = os.path.join(tmp, "report.pdf")
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu",
+               "--no-pdf-header-footer", f"--user-data-dir={os.path.join(tmp, 'profile')}",
+               f"--print-to-pdf={target}", "file://" + os.path.abspath(src)]
+        try:
+            subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise ScratchnetError(f"--pdf: Chromium did not finish within {timeout:g} s") \
+                from None
+        if not os.path.exists(target) or os.path.getsize(target) == 0:
+            raise ScratchnetError("--pdf: Chromium wrote no PDF")
+        os.replace(target, pdf)  # same folder tree: atomic
+    return pdf

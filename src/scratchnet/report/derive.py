@@ -148,6 +148,10 @@ def activation_rules(name: str, alpha, beta):
         "tanh": (sp.tanh(alpha), sp.tanh(alpha), sp.Add(1, -beta**2, evaluate=False)),
         "relu": (sp.Max(0, alpha), sp.Max(0, alpha), sp.Heaviside(beta, 0)),
         "identity": (alpha, alpha, sp.Integer(1)),
+        "leaky_relu": (sp.Max(alpha, alpha / 100), sp.Max(alpha, alpha / 100),
+                       sp.Piecewise((1, beta > 0), (sp.Rational(1, 100), True))),
+        "softplus": (sp.log(1 + sp.exp(alpha)), sp.log(1 + sp.exp(alpha)),
+                     sp.Add(1, -sp.exp(-beta), evaluate=False)),
     }[name]
 
 
@@ -249,11 +253,13 @@ class Derivation:
         """HTML with MathML (rendered natively by browsers, no script, no network)."""
         import html
 
+        from .html import prose  # the text's subscripts (β_O, E_n) as inline MathML
+
         h = f"h{heading_level}"
         out = []
         for sec in self.sections:
             out.append(f"<{h}>{html.escape(sec.title)}</{h}>")
-            out.append(f"<p>{html.escape(sec.text)}</p>")
+            out.append(f"<p>{prose(sec.text)}</p>")
             labelled = [f for f in sec.formulas if f.label]
             if labelled:
                 out.append('<table class="formulas">')
@@ -311,7 +317,9 @@ class _Symbols:
 
 FNAMES = {"sigmoid": ("the sigmoid S(α) = 1 / (1 + e^(−α))", "β(1 − β)"),
           "tanh": ("tanh(α)", "1 − β²"), "relu": ("max(0, α)", "[β > 0]"),
-          "identity": ("α itself", "1"), "softmax": ("the softmax e^(α_Ok) / Σ_j e^(α_Oj)", "")}
+          "identity": ("α itself", "1"), "softmax": ("the softmax e^(α_Ok) / Σ_j e^(α_Oj)", ""),
+          "leaky_relu": ("max(α, 0.01 α)", "1 if β > 0, else 0.01"),
+          "softplus": ("the softplus log(1 + e^α)", "1 − e^(−β)")}
 
 
 def _activation_text(layout: Layout) -> str:

@@ -77,10 +77,12 @@ def class_label(c) -> str:
 def save(fig, path: str) -> None:
     """Write ``fig`` (format by extension).  Constrained-layout figures already fit their
     labels; the others (the daft diagram) are cut to their content."""
+    from ..core.io import save_figure  # atomic: a temporary file, then os.replace
+
     if fig.get_layout_engine() is None:
-        fig.savefig(path, bbox_inches="tight", pad_inches=0.08)
+        save_figure(fig, path, bbox_inches="tight", pad_inches=0.08)
     else:
-        fig.savefig(path)
+        save_figure(fig, path)
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -352,7 +354,8 @@ def _log_y(ax) -> None:
 
 
 @styled
-def lr_figure(lrs, curves, epochs, finals, chosen: float, diverged=None):
+def lr_figure(lrs, curves, epochs, finals, chosen: float, diverged=None,
+              final_label: str = "training loss at the end"):
     """Left: training loss against epoch for each η (``curves[k]`` recorded at ``epochs``);
     right: the training loss after the last epoch (``finals``) against η, diverged runs ×."""
     from matplotlib.ticker import MaxNLocator
@@ -383,7 +386,7 @@ def lr_figure(lrs, curves, epochs, finals, chosen: float, diverged=None):
     b.axvline(chosen, c="0.6", lw=1, ls="--")
     b.set_xscale("log")
     b.set_xlabel("learning rate η")
-    b.set_ylabel("training loss at the end")
+    b.set_ylabel(final_label)
     b.set_title("Final loss against η (dashed: the chosen η)")
     _log_y(b)
     return fig

@@ -1,0 +1,98 @@
+"""``scratchnet ps5 --notebook``: the report's steps redone with the Python API, as a Jupyter
+notebook (``report.ipynb``, written with nbformat) that runs from the report folder.
+
+Every cell calls the public API (``TrainConfig``, ``prepare``, ``train``, ``derive``,
+``worked_step``, the plots); the last cell compares the notebook's own numbers with the
+report's ``summary.json`` next to it, so a student can check that the two agree.
+"""
+from __future__ import annotations
+
+import json
+
+# Config fields the notebook passes on (the others keep their defaults).
+_SKIP = {"log_every", "monitor"}
+
+
+def _config_literal(config) -> str:
+    d = {k: v for k, v in config.to_dict().items() if k not in _SKIP}
+    d["hidden"] = tuple(d["hidden"])
+    if d.get("features") is not None:
+        d["features"] = tuple(d["features"])
+    defaults = type(config)().to_dict()
+    defaults["hidden"] = tuple(defaults["hidden"])
+    args = [f"{k}={v!r}" for k, v in d.items() if defaults.get(k) != v]
+    return "TrainConfig(" + ", ".join(args + ["log_every=0"]) + ")"
+
+
+def _cells(config) -> list[tuple[str, str]]:
+    """(kind, source) of every cell, in order."""
+    cfg = _config_literal(config)
+    return [
+        ("markdown", "# Problem set 5, step by step\n\nThis notebook redoes the report's steps "
+         "with scratchnet's Python API. Run it from the report folder: its last cell checks "
+         "its numbers against `summary.json`."),
+        ("code", "import json\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
+         "from scratchnet import TrainConfig, train\nfrom scratchnet.training.train import "
+         f"prepare\n\nconfig = {cfg}\nprep = prepare(config)\nlayout, P = prep.layout, "
+         "prep.problem\nprint(layout.describe(), 'network,', layout.n_params, 'weights;', "
+         "len(P.y_train), 'training rows,', len(P.y_test), 'test rows')"),
+        ("markdown", "## Question 1: the derivation\n\nGenerated with sympy and checked "
+         "against the engine's gradient at the starting weights."),
+        ("code", "from scratchnet.core.backprop import loss_and_grad\nfrom scratchnet.core."
+         "network import init_weights\nfrom scratchnet.report.derive import derive\n\n"
+         "der = derive(layout, config.loss)\nw0 = init_weights(layout, config.init, "
+         "config.seed)\n_, g = loss_and_grad(layout, config.loss, w0, P.x_train, P.y_train)\n"
+         "print(len(der.weights), 'formulas; largest difference to the engine:',\n"
+         "      np.max(np.abs(der.gradient(w0, P.x_train, P.y_train) - g)))"),
+        ("markdown", "## One step worked in numbers\n\nα, β and δ of every unit for training "
+         "row 1, and the first weights before and after one step."),
+        ("code", "from scratchnet.report.worked import worked_step\n\nst = worked_step(layout,"
+         " config.loss, w0, P.x_train, P.y_train, config.lr)\nfor unit, a, b, d in "
+         "st.unit_rows():\n    print(f'{unit:>4}  α={a:+.5f}  β={b:.5f}  δ={d:+.3e}')\n"
+         "for k in range(3):\n    print(layout.weight_name(k), f'{st.w[k]:+.6f} → "
+         "{st.w_next[k]:+.6f}')"),
+        ("markdown", "## Question 2: training"),
+        ("code", "result = train(config)\nf = result.final\nprint({k: f[k] for k in "
+         "('epochs', 'train_loss', 'test_loss', 'train_acc', 'test_acc')})\n"
+         "fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))\n"
+         "ax[0].plot(result.history.train_loss); ax[0].set_title('training loss')\n"
+         "ax[1].plot(result.history.test_loss); ax[1].set_title('test loss')\n"
+         "for a in ax: a.set_xlabel('epoch')\nplt.show()"),
+        ("markdown", "## The problem set's own procedure\n\nStandardized 0/1 labels leave a "
+         "loss floor; the accuracy read at the standardized midpoint and at 0.5."),
+        ("code", "from scratchnet.report.experiments import student_run\n\n"
+         "student = student_run(config, result).summary\n"
+         "print('floor', student.get('floor'), '| accuracy at the midpoint', "
+         "student.get('acc_midpoint'), '| at 0.5', student.get('acc_half'))"),
+        ("markdown", "## The same numbers as the report?"),
+        ("code", "with open('summary.json') as fh:\n    s = json.load(fh)\n"
+         "mine = {'train_loss': f['train_loss'], 'test_loss': f['test_loss'],\n"
+         "        'test_acc': f['test_acc'], 'floor': student.get('floor')}\n"
+         "theirs = {'train_loss': s['final']['train_loss'], 'test_loss': s['final']"
+         "['test_loss'],\n          'test_acc': s['final']['test_acc'], 'floor': "
+         "(s.get('student') or {}).get('floor')}\nprint(json.dumps({'notebook': mine, "
+         "'report': theirs}))\nfor k in mine:\n    assert mine[k] is None or abs(mine[k] - "
+         "theirs[k]) <= 1e-9 * max(1.0, abs(theirs[k])), k\nprint('the notebook agrees "
+         "with summary.json')"),
+    ]
+
+
+def notebook_json(config) -> str:
+    """The notebook as JSON text (nbformat 4)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell(src) if kind == "markdown"
+                else nbformat.v4.new_code_cell(src) for kind, src in _cells(config)]
+    nbformat.validate(nb)
+    return nbformat.writes(nb)
+
+
+def write_notebook(config, path: str) -> None:
+    from ..core.io import write_text
+
+    text = notebook_json(config)
+    json.loads(text)  # always valid JSON
+    write_text(path, text)
