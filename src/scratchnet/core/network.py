@@ -12,6 +12,12 @@ problem set's 2-7-1 network
 
 which is exactly w1..w29, and ``np.random.seed(0); np.random.randn(29)`` (the problem set's
 draw) fills it in the problem set's order.
+
+Unit names: the problem set uses two spellings for the same units, and so does scratchnet.
+Its network diagram calls the hidden units n_1..n_7 (here ``Layout.unit_names``: ``n1``..``n7``,
+``n2.3`` for unit 3 of hidden layer 2 of several, outputs ``o1``..); its derivation writes them
+as subscripts, β_H1..β_H7 and β_O1 (``report/derive.py`` and the playground's hover card:
+``H1``..``H7``, ``H2.3``, ``O1``..).  n_j is H_j and o_k is O_k: one unit, two notations.
 """
 from __future__ import annotations
 
