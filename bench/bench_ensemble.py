@@ -1,9 +1,17 @@
 """Ensembles of the PS5 job: K networks (seeds 0..K−1) trained at once, train and test loss
 recorded every epoch.  Network-epochs per second for scratchnet's engines and for plain
-batched PyTorch (one bmm per layer, autograd, all K networks in one tensor)."""
+batched PyTorch (one bmm per layer, autograd, all K networks in one tensor).
+
+And the host's share of a GPU ensemble, measured without a GPU (``--host``, run in a process
+of its own under numba's CUDA simulator): the time ``train_ensemble(device="cuda")`` and a
+``sweep --device cuda`` chunk spend per network on the host — the initial draw, transfers,
+records, final metrics, result rows, the sweep's files — with the kernel launch left out, and
+the kernel itself timed in the simulator at a small K (a correctness-speed, not a GPU's).
+"""
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 
@@ -12,6 +20,7 @@ import numpy as np
 from _common import emit
 
 BENCH = "ensemble_cpu"
+H200_KERNEL = 3.2e8  # network-epochs/s of the PS5 kernel on an H200 (bench/RESULTS.md, GPU)
 
 
 def main(K=1000):
@@ -44,6 +53,75 @@ def main(K=1000):
     print(out.stdout, end="", flush=True)
     if out.returncode:
         emit(BENCH, "pytorch batched bmm (cpu)", error=out.stderr[-500:])
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--host"],
+                         capture_output=True, text=True,
+                         env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"})
+    print(out.stdout, end="", flush=True)
+    if out.returncode:
+        emit("ensemble_gpu_host", "host share", error=out.stderr[-800:])
+
+
+def host_share(K=100_000, E=100, K_sweep=20_000, K_sim=32, E_sim=3):
+    """The host's time per network in train_ensemble(device="cuda") and in a sweep chunk,
+    the kernel launch replaced by nothing (run with NUMBA_ENABLE_CUDASIM=1: the transfers
+    are then host copies)."""
+    from scratchnet import sweep
+    from scratchnet.core.network import init_weights, init_weights_batch
+    from scratchnet.engines import gpu
+    from scratchnet.engines.ensemble import train_ensemble
+    from scratchnet.training.train import TrainConfig, prepare
+
+    bench = "ensemble_gpu_host"
+    cfg = TrainConfig()
+    prep = prepare(cfg)
+    t = time.perf_counter()  # the kernel itself, in the simulator (Python per GPU thread)
+    train_ensemble(replace(cfg, epochs=E_sim), seeds=range(K_sim), device="cuda", prepared=prep)
+    dt = time.perf_counter() - t
+    emit(bench, "cuda kernel in numba's CUDA simulator (small K)", K=K_sim, epochs=E_sim,
+         network_epochs_per_s=K_sim * E_sim / dt, seconds=dt,
+         note="the simulator runs each GPU thread in Python: a check, not a GPU's speed")
+
+    n_old = 2000  # the initial draw: one RandomState per network (before) and re-seeded
+    t_old = min(_timed(lambda: [init_weights(prep.layout, "normal", s) for s in range(n_old)])
+                for _ in range(2)) / n_old
+    t_new = min(_timed(lambda: init_weights_batch(prep.layout, "normal", range(K)))
+                for _ in range(2)) / K
+    gpu.DeviceRun.launch = lambda self, *a, **kw: None  # the host's share only
+    cfg_e = replace(cfg, epochs=E)
+    train_ensemble(cfg_e, seeds=range(10), device="cuda", prepared=prep)
+    # the first call touches fresh memory for the records (page faults, as a new process
+    # would); the second gets the freed pages back from the allocator
+    first, again = (_timed(lambda: train_ensemble(cfg_e, seeds=range(K), device="cuda",
+                                                  prepared=prep)) / K for _ in range(2))
+    t_host = first
+    kernel = E / H200_KERNEL  # seconds per network on an H200
+    emit(bench, "train_ensemble(device='cuda') host time per network, no kernel", K=K,
+         epochs=E, record_every=1, host_us_per_network=t_host * 1e6,
+         host_us_per_network_memory_reused=again * 1e6,
+         init_us_per_network=t_new * 1e6, init_us_per_network_before=t_old * 1e6,
+         init_speedup=t_old / t_new, record_bytes_per_network=E * 4 * 8,
+         h200_kernel_us_per_network=kernel * 1e6,
+         projected_end_to_end_over_kernel=(t_host + kernel) / kernel,
+         epochs_where_host_equals_kernel=t_host * H200_KERNEL)
+
+    with tempfile.TemporaryDirectory() as d:  # a sweep chunk: rows, curves, the two files
+        def one_sweep():
+            out = os.path.join(d, f"s{time.perf_counter_ns()}.csv")
+            sweep.run_sweep(cfg_e, [(7,)], [1e-4], range(K_sweep), out, chunk_size=K_sweep,
+                            device="cuda")
+        t_sweep = _timed(one_sweep) / K_sweep
+    emit(bench, "sweep --device cuda host time per network, no kernel", K=K_sweep, epochs=E,
+         curve_points=100, host_us_per_network=t_sweep * 1e6,
+         projected_end_to_end_over_kernel=(t_sweep + kernel) / kernel,
+         epochs_where_host_equals_kernel=t_sweep * H200_KERNEL,
+         note="includes train_ensemble's host share, writing 2 x 100 curve points per "
+              "network as text and the files' final check (sweepfile.put_in_order)")
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
 def torch_baseline(prep, K, E=50):
@@ -63,7 +141,9 @@ def torch_baseline(prep, K, E=50):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--torch"]:
+    if sys.argv[1:2] == ["--host"]:
+        host_share()
+    elif sys.argv[1:2] == ["--torch"]:
         from scratchnet.training.train import TrainConfig, prepare
 
         torch_baseline(prepare(TrainConfig()), int(sys.argv[2]))
