@@ -2,7 +2,14 @@
 
     PYTHONPATH=src timeout 170 python3 bench/gpu_check.py
 
-Cases: the card; network-epochs/s of the fused kernel for the PS5 job (2-7-1 sigmoid, 80/20
+The lines also go to ``bench/gpu_results.jsonl`` (``GPU_CHECK_OUT=path`` to put them elsewhere),
+as each case ends, so a run cut short keeps what it measured.
+
+First, issue 15's cases: at K = 1e5 networks, the kernel's rate and the end-to-end rate of
+``train_ensemble(device="cuda")`` and of a ``sweep --device cuda`` chunk (init draw, transfers,
+records, final metrics, the sweep's rows and files), in float64 and float32 (with float32's
+agreement with float64: max |Δw|, loss differences), and whether end to end is within 2× of the
+kernel.  Then the cases of the earlier rounds: the card; network-epochs/s of the fused kernel for the PS5 job (2-7-1 sigmoid, 80/20
 rows, ½Σ loss, train and test loss + accuracy recorded every epoch, float64) at K = 1e4 … 3e5
 networks — the register-resident unrolled kernel (gpu_codegen) with its registers and local
 memory per thread, its variants (threads per block, a register cap, rows in global memory) and
@@ -28,6 +35,19 @@ BENCH = "gpu"
 T0 = time.perf_counter()
 BUDGET_S = 140  # stop starting new cases after this
 SMALL = bool(os.environ.get("GPU_CHECK_SMALL"))  # a dry run in the CUDA simulator
+OUT = os.environ.get("GPU_CHECK_OUT") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "gpu_results.jsonl")
+open(OUT, "w").close()
+_emit = emit
+
+
+def emit(bench: str, case: str, **fields) -> dict:  # noqa: F811  (also into OUT)
+    import json
+
+    row = _emit(bench, case, **fields)
+    with open(OUT, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    return row
 
 
 def case(name):
@@ -122,17 +142,17 @@ def resources(kernel) -> dict:
 
 @case("fused kernel speed")
 def kernel_speed(prep, K, E, threads=128, variant="auto", shared_rows=None, max_registers=-1,
-                 loss="sse", label="ps5 2-7-1 sigmoid sse"):
+                 loss="sse", label="ps5 2-7-1 sigmoid sse", dtype="float64"):
     from numba import cuda
 
     from scratchnet.engines.gpu import DeviceRun
-    from scratchnet.core.network import init_weights
+    from scratchnet.core.network import init_weights_batch
 
     layout, P = prep.layout, prep.problem
-    W = np.stack([init_weights(layout, "normal", k) for k in range(K)])
+    W = init_weights_batch(layout, "normal", range(K))
     t = time.perf_counter()
     run = DeviceRun(layout, loss, W, np.full(K, 1e-4), P, E, variant=variant,
-                    shared_rows=shared_rows, max_registers=max_registers)
+                    shared_rows=shared_rows, max_registers=max_registers, dtype=dtype)
     run.launch(0, 1, 1, 0, threads)  # compile / warm up
     cuda.synchronize()
     compile_s = time.perf_counter() - t
@@ -144,11 +164,65 @@ def kernel_speed(prep, K, E, threads=128, variant="auto", shared_rows=None, max_
         best = min(best, time.perf_counter() - t)
         if best > 1.0:
             break
-    emit(BENCH, f"fused kernel: {label}", kernel=run.variant, K=K, epochs=E,
+    emit(BENCH, f"fused kernel: {label}", kernel=run.variant, dtype=dtype, K=K, epochs=E,
          threads_per_block=threads,
          max_registers="default" if max_registers == -1 else max_registers,
          network_epochs_per_s=float(f"{K * E / best:.3g}"), seconds=round(best, 4),
          compile_s=round(compile_s, 1), target=3e8, **resources(run.kernel))
+    return K * E / best
+
+
+@case("issue 15: end to end against the kernel")
+def end_to_end_vs_kernel(prep, K, E, dtype, kernel_rate, with_sweep=True):
+    """train_ensemble(device="cuda") and a sweep chunk at K networks, timed whole and in parts,
+    against the kernel's rate (kernel_speed at the same K, E and dtype)."""
+    import tempfile
+    from dataclasses import replace
+
+    from numba import cuda
+
+    from scratchnet import sweep
+    from scratchnet.core.network import init_weights_batch
+    from scratchnet.engines.ensemble import train_ensemble
+
+    cfg = replace(prep_config(), epochs=E)
+    t = time.perf_counter()
+    init_weights_batch(prep.layout, "normal", range(K))
+    t_init = time.perf_counter() - t
+    t = time.perf_counter()
+    r = train_ensemble(cfg, seeds=range(K), device="cuda", prepared=prep, dtype=dtype)
+    cuda.synchronize()
+    dt = time.perf_counter() - t
+    rate = K * E / dt
+    row = dict(dtype=dtype, K=K, epochs=E, record_every=1,
+               end_to_end_network_epochs_per_s=float(f"{rate:.3g}"), seconds=round(dt, 3),
+               kernel_network_epochs_per_s=kernel_rate,
+               kernel_over_end_to_end=None if not kernel_rate else round(kernel_rate / rate, 2),
+               within_2x=None if not kernel_rate else bool(kernel_rate / rate <= 2),
+               kernel_seconds_at_that_rate=None if not kernel_rate else
+               round(K * E / kernel_rate, 3),
+               init_seconds=round(t_init, 3), diverged=int(r.diverged.sum()))
+    if r.agreement:
+        row["agreement_with_float64"] = r.agreement
+    emit(BENCH, f"issue 15: train_ensemble(device='cuda') end to end, {dtype}", **row)
+    if not with_sweep:  # (the sweep's host work is the same in float32; time is short)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        run = sweep.run_sweep(cfg, [(7,)], [1e-4], range(K), os.path.join(d, "s.csv"),
+                              chunk_size=K, device="cuda", dtype=dtype)
+        dt = time.perf_counter() - t
+    rate = K * E / dt
+    emit(BENCH, f"issue 15: sweep --device cuda end to end, {dtype}", dtype=dtype, K=K, epochs=E,
+         record_every=run_record_every(E), chunk_size=K,
+         end_to_end_network_epochs_per_s=float(f"{rate:.3g}"), seconds=round(dt, 3),
+         kernel_over_end_to_end=None if not kernel_rate else round(kernel_rate / rate, 2),
+         within_2x=None if not kernel_rate else bool(kernel_rate / rate <= 2),
+         agreement_with_float64=run.agreement or None)
+
+
+def run_record_every(E: int) -> int:
+    return max(1, E // 1000)  # the sweep's default
 
 
 @case("train_ensemble end to end")
@@ -198,7 +272,11 @@ def main():
     device()
     prep = prepare(prep_config())
     k, e = (1000, 100) if SMALL else (1, 1)
-    for K, E in ((10_000, 1000), (30_000, 1000), (100_000, 1000), (300_000, 300)):
+    # issue 15 first: K = 1e5, float64 and float32, kernel and end to end
+    for dtype in ("float64", "float32"):
+        rate = kernel_speed(prep, 100_000 // k, 1000 // e, dtype=dtype)
+        end_to_end_vs_kernel(prep, 100_000 // k, 1000 // e, dtype, rate, dtype == "float64")
+    for K, E in ((10_000, 1000), (30_000, 1000), (300_000, 300)):
         kernel_speed(prep, K // k, E // e)  # the default kernel
     correctness()
     kernel_speed(prep, 100_000 // k, 100 // e, variant="generic")  # the kernel before
