@@ -32,7 +32,7 @@ def register(sub) -> None:
                    help="init seeds: 0:1000 (end excluded), 0,5,9 or 0:10,100:110 (0:100)")
     g.add_argument("--chunk-size", type=positive_int, default=None,
                    help="networks per ensemble / per Dask task (default: 100 on the CPU, "
-                   "10000 with --device cuda, which needs thousands of threads to be busy)")
+                   "100000 with --device cuda: an H200 is full from about 50000 networks)")
     g.add_argument("--record-every", type=positive_int, default=None,
                    help="record losses every N epochs; best_epoch has this resolution "
                    "(default: epochs / 1000)")
@@ -76,7 +76,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     total = len(hiddens) * len(lrs) * len(seeds)
     bar = ProgressBar(total, "sweep", enabled=False if args.quiet else None)
     try:
-        chunk = args.chunk_size or (10_000 if args.device == "cuda" else 100)
+        chunk = args.chunk_size or (100_000 if args.device == "cuda" else 100)
         run = run_sweep(config, hiddens, lrs, seeds, args.out, chunk_size=chunk,
                         record_every=args.record_every, device=args.device,
                         scheduler=args.scheduler, workers=args.workers,
