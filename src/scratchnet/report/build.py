@@ -520,7 +520,7 @@ def _q4_side_runs(config, prep, n_aux: int, T, F: _Folder, q4: dict) -> None:
         q4["activation"] = ex.activation_experiment(config, prep, n_aux)
     if len(prep.layout.sizes) >= 3:
         with T("bias experiment", q4, "bias"):
-            q4["bias"] = ex.bias_experiment(config, prep, n_aux)
+            q4["bias"] = ex.bias_experiment(config, prep, min(n_aux, 5000))  # numpy loop
     with T("augmentation experiment", q4, "augmentation_runs"):
         aug = ex.augmentation_experiment(config, n_aux)
         model = aug.pop("model_on")

@@ -106,10 +106,13 @@ def _add_edges(pgm, layout: Layout, l: int, src, dst, weight_labels: bool) -> No
             k = layout.offsets[l] + r * n_out + t_unit  # the problem set's number, from 0
             label, params = None, None
             if weight_labels and _labelled(len(sources), len(targets), s_i, t_i):
+                stagger = s_i / max(len(sources) - 1, 1)
                 if len(targets) == 1:
                     frac = 0.45  # converging edges: label them where they are still apart
+                elif t_i == len(targets) - 1:  # the last edge of a source: near its target,
+                    frac = 0.62 + 0.2 * stagger  # away from the other sources' first edges
                 else:
-                    frac = 0.2 + 0.4 * s_i / max(len(sources) - 1, 1)
+                    frac = 0.2 + 0.4 * stagger
                 dx, dy = COL_DX, t_y - s_y
                 label = f"$w_{{{k + 1}}}$"
                 params = {"fontsize": 13, "color": "#08306b",
