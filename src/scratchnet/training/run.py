@@ -270,8 +270,9 @@ class Records:
 
     def view(self):
         """The records as a :class:`History` (copies)."""
+        plain = self.every == 1 and (self.n == 0 or self.epoch[0] == 0)  # row t = epoch t
         return History(*(self.cols[m][:self.n].copy() for m in METRICS),
-                       epoch=None if self.every == 1 else self.epoch[:self.n].copy())
+                       epoch=None if plain else self.epoch[:self.n].copy())
 
 
 class _Slab:
