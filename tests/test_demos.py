@@ -71,3 +71,19 @@ def test_demo_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["demo", "learning-rate", "--lrs", "0.1,abc"])
     assert e.value.code == 2
+
+
+def test_numbers_quoted_in_the_docs_are_current():
+    """docs/doc_numbers.py computes every generated block of the docs (the learning-rate
+    table, the logistic-regression figure); they must match what the code gives today."""
+    import importlib.util
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("doc_numbers",
+                                                  os.path.join(root, "docs", "doc_numbers.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.refresh(check=True) == [], "run: python docs/doc_numbers.py"
+    with open(os.path.join(root, "docs", "beyond.md"), encoding="utf-8") as fh:
+        assert "<!-- numbers:lr-table -->" in fh.read()

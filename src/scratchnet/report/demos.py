@@ -196,8 +196,10 @@ def learning_rate(out: str | None = None, lrs=LEARNING_RATES, epochs: int = 2000
     verdicts = {lr: verdict(c, diverged[lr], best) for lr, c in curves.items()}
     lines = [f"2-7-1 network on '{data}' (linear output, E = ½Σ(y − ŷ)²), {epochs} epochs:"]
     for lr, c in curves.items():
+        rises = int(np.sum(np.diff(c) > 1e-3 * c[:-1]))
         end = (f"diverged at epoch {len(c)}" if diverged[lr]
-               else f"loss {c[0]:.2f} → {c[-1]:.3f}")
+               else f"loss {c[0]:.2f} → {c[-1]:.3f}"
+               + (f" (rose on {rises} of {len(c) - 1} epochs)" if rises else ""))
         lines.append(f"  η = {lr:<8g} {verdicts[lr]:<12} {end}")
     figures = []
     if out is not None:
@@ -216,15 +218,22 @@ def _lr_figure(curves: dict, verdicts: dict):
         ax = fig.add_subplot()
         cap = 100 * max(c[0] for c in curves.values())  # diverging curves leave the plot here
         for k, (lr, c) in enumerate(curves.items()):
-            c = np.minimum(c, cap)
-            ax.plot(c, c=class_color(k), lw=1.6, label=f"η = {lr:g}: {verdicts[lr]}")
+            c = np.asarray(c, float)
+            shown = np.where(c <= cap, c, np.nan)  # drawn until it leaves the plot, not clipped
+            rises = int(np.sum(np.diff(c) > 1e-3 * c[:-1]))
+            note = f" (rose on {rises} epochs)" if verdicts[lr] == "oscillating" else ""
+            ax.plot(shown, c=class_color(k), lw=1.6, label=f"η = {lr:g}: {verdicts[lr]}{note}")
             if verdicts[lr] == "diverged":
-                ax.plot([len(c) - 1], [c[-1]], "x", c=class_color(k), ms=10, mew=2)
+                last = int(np.flatnonzero(np.isfinite(shown))[-1]) if np.isfinite(shown).any() \
+                    else 0
+                ax.plot([last], [shown[last]], "x", c=class_color(k), ms=10, mew=2)
         ax.set_yscale("log")
         ax.set_ylim(top=cap)
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss  ½Σ(y − ŷ)²")
-        ax.set_title("One network, five learning rates (× = diverged)")
+        ax.set_title("One network, linear output, five learning rates (× = diverged)\n"
+                     "a sigmoid output would cap the loss at N/2 and hide divergence",
+                     fontsize=10.5)
         ax.legend()
         return fig
 

@@ -392,7 +392,8 @@ def _question3(d: ReportData) -> str:
          "<ul class='five'>" + "".join(f"<li>{x}</li>" for x in FIVE_DIFFERENCES) + "</ul>"
          "<p>The twin (<code>scratchnet.trust.twin</code>) removes all five: the same layers and"
          " output activation, the same loss, the same initial weights, the same standardized "
-         "rows. <code>scratchnet doctor</code> measures what each difference does.</p>"]
+         "rows. On the Question 3 setup <code>scratchnet doctor</code> "
+         "names the first two with the numbers it saw.</p>"]
     if "skipped" in t:
         H.append(f"<p class='note'>The PyTorch comparison was skipped: {e(t['skipped'])}. The "
                  "rest of the report does not need it.</p>")
