@@ -8,10 +8,10 @@ import numpy as np
 
 def batched_torch_epochs(torch, prep, K, E, device, lr=1e-4):
     """(seconds for E epochs, final (K, P) weights) with the PS5 job's init w[k] = seed k."""
-    from scratchnet.core.network import init_weights
+    from scratchnet.core.network import init_weights_batch
 
     layout, P = prep.layout, prep.problem
-    W0 = np.stack([init_weights(layout, "normal", k) for k in range(K)])
+    W0 = init_weights_batch(layout, "normal", range(K))
     dev = torch.device(device)
     Ws = [torch.tensor(V.copy(), device=dev, requires_grad=True)
           for V in layout.views(W0)]  # (K, fan_in + 1, fan_out)
