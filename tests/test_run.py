@@ -201,3 +201,14 @@ def test_train_no_longer_allocates_the_history_up_front(prep):
     run = Run(engine_for(cfg, prep), np.random.RandomState(0).randn(29), 10**9)
     run.advance(5)
     assert run.records.epoch.size < 1000 and run.epoch == 5 and not run.finished
+
+
+def test_the_monitor_forgets_an_interrupted_slice(prep):
+    cfg = TrainConfig(epochs=30, lr=1e-2, monitor=True)
+    run = Run(Flaky(engine_for(cfg, prep), when=2), np.random.RandomState(0).randn(29), 30,
+              slice_epochs=10)
+    run.advance(30)
+    assert run.stopped == "interrupted" and run.engine.inner.monitor.epochs == list(range(10))
+    run.advance(30)
+    assert run.engine.inner.monitor.epochs == list(range(30))  # no epoch twice
+    np.testing.assert_array_equal(run.w, train(cfg).model.w)

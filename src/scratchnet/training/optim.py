@@ -221,6 +221,13 @@ class GradientMonitor:
                                                      P.y_train), float))
         self.shares.append(np.asarray(self.saturated(self.layout, w, P.x_train), float))
 
+    def forget_from(self, t: int) -> None:
+        """Drop the records of epochs ≥ t (a slice that was interrupted)."""
+        keep = [i for i, e in enumerate(self.epochs) if e < t]
+        self.epochs = [self.epochs[i] for i in keep]
+        self.grad_norms = [self.grad_norms[i] for i in keep]
+        self.shares = [self.shares[i] for i in keep]
+
     def result(self, n: int | None = None) -> dict:
         """{"epoch": (T,), "grad_norms": (T, L), "saturated": (T, L − 1)} for epochs < n."""
         keep = [i for i, t in enumerate(self.epochs) if n is None or t < n]
@@ -321,7 +328,7 @@ class Loop:
         if self.state is None:
             self.state, self.mask = self.opt.init(w), weight_mask(layout)
         self._saved = (copy.deepcopy(self.state), None if self.prev is None else
-                       self.prev.copy(), copy.deepcopy(self.early))
+                       self.prev.copy(), copy.deepcopy(self.early), start)
         N = len(P.x_train)
         B = min(self.batch_size or N, N)
         for t in range(start, stop):
@@ -365,7 +372,9 @@ class Loop:
     def rollback(self) -> None:
         """Undo what the interrupted ``epochs`` call changed in the optimizer's state."""
         if self._saved is not None:
-            self.state, self.prev, self.early = self._saved
+            self.state, self.prev, self.early, start = self._saved
+            if self.monitor is not None:  # forget what it watched in the dropped slice
+                self.monitor.forget_from(start)
 
     def __call__(self, layout: Layout, loss: str, w: Array, P, lr: float, start: int,
                  stop: int, hist) -> None:
