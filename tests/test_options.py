@@ -47,7 +47,7 @@ BAD = {
     "n_samples": [0, -5, 2.5], "noise": [-0.1, NAN], "data_seed": [-1, 2**32],
     "n_classes": [1, 0, 2.5], "hidden": [(0,), (), (7, -1), (2.5,)],
     "activation": ["swish"], "output": ["relu"], "loss": ["hinge"], "init": ["uniform"],
-    "lr": [0, -1, NAN, INF], "epochs": [-1, 2.5, 10**15], "seed": [-1, 2**32, 1.5],
+    "lr": [0, -1, NAN, INF], "epochs": [-1, 2.5], "seed": [-1, 2**32, 1.5],
     "test_size": [0, 1, 1.5, -0.1], "split_seed": [-1, 2**32], "faithful": ["yes"],
     "standardize_targets": [1], "log_every": [-1, 0.5], "engine": ["gpu"],
     "optimizer": ["lbfgs"], "batch_size": [-1, 2.5], "momentum": [1.0, -0.1, NAN],
@@ -64,6 +64,7 @@ RULES = [
     (dict(lr=1e-3, lr_min=1e-2), False),
     (dict(lr=1e-2, lr_min=1e-2), True),
     (dict(epochs=0, monitor=True), False),
+    (dict(epochs=10**15, monitor=True), False),  # per-epoch gradient norms: no memory for them
     (dict(data="some-file.csv", n_samples=50), False),
     (dict(data="some-file.csv", noise=0.1), False),
     (dict(data="moons", n_samples=50, noise=0.1), True),
@@ -184,7 +185,8 @@ def test_cli_refusals_name_the_flag_in_one_line(capsys):
                         (["--seed", "-1"], "argument --seed: must be an integer in [0, "),
                         (["--lr-min", "1", "--lr", "0.1"], "--lr-min: must be <= --lr (0.1)"),
                         (["--epochs", "0", "--monitor"], "--monitor: needs at least one epoch"),
-                        (["--epochs", "1e15"], "--epochs: 1000000000000000 needs about"),
+                        (["--epochs", "1e15", "--monitor"],
+                         "--epochs: 1000000000000000 needs about"),
                         (["--hidden", "1e11"], "--hidden: (100000000000,) needs about"),
                         (["--data", "ps5", "--n-samples", "0"], "--n-samples: must be a "),
                         (["--features", "x_1,x_1"], "column 'x_1' is given twice"),
@@ -287,8 +289,9 @@ def test_parse_text_refuses(name, text, words):
 def test_memory_is_checked_against_what_is_available():
     small = dict(epochs=1000, hidden=(7,))
     check_memory(small, available=10**9)
-    with pytest.raises(OptionError) as e:
-        check_memory(dict(epochs=10**8, hidden=(7,)), available=10**9)  # 3.2 GB of history
+    check_memory(dict(epochs=10**12, hidden=(7,)), available=10**9)  # the history is bounded
+    with pytest.raises(OptionError) as e:  # but --monitor keeps every epoch's norms
+        check_memory(dict(epochs=10**8, hidden=(7,), monitor=True), available=10**9)
     assert e.value.name == "epochs" and "more than the 1 GB available" in str(e.value)
     with pytest.raises(OptionError) as e:
         check_memory(dict(epochs=10, hidden=(10**5, 10**5)), available=10**9)
@@ -298,6 +301,7 @@ def test_memory_is_checked_against_what_is_available():
     assert e.value.name == "n_samples"
     est = options.memory_estimate(dict(epochs=1000, hidden=(7,)))
     # 8 float64 per weight (29) + β, δ and a temporary per unit (8) and row (1000 by default)
+    assert options.memory_estimate(dict(epochs=10**12))["epochs"] == 64 * options.HISTORY_BUDGET
     assert est["epochs"] == 32_000 and est["hidden"] == 64 * 29 + 8 * 1000 * 3 * 8
 
 

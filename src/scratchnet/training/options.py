@@ -35,6 +35,7 @@ from ..core.errors import OptionError
 from ..core.losses import LOSSES
 from ..core.network import INITS
 from .optim import OPTIMIZERS, SCHEDULES
+from .run import HISTORY_BUDGET
 
 __all__ = ["OPTIONS", "Option", "OptionError", "check", "check_all", "parse_text", "flag"]
 
@@ -333,16 +334,20 @@ def available_memory() -> int | None:
 
 def memory_estimate(v: dict) -> dict[str, int]:
     """Bytes a run needs, by the option that drives them: ``epochs`` (the history: 4 float64
-    per epoch, more with ``monitor``), ``hidden`` (w, its gradient, optimizer state and copies:
-    ~8 float64 per weight) and ``n_samples`` (the rows and every layer's β and δ on them)."""
+    per record, at most 2 × ``run.HISTORY_BUDGET`` records however long the run, but
+    ``monitor`` keeps every epoch's gradient norms), ``hidden`` (w, its gradient, optimizer
+    state and copies: ~8 float64 per weight) and ``n_samples`` (the rows and every layer's β
+    and δ on them)."""
     hidden = v.get("hidden") or (7,)
     n_in = len(v["features"]) if v.get("features") else 2
     sizes = (n_in, *hidden, max(v.get("n_classes") or 1, 1))
     n_params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
     rows = v.get("n_samples") or 1000
-    per_epoch = 32 + (64 * len(sizes) if v.get("monitor") else 0)
+    epochs = int(v.get("epochs") or 0)
+    history = 32 * min(epochs, 2 * HISTORY_BUDGET)  # thinned beyond the budget
+    monitor = 64 * len(sizes) * epochs if v.get("monitor") else 0  # every epoch, kept
     units = 3 * sum(sizes[1:])  # β, δ and a temporary per unit and row
-    need = {"epochs": per_epoch * int(v.get("epochs") or 0), "hidden": 64 * n_params,
+    need = {"epochs": history + monitor, "hidden": 64 * n_params,
             "n_samples": 8 * rows * (n_in + 1)}
     # the per-row layer arrays grow with both: charged to the one that is out of proportion
     need["n_samples" if v.get("n_samples") and rows > units else "hidden"] += 8 * rows * units
