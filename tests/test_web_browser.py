@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -329,3 +330,221 @@ def test_the_page_runs_under_its_content_security_policy(browser, server):
     context.close()
     assert ok and not errors
     assert not [c for c in console if "Content Security Policy" in c], console
+
+
+# ---- ahead of TensorFlow Playground, row by row -------------------------------------------
+def healthz(server) -> dict:
+    import httpx
+
+    return httpx.get(server + "/healthz", timeout=5).json()
+
+
+def play_until(pg, condition: str, timeout: float = 30_000) -> None:
+    pg.click("#play")
+    wait(pg, condition, timeout)
+    pg.click("#play")
+    wait(pg, "S.frame.status !== 'running'")
+
+
+def test_regression_sets_train_an_identity_output_with_a_map_of_yhat(page):
+    page.click('#reg-datasets button[data-name="bumps"]')
+    wait(page, "S.info.regression && S.info.source === 'bumps'")
+    assert page.input_value("#output") == "identity" and page.input_value("#loss") == "sse"
+    assert state(page, "S.info.layout.output") == "identity"
+    assert "train r²" in page.inner_text(".stats").lower()
+    page.select_option("#activation", "tanh")
+    page.click("#layer-plus")
+    wait(page, "S.info.describe === '2-7-7-1' && S.info.layout.activations[0] === 'tanh'")
+    map0 = map_pixels(page)
+    page.select_option("#speed", "0")
+    play_until(page, "S.frame.epoch >= 3000")
+    r2 = state(page, "S.frame.train_r2")
+    assert r2 > 0.6 and map_pixels(page) != map0
+    assert "ŷ and y" in page.inner_text("#class-legend")
+    shot(page, "playground-regression.png")
+
+
+def test_a_csv_with_a_numeric_target_trains_as_regression(page, tmp_path):
+    rng = np.random.RandomState(1)
+    X = rng.uniform(-3, 3, (150, 2))
+    path = tmp_path / "price.csv"
+    path.write_text("size,age,price\n" + "".join(
+        f"{a:.4f},{b:.4f},{100 + 20 * a - 5 * b + rng.randn():.3f}\n" for a, b in X))
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("#error:not([hidden])")  # as classes, 150 prices cannot be learnt
+    assert "price.csv" in page.inner_text("#error")
+    page.check("#regression")
+    wait(page, "S.info.regression && S.info.target === 'price'")
+    page.fill("#lr", "0.0005")
+    page.click("#play")
+    wait(page, "S.frame.epoch >= 1500")
+    page.click("#play")
+    wait(page, "S.frame.status !== 'running'")
+    assert state(page, "S.frame.test_r2") > 0.9
+    y_lo, y_hi = state(page, "S.info.y_range")
+    assert 20 < y_lo < 100 < y_hi < 180  # the map's colours are in the file's own units
+
+
+def test_feature_inputs_add_input_nodes_with_their_own_thumbnails(page):
+    page.click('#datasets button[data-name="circles"]')
+    wait(page, "S.info.source === 'circles'")
+    page.check('#extras input[value="sq1"]')
+    page.check('#extras input[value="sq2"]')
+    wait(page, "S.info.layout.sizes[0] === 4")
+    assert state(page, "S.info.features") == ["x_1", "x_2", "x_1²", "x_2²"]
+    r = state(page, "S.info.thumb_res")
+    sq = state(page, "Array.from(atob(S.info.input_thumbs[2]), c => c.charCodeAt(0))")
+    ramp = state(page, "Array.from(atob(S.info.input_thumbs[0]), c => c.charCodeAt(0))")
+    row = r // 2 * r
+    assert abs(sq[row] - sq[row + r - 1]) <= 12 and sq[row + r // 2] < sq[row] - 100  # a bowl
+    assert ramp[row] < ramp[row + r - 1] - 150  # x_1 itself: a ramp
+    page.fill("#lr", "0.01")
+    page.select_option("#speed", "0")
+    play_until(page, "S.frame.epoch >= 1500")
+    assert state(page, "S.frame.test_acc") >= 0.9
+    page.mouse.move(*page.evaluate("window.__playground.nodePoint(0, 2)"))
+    page.wait_for_selector("#tip:not([hidden])")
+    assert "x_1² — input (standardized)" in page.inner_text("#tip")
+    shot(page, "playground-features.png")
+
+
+def test_l1_and_l2_rates_are_on_the_page(page):
+    page.fill("#l1", "0.01")
+    page.press("#l1", "Enter")
+    page.fill("#l2", "0.001")
+    page.press("#l2", "Enter")
+    wait(page, "S.info.optimizer.includes('λ₁ = 0.01') && S.info.optimizer.includes('λ₂ = 0.001')")
+    assert "L1 penalty λ₁Σ|w|" in page.inner_text("#optimizer-note")
+    page.click("#step")
+    wait(page, "S.frame.epoch === 1")
+
+
+def test_click_an_edge_type_a_value_and_the_map_changes(page):
+    map0 = map_pixels(page)
+    x, y = page.evaluate("window.__playground.edgePoint(7)")
+    page.mouse.click(x, y)
+    page.wait_for_selector("#edit:not([hidden])")
+    assert page.inner_text("#edit-name") == "w8"
+    page.fill("#edit-value", "6")
+    page.press("#edit-value", "Enter")
+    wait(page, "Math.abs(S.frame._w[7] - 6) < 1e-6")
+    assert page.is_hidden("#edit") and map_pixels(page) != map0
+    page.click("#reset")  # Reset: the seed's weights again
+    wait(page, "S.frame.epoch === 0 && Math.abs(S.frame._w[7] - 6) > 0.1")
+    assert map_pixels(page) == map0
+
+
+def test_the_url_holds_every_setting_and_restores_the_same_first_frame(page, browser, server):
+    page.click('#datasets button[data-name="moons"]')
+    wait(page, "S.info.source === 'moons'")
+    page.select_option("#activation", "tanh")
+    page.click("#layer-plus")
+    page.fill("#seed", "5")
+    page.press("#seed", "Enter")
+    page.check('#extras input[value="sin2"]')
+    page.fill("#lr", "0.02")
+    page.press("#lr", "Enter")
+    page.check("#discretize")
+    wait(page, "S.info.describe === '3-7-7-1' && S.info.lr === 0.02 && S.frame.epoch === 0 "
+         "&& S.info.layout.activations[1] === 'tanh'")
+    wait(page, "location.hash.includes('seed=5') && location.hash.includes('extras=sin2')")
+    url = page.url
+    first = state(page, "S.firstFrame")
+    picture = map_pixels(page)
+    other = browser.new_page(viewport={"width": 1440, "height": 960}, bypass_csp=True)
+    try:
+        other.goto(url)
+        wait(other, "S.frame.epoch === 0")
+        assert state(other, "S.firstFrame") == first
+        assert map_pixels(other) == picture  # the same first picture, discretized too
+        for sel in ("#activation", "#seed", "#lr"):
+            assert other.input_value(sel) == page.input_value(sel)
+        assert other.is_checked("#discretize") and other.is_checked('#extras input[value="sin2"]')
+    finally:
+        other.close()
+
+
+def test_discretize_shows_the_predicted_class_only(page):
+    page.uncheck("#show-test")
+    page.uncheck("#show-train")
+    page.click("#step")
+    wait(page, "S.frame.epoch === 1")
+    share = ("(() => { const c = document.getElementById('map'), d = window.devicePixelRatio || 1;"
+             " const img = c.getContext('2d').getImageData(60 * d, 20 * d, 340 * d, 340 * d).data;"
+             " const seen = new Map(); for (let i = 0; i < img.length; i += 4) {"
+             " const k = img[i] + ',' + img[i + 1] + ',' + img[i + 2]; seen.set(k, (seen.get(k) || 0) + 1); }"
+             " const top = [...seen.values()].sort((a, b) => b - a); return (top[0] + (top[1] || 0)) / (img.length / 4); })()")
+    shaded = page.evaluate(share)
+    page.check("#discretize")
+    hard = page.evaluate(share)
+    assert hard > 0.8 > shaded  # two colours (and the smoothed edge between them)
+
+
+def test_click_a_neuron_to_pin_its_map_on_the_output(page):
+    out = map_pixels(page)
+    page.mouse.click(*page.evaluate("window.__playground.nodePoint(1, 2)"))
+    page.wait_for_selector("#pinned:not([hidden])")
+    assert "n3" in page.inner_text("#pinned") and state(page, "S.pinned.j") == 2
+    pinned = map_pixels(page)
+    shot(page, "playground-pinned.png")
+    assert pinned != out
+    page.click("#unpin")
+    assert page.is_hidden("#pinned") and map_pixels(page) == out
+
+
+def test_a_stalled_hard_set_gets_a_suggestion_that_learns_it(page):
+    page.click('#datasets button[data-name="spiral"]')
+    wait(page, "S.info.source === 'spiral'")
+    page.select_option("#speed", "1000")
+    page.click("#play")
+    page.wait_for_selector("#suggest:not([hidden])", timeout=30_000)
+    page.click("#play")
+    assert "try tanh, 2 hidden layers of 8 units, η 0.03" in page.inner_text("#suggest")
+    shot(page, "playground-suggestion.png")
+    page.click("#suggest-apply")
+    wait(page, "S.info.describe === '2-8-8-1' && S.info.lr === 0.03 && S.frame.epoch === 0")
+    assert page.input_value("#activation") == "tanh"
+    play_until(page, "S.frame.epoch >= 5000")
+    assert state(page, "S.frame.train_acc") >= 0.95
+
+
+def test_long_names_keep_the_layout_and_many_rows_are_thinned(page, tmp_path):
+    long = "a_column_name_that_goes_on_" * 3
+    path = tmp_path / ("a_file_name_that_is_also_very_long_" * 2 + ".csv")
+    path.write_text(f"{long}1,{long}2,{long}class\n" + "".join(
+        f"{i % 7},{(i * 3) % 11},{i % 2}\n" for i in range(60)))
+    width0 = page.evaluate("document.querySelector('.panel.data').getBoundingClientRect().width")
+    page.set_input_files("#file", str(path))
+    wait(page, "S.info.target.endsWith('class')")
+    box = page.evaluate("(() => { const p = document.querySelector('.panel.data').getBoundingClientRect();"
+                        " const t = document.getElementById('target').getBoundingClientRect();"
+                        " return [p.width, p.right, t.right]; })()")
+    assert abs(box[0] - width0) < 2 and box[2] <= box[1]  # the select stays in its panel
+    page.click('#datasets button[data-name="moons"]')
+    wait(page, "S.info.source === 'moons'")
+    page.fill("#n-samples", "20000")
+    page.press("#n-samples", "Enter")
+    wait(page, "S.info.n_train + S.info.n_test === 20000", 60_000)
+    page.wait_for_timeout(300)
+    assert state(page, "S.pointsDrawn") <= 5000
+    shot(page, "playground-20000-rows.png")
+
+
+def test_a_tab_closed_during_a_long_step_frees_its_slot_within_a_second(browser, server):
+    pg = browser.new_page(bypass_csp=True)
+    pg.goto(server + "/")
+    pg.wait_for_function("window.__playground && window.__playground.state.frame")
+    before = healthz(server)["open_tabs"]
+    pg.evaluate("window.__playground.state.ws.send(JSON.stringify({type: 'config', "
+                "data: {name: 'moons', n_samples: 5000}, network: {hidden: [64, 64, 64]}}))")
+    pg.wait_for_function("window.__playground.state.info && window.__playground.state.info.describe === '2-64-64-64-1'")
+    pg.evaluate("window.__playground.state.ws.send(JSON.stringify({type: 'step', epochs: 100000}))")
+    time.sleep(0.5)
+    assert healthz(server)["training"] >= 1
+    pg.close()
+    t0 = time.perf_counter()
+    while healthz(server)["open_tabs"] >= before and time.perf_counter() - t0 < 5:
+        time.sleep(0.02)
+    freed = time.perf_counter() - t0
+    print(f"the closed tab's slot came back in {freed:.3f} s")
+    assert freed < 1.0 and healthz(server)["training"] == 0

@@ -153,6 +153,11 @@ def create_app(limits: Limits | None = None, host: str = "127.0.0.1"):
             await tab.run()
         finally:
             app.state.tabs.discard(tab)
+        if not tab.gone:  # the server stops (or the tab ended): say so, 1001 = going away
+            try:
+                await websocket.close(code=1001 if stopping.is_set() else 1000)
+            except Exception:  # noqa: BLE001 - the page closed it meanwhile
+                pass
 
     return Guard(app, host)
 

@@ -41,7 +41,8 @@ def _beta(layout: Layout, layer: int, j: int) -> str:
 def _fprime(act: str, b: str) -> str:
     """f′ written from the output β, as activations.py does; '' when it is 1."""
     return {"sigmoid": f"{b}(1 − {b})", "tanh": f"(1 − {b}²)", "relu": f"1[{b} > 0]",
-            "identity": ""}.get(act, f"f′({b})")
+            "identity": "", "leaky_relu": f"(1 if {b} > 0 else 0.01)",
+            "softplus": f"(1 − e^(−{b}))"}.get(act, f"f′({b})")
 
 
 def _output_delta(layout: Layout, loss: str, c: int) -> str:

@@ -164,9 +164,7 @@ class Tab:
             while not inbox.empty():
                 if not await self._dispatch(inbox.get_nowait()):
                     return
-            if self.dropped:
-                why, self.dropped = self.dropped[0], []
-                await self.send({"type": "error", "where": "message", "message": why})
+            await self._tell_dropped()
             if self._can_train():
                 await self._guard(self._train_slice())
                 continue
@@ -207,8 +205,16 @@ class Tab:
     async def _dispatch(self, msg) -> bool:
         if msg is None:
             return False
+        await self._tell_dropped()  # in order: before what came after the dropped ones
         await self._guard(self.handle(msg))
         return True
+
+    async def _tell_dropped(self) -> None:
+        if self.dropped:
+            why, more = self.dropped[0], len(self.dropped) - 1
+            self.dropped = []
+            extra = f" ({more} more dropped since)" if more else ""
+            await self.send({"type": "error", "where": "message", "message": why + extra})
 
     async def _work(self, fn, *args):
         """``fn(*args)`` on a worker thread; the server stopping ends the tab."""

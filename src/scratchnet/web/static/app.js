@@ -391,7 +391,7 @@
       ctx.fillRect(L - 3, y, 3, 1); ctx.fillText(logY ? `1e${v}` : tickLabel(v), L - 5, y);
     }
     ctx.textAlign = "center"; ctx.textBaseline = "top";
-    for (const v of niceTicks(0, tMax, 5)) {  // 20k, 1.5M: short labels; the last one inside the chart
+    for (const v of niceTicks(0, tMax, 5).filter(Number.isInteger)) {  // 20k, 1.5M: short labels; the last one inside the chart
       ctx.fillRect(X(v), T + H, 1, 3);
       ctx.textAlign = X(v) > L + W - 14 ? "right" : "center";
       ctx.fillText(epochLabel(v), X(v) + (ctx.textAlign === "right" ? 2 : 0), T + H + 5);
