@@ -312,18 +312,18 @@ def test_divergence_epoch_is_one_absolute_count(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     s = strict_json(out / "summary.json")
-    t = s["diverged_at"]
-    assert 0 < t < 400 and s["final"]["epochs"] == t
+    t, kept = s["diverged_at"], s["kept_epoch"]
+    assert 0 < kept <= t < 400 and s["final"]["epochs"] == kept
     whole = None
     try:
         train(TrainConfig(epochs=400, lr=5, output="identity", log_every=0))
     except Exception as e:  # DivergedError
-        whole = str(e)
+        whole, whole_len = str(e), len(e.result.history)
     assert whole is not None and f"at epoch {t} " in whole  # one call agrees
     assert f"training diverged at epoch {t} " in err
     assert f"training diverged at epoch {t} " in _page(str(out))
     with open(out / "history.csv") as fh:
-        assert len(fh.read().strip().splitlines()) == 1 + t
+        assert len(fh.read().strip().splitlines()) == 1 + whole_len  # header + train()'s
 
 
 def test_exercise_mode_hides_solutions(tmp_path):

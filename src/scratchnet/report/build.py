@@ -68,62 +68,43 @@ def _is_plain(config) -> bool:
 
 
 def train_with_snapshots(config, marks, progress=None, on_log=None):
-    """``train(config)`` run in segments between the epochs ``marks``; returns (TrainResult,
-    {epoch: weights after that many updates}).
+    """``train(config)`` as one :class:`~scratchnet.training.run.Run`, advanced up to each of
+    the epochs ``marks`` in turn; returns (TrainResult, {epoch: weights after that many
+    updates}).  The Run keeps every engine's state between advances (momentum, Adam's moments,
+    schedules), so the numbers are those of one ``train`` call for every optimizer.  A diverged
+    run raises :class:`DivergedError` with train()'s message (the absolute epoch) whose
+    ``result`` is (TrainResult, snapshots) for the epochs before it."""
+    import time as _time
 
-    Plain full-batch gradient descent keeps no state but ``w``, so the segments give the very
-    numbers of one call.  Other optimizers carry state (momentum, Adam's moments, schedules), so
-    they run in one call with ``monitor`` on and only the start and end weights are kept.
-    A diverged run raises :class:`DivergedError` whose ``result`` is (TrainResult, snapshots)
-    for the epochs before it."""
-    from ..core.model import Model
-    from ..core.network import init_weights
-    from ..training.train import History, TrainResult, train
+    from ..training import train as T
 
-    E = int(config.epochs)
-    plain = _is_plain(config)
-    bounds = [(a, b) for a, b in zip(marks[:-1], marks[1:]) if b > a] if plain else [(0, E)]
-    if not bounds:
-        bounds = [(0, E)]
-    w, parts, snaps, seconds, last, error = None, [], {}, 0.0, None, None
-    for a, b in bounds:
-        seg = replace(config, epochs=b - a, log_every=0)
-        if not plain and hasattr(config, "monitor"):
-            seg = replace(seg, monitor=True)
-        prog = (lambda d, tot, tr, te, a=a: progress(a + d, E, tr, te)) if progress else None
-        try:
-            r = train(seg, w0=w, progress=prog)
-        except DivergedError as e:
-            r, error = e.result, e
-        if not snaps:
-            snaps[0] = (init_weights(r.prepared.layout, config.init, config.seed)
-                        if w is None else w.copy())
-        parts.append(r.history)
-        seconds += r.seconds
-        last = r
-        if on_log and config.log_every:
-            for t in range(a, a + len(r.history)):
-                if t % config.log_every == 0:
-                    on_log(t, float(r.history.train_loss[t - a]), float(r.history.test_loss[t - a]))
-        if error is not None or r.stopped != "completed":
-            break
-        w = r.model.w.copy()
-        snaps[b] = w.copy()
-    hist = History(*(np.concatenate([getattr(h, f) for h in parts])
-                     for f in ("train_loss", "test_loss", "train_acc", "test_acc")))
-    done = len(hist)  # absolute: every epoch whose loss was finite, over all segments
-    stopped = "diverged" if error is not None else last.stopped
-    final = dict(last.final)
-    final.update(epochs=int(done), seconds=seconds, stopped=stopped)
-    prep = last.prepared
-    model = Model(prep.layout, last.model.w, config.loss, prep.x_scaler, prep.y_scaler,
-                  prep.classes, prep.dataset.target_name, config.to_dict(), final)
-    result = TrainResult(model, hist, config, prep, seconds, stopped, last.engine, final)
-    result.monitor = getattr(last, "monitor", None)
-    if error is not None:  # the segment counted from its own start: say the absolute epoch
-        msg = re.sub(r"at epoch \d+", f"at epoch {done}", str(error), count=1)
-        msg = re.sub(r"the \d+ epochs before", f"the {done} epochs before", msg, count=1)
-        raise DivergedError(msg, (result, snaps))
+    if not _is_plain(config) and hasattr(config, "monitor"):
+        config = replace(config, monitor=True)  # Question 4's curves: recorded every epoch
+    prep = T.prepare(config)
+    run = T.start_run(config, prep)
+    snaps = {0: run.w.copy()}
+    t0 = _time.perf_counter()
+    try:
+        for mark in sorted(set(int(m) for m in marks if 0 < m <= config.epochs)):
+            while run.epoch < mark and not run.finished and run.stopped != "interrupted":
+                seen = run.recorded
+                run.advance(min(run.slice, mark - run.epoch))
+                if run.stopped in ("diverged", "interrupted"):
+                    break
+                T._report(run, seen, config, on_log, progress)
+            if run.stopped in ("diverged", "interrupted"):
+                break
+            snaps[mark] = run.w.copy()
+    except KeyboardInterrupt:
+        run.stopped = "interrupted"
+    result = T._result(run, config, prep, _time.perf_counter() - t0)
+    if run.diverged_at is not None:
+        why = (f"train loss {run.bad_loss}" if not np.isfinite(run.bad_loss)
+               else "the weights became infinite")
+        raise DivergedError(
+            f"training diverged at epoch {run.diverged_at} ({why}): try a lower --lr (now "
+            f"{config.lr:g}); keeping epoch {run.epoch}, the last whose weights and loss are "
+            "finite", (result, snaps))
     return result, snaps
 
 
@@ -338,7 +319,8 @@ def _train(config, opt: ReportOptions, marks, s: dict):
     except DivergedError as e:
         (result, snaps), code = e.result, 2
         s["diverged"] = str(e)
-        s["diverged_at"] = int(result.final["epochs"])
+        s["diverged_at"] = int(re.search(r"at epoch (\d+)", str(e)).group(1))
+        s["kept_epoch"] = int(result.final["epochs"])
     if result.stopped == "interrupted":
         code = 130
     return result, snaps, code
