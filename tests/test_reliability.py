@@ -364,7 +364,17 @@ def test_issue_12_corpus(capsys, tmp_path, model_dict, case):
         argv = (["predict", "--model", path, "--data", bundled_csv("ps5")]
                 if argv.endswith(".json") else TRAIN + ["--data", path])
     argv = [a.replace("{d}", d) for a in argv]
-    code, out, err = run(capsys, *argv)
+
+    def too_long(signum, frame):  # a case that trains instead of refusing must not hang CI
+        raise TimeoutError(f"{case}: still running after 120 s")
+
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(120)
+    try:
+        code, out, err = run(capsys, *argv)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
     if case in ("epochs-0-monitor", "l2-huge", "jitter-huge"):
         assert_contract(code, err)  # a clean run or a one-line refusal, either is fine
         return
