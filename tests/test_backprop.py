@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from scratchnet.core.backprop import forward, loss_and_grad, numeric_grad, output_delta
+from scratchnet.core.activations import HIDDEN_ACTIVATIONS
 from scratchnet.core.network import Layout, init_weights
 
-HIDDEN = ["sigmoid", "tanh", "relu", "identity"]
+HIDDEN = list(HIDDEN_ACTIVATIONS)  # the table: a new activation is tested here at once
 # every (output activation, loss) pair the engine supports
 PAIRS = [("sigmoid", "sse"), ("sigmoid", "bce"), ("identity", "sse"), ("softmax", "ce"),
          ("softmax", "sse")]

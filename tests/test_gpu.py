@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from scratchnet.core.activations import HIDDEN_ACTIVATIONS
 from scratchnet.engines import gpu
 from scratchnet.core.errors import ScratchnetError
 
@@ -87,6 +88,14 @@ with np.errstate(all="ignore"):
     gpu_codegen.MAX_UNROLLED_PARAMS = 0
     cfg, seeds, lrs, every = cases["relu-diverges"]
     out["generic"] = compare(cfg, seeds, lrs, every, tiny(cfg))
+    gpu_codegen.MAX_UNROLLED_PARAMS = 200
+    # every hidden activation of the table, in both renderings of the generator
+    from scratchnet.core.activations import HIDDEN_ACTIVATIONS
+    for act in HIDDEN_ACTIVATIONS:
+        c = TrainConfig(epochs=4, hidden=(3, 2), activation=act, loss="bce")
+        for limit, kind in ((200, ""), (0, "-generic")):
+            gpu_codegen.MAX_UNROLLED_PARAMS = limit
+            out[f"act-{act}{kind}"] = compare(c, [0, 1], [1e-2, 0.5], 1, tiny(c))
     gpu_codegen.MAX_UNROLLED_PARAMS = 200
     # divergence at a chunk's first epoch (the previous weights come from the chunk before),
     # its second (replay of no epoch) and its third (replay of one epoch)
@@ -306,3 +315,12 @@ def test_generic_kernel_is_the_generator_without_unrolling():
     for src in (loop, flat):
         assert snippets.ACTIVATIONS["tanh"].f.format(a="a" if src is loop else "alpha1_0") in src
         assert "q = clip(" in src and "* log(q)" in src  # ce from snippets.LOSSES
+
+
+@pytest.mark.parametrize("kind", ["", "-generic"])
+@pytest.mark.parametrize("act", HIDDEN_ACTIVATIONS)
+def test_every_hidden_activation_on_the_device(simulated, act, kind):
+    r = simulated[f"act-{act}{kind}"]
+    assert r["engine"] == ["cuda", "fast"]
+    assert r["W"] <= 1e-12 and r["records"] <= 1e-12
+    assert r["kernels"] == ["generic" if kind else SHARED]

@@ -5,13 +5,14 @@ import pytest
 from scratchnet.core.backprop import loss_and_grad, predict
 from scratchnet.core.errors import ScratchnetError
 from scratchnet.core.losses import LOSSES
+from scratchnet.core.activations import HIDDEN_ACTIVATIONS
 from scratchnet.core.network import Layout, init_weights
 from scratchnet.training.train import History, TrainConfig, prepare, run_epochs
 from scratchnet.trust import twin
 
 torch = pytest.importorskip("torch", reason="torch not installed (make test installs it)")
 
-HIDDEN = ["sigmoid", "tanh", "relu", "identity"]
+HIDDEN = list(HIDDEN_ACTIVATIONS)  # the table: a new activation is tested here at once
 PAIRS = [("sigmoid", "sse"), ("sigmoid", "bce"), ("identity", "sse"), ("softmax", "ce"),
          ("softmax", "sse")]
 

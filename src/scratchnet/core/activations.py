@@ -27,6 +27,14 @@ def softmax(alpha: Array) -> Array:
     return z / z.sum(axis=-1, keepdims=True)
 
 
+def softplus(alpha: Array) -> Array:
+    """log(1 + e^α) = max(α, 0) + log(1 + e^(−|α|)), without overflow for large |α|."""
+    return np.maximum(alpha, 0.0) + np.log1p(np.exp(-np.abs(alpha)))
+
+
+LEAK = 0.01  # leaky_relu's slope for α ≤ 0
+
+
 @dataclass(frozen=True)
 class Activation:
     name: str
@@ -50,7 +58,12 @@ ACTIVATIONS: dict[str, Activation] = {
                        0.0, np.inf),
     "identity": Activation("identity", lambda a: a, np.ones_like, -np.inf, np.inf),
     "softmax": Activation("softmax", softmax, None, 0.0, 1.0),
+    # f′ from β: β has α's sign, so the slope is 1 where β > 0, else LEAK
+    "leaky_relu": Activation("leaky_relu", lambda a: np.where(a > 0, a, LEAK * a),
+                             lambda b: np.where(b > 0, 1.0, LEAK), -np.inf, np.inf),
+    # f′(α) = S(α) = 1 − e^(−β), since e^β = 1 + e^α
+    "softplus": Activation("softplus", softplus, lambda b: -np.expm1(-b), 0.0, np.inf),
 }
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "leaky_relu", "softplus")
 OUTPUT_ACTIVATIONS = ("sigmoid", "identity", "softmax")

@@ -51,6 +51,10 @@ ACTIVATIONS: dict[str, ActSnippet] = {
     "relu": ActSnippet("0.0 if {a} <= 0.0 else {a}", "1.0 if {b} > 0.0 else 0.0"),
     "identity": ActSnippet("{a}", "1.0"),
     "softmax": ActSnippet(elementwise=False),
+    "leaky_relu": ActSnippet("{a} if {a} > 0.0 else 0.01 * {a}", "1.0 if {b} > 0.0 else 0.01"),
+    # max(α, 0) + log(1 + e^(−|α|)), NaN staying NaN; f′ = 1 − e^(−β)
+    "softplus": ActSnippet("({a} if {a} > 0.0 else 0.0) + log1p(exp_neg(-abs({a})))",
+                           "-expm1(-{b})"),
 }
 
 LOSSES: dict[str, LossSnippet] = {

@@ -58,7 +58,8 @@ def _dtype(dtype):
 def _activation_module(name: str):
     nn = _torch().nn
     table = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "identity": nn.Identity,
-             "softmax": lambda: nn.Softmax(dim=1)}
+             "softmax": lambda: nn.Softmax(dim=1), "leaky_relu": lambda: nn.LeakyReLU(0.01),
+             "softplus": lambda: nn.Softplus(threshold=1e9)}  # (no linear cut-off at α > 20)
     return table[name]()
 
 
