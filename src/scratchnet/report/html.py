@@ -23,7 +23,7 @@ figure img{max-width:100%;height:auto;border:1px solid #eee;border-radius:4px}
 figcaption{font-size:.9em;color:#555;margin-top:.4em;text-align:left}
 .lead{color:#444}.cards{display:flex;flex-wrap:wrap;gap:12px;margin:1em 0}
 .card{flex:1 1 150px;border:1px solid #ddd;border-radius:8px;padding:10px 14px;background:#faf9fc}
-.card b{display:block;font-size:1.35em}.card span{color:#666;font-size:.85em}
+.card b{display:block;font-size:1.35em}.card b .lead{display:block;font-size:.62em;font-weight:normal}.card span{color:#666;font-size:.85em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.92em}
 td,th{border:1px solid #ddd;padding:3px 9px;text-align:right}th{background:#f4f2f8}
 td:first-child{text-align:left}
