@@ -378,3 +378,26 @@ def test_interrupted_compiled_slice_rolls_back(monkeypatch):
     monkeypatch.undo()
     clean = train(TrainConfig(**{**cfg, "epochs": 20}))
     assert rel_err(r.model.w, clean.model.w) <= 1e-12
+
+
+@pytest.mark.parametrize("kw", [
+    dict(), dict(reduction="sum", lr=1e-3, optimizer="nesterov"),
+    dict(optimizer="adam", lr=0.01, schedule="cosine", l2=0.01, l1=0.001),
+    dict(optimizer="rmsprop", lr=0.01, jitter=0.2, batch_size=500),
+    dict(activation="softplus", optimizer="momentum", schedule="step", step_size=7)])
+def test_estimator_full_batch_fit_runs_compiled(monkeypatch, kw):
+    """ScratchNetClassifier's full-batch fit on the compiled loop: the weights, loss curve and
+    optimizer state of its numpy epochs (to 1e-12), then partial_fit goes on from them."""
+    sk = pytest.importorskip("scratchnet.sklearn")
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    calls = []
+    real = fast.train_full_batch
+    monkeypatch.setattr(fast, "train_full_batch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    a = sk.ScratchNetClassifier(epochs=40, random_state=0, **kw).fit(X, y).partial_fit(X, y)
+    monkeypatch.setattr(sk, "compiled_engine", lambda name: None)
+    b = sk.ScratchNetClassifier(epochs=40, random_state=0, **kw).fit(X, y).partial_fit(X, y)
+    assert len(calls) == 2 and a.n_iter_ == b.n_iter_ == 41
+    assert rel_err(a.w_, b.w_) <= 1e-12
+    assert rel_err(a.loss_curve_, b.loss_curve_) <= 1e-12

@@ -39,6 +39,7 @@ import os
 import sys
 import tempfile
 from collections import namedtuple
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -728,3 +729,53 @@ class CompiledLoop(Loop):
         if e is not None and ints[1] >= 0 and ints[1] != e.best_epoch:
             e.best_epoch, e.best_loss = int(ints[1]), float(self.state.best_loss[0])
             e.best_w = self.state.best_w.copy()
+
+
+_STATE_KEYS = {"momentum": ("v", None), "nesterov": ("v", None), "rmsprop": ("r", None),
+               "adam": ("m", "v")}  # where optim's state dicts keep what State.s1 / s2 hold
+
+
+def train_full_batch(layout, loss: str, w: np.ndarray, x: np.ndarray, Y: np.ndarray, lr: float,
+                     start: int, stop: int, *, optimizer: str = "gd", hyper=None,
+                     schedule=None, l2: float = 0.0, l1: float = 0.0, jitter: float = 0.0,
+                     seed: int = 0, mean: bool = False, state: dict | None = None):
+    """Full-batch epochs start..stop−1 on rows (x, Y) for the estimators: the compiled loop
+    with their options (optimizer, schedule, penalty, jitter, ``mean`` reduction) and their
+    optimizer ``state`` (optim's dict, updated in place).  Returns the training loss of every
+    epoch (summed over the rows, before that epoch's update), or None — with ``w`` and
+    ``state`` untouched — when a loss or a weight stopped being finite (the caller replays
+    with its own loop, which words the error)."""
+    kw = {} if hyper is None else {"hyper": hyper}
+    if schedule is not None:
+        kw["schedule"] = schedule
+    loop = CompiledLoop(optimizer, l2=l2, l1=l1, jitter=jitter, seed=seed, **kw)
+    P = _rows_problem(x, Y)
+    loop.bind(layout, loss, P, lr)
+    loop.mean = mean
+    loop.state, loop.mask = _fresh_state(w), weight_mask(layout)
+    keys = _STATE_KEYS.get(loop.opt.name, (None, None))
+    for arr, key in zip((loop.state.s1, loop.state.s2), keys):
+        if key is not None and state is not None:
+            arr[:] = state[key]
+    if state is not None and "t" in state:
+        loop.state.ints[0] = state["t"]
+    wc = w.copy()
+    out = Records(*(np.full(stop - start, np.nan) for _ in range(4)), 1, start)
+    if loop.epochs(wc, start, stop, out).ended is not None or not np.all(np.isfinite(wc)):
+        return None
+    w[:] = wc
+    for arr, key in zip((loop.state.s1, loop.state.s2), keys):
+        if key is not None and state is not None:
+            state[key][:] = arr
+    if state is not None and "t" in state:
+        state["t"] = int(loop.state.ints[0])
+    return out.train_loss
+
+
+def _rows_problem(x: np.ndarray, Y: np.ndarray):
+    """A training problem of rows (x, Y) with no test rows (labels unused: zeros)."""
+    N = len(x)
+    return SimpleNamespace(x_train=np.ascontiguousarray(x, float), y_train=np.asarray(Y, float),
+                           x_test=np.zeros((0, x.shape[1])), y_test=np.zeros((0, Y.shape[1])),
+                           l_train=np.zeros(N, np.int64), l_test=np.zeros(0, np.int64),
+                           threshold=0.5)
