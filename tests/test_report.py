@@ -278,6 +278,7 @@ def test_per_row_losses_worked_step_and_no_trivia(report):
     assert "<h1>Problem set 5: a 2-7-1 network" in page
     assert "<a href='model.json'>" in page  # the files table links every file
     assert "MSELoss(reduction='sum')" in page and page.count("<li>") >= 5  # five differences
+    assert "6.56 at its lowest" in page  # Question 3's printed test loss, explained
     assert "timings" in rep.summary  # kept in summary.json
 
 

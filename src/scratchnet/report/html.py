@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import __version__
+from ..core.losses import LOSSES
+from .experiments import STUDENT_Q3_TEST_LOSS
+
 CSS = """
 body{font:16px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
  color:#1d1d1f;max-width:1040px;margin:0 auto;padding:24px 28px 60px;background:#fff}
@@ -184,8 +188,6 @@ def render_html(d: ReportData) -> str:
 
 
 def _header(d: ReportData) -> str:
-    from .. import __version__
-
     c, f, lay = d.config, d.final, d.layout
     prep = d.result.prepared
     ds, e = prep.dataset, html.escape
@@ -383,6 +385,14 @@ FIVE_DIFFERENCES = [
 ]
 
 
+def _q3_printed() -> str:
+    v = list(STUDENT_Q3_TEST_LOSS.values())
+    return (f"<p>The problem set's PyTorch run printed a test loss of {v[0]:g} at epoch 0, "
+            f"{v[1]:g} at its lowest (near epoch 33000) and {v[2]:g} at epoch 99000. A test loss"
+            " that rises while the training loss falls is over-fitting, which the correct run "
+            "of Question 2 shows as well; it does not mean the model had not converged.</p>")
+
+
 def _question3(d: ReportData) -> str:
     t, e = d.summary["torch"], html.escape
     H = ["<h2 id='q3'>Question 3 — the same network in PyTorch</h2>",
@@ -393,7 +403,7 @@ def _question3(d: ReportData) -> str:
          "<p>The twin (<code>scratchnet.trust.twin</code>) removes all five: the same layers and"
          " output activation, the same loss, the same initial weights, the same standardized "
          "rows. On the Question 3 setup <code>scratchnet doctor</code> "
-         "names the first two with the numbers it saw.</p>"]
+         "names the first two with the numbers it saw.</p>", _q3_printed()]
     if "skipped" in t:
         H.append(f"<p class='note'>The PyTorch comparison was skipped: {e(t['skipped'])}. The "
                  "rest of the report does not need it.</p>")
@@ -545,8 +555,6 @@ def _q4_bias(d: ReportData) -> str:
 
 
 def _q4_loss(d: ReportData) -> str:
-    from ..core.losses import LOSSES
-
     f, st = d.final, d.summary.get("student") or {}
     prep = d.result.prepared
     m = (f"Final training loss {_num(f['train_loss'])} ({_num(f['train_loss'] / len(prep.train_idx))}"
