@@ -401,3 +401,18 @@ def test_estimator_full_batch_fit_runs_compiled(monkeypatch, kw):
     assert len(calls) == 2 and a.n_iter_ == b.n_iter_ == 41
     assert rel_err(a.w_, b.w_) <= 1e-12
     assert rel_err(a.loss_curve_, b.loss_curve_) <= 1e-12
+
+
+def test_auto_takes_the_compiled_loop_where_it_was_measured_to_win():
+    from scratchnet.training.train import engine_for
+
+    def engine(**kw):
+        cfg = TrainConfig(**kw)
+        return engine_for(cfg, prepare(cfg)).name
+
+    assert engine(optimizer="adam", hidden=(16, 16), activation="tanh") == "fast"
+    assert engine(optimizer="adam", hidden=(64, 64)) == "fast"
+    assert engine(optimizer="adam", hidden=(65, 64)) == "numpy"
+    assert engine(optimizer="adam", hidden=(65, 64), engine="fast") == "fast"
+    assert engine(hidden=(16, 16), activation="tanh") == "numpy"  # plain gd: fast_pays
+    assert engine(monitor=True) == "numpy"

@@ -657,6 +657,19 @@ def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: n
               int(stop), records, diverged_at)
 
 
+# With options (an optimizer, mini-batches, …) the numpy loop pays more Python per epoch than
+# plain gradient descent, so the compiled loop wins further (docs/speed.md, one core: 48× for
+# PS5 with adam, 4.2× for tanh 16-16, 1.3× for 64-64 hidden layers on 2000 rows); ``auto``
+# keeps numpy only beyond the widest measured hidden-to-hidden layer pair.
+LOOP_MAX_HIDDEN_PRODUCT = 4096
+
+
+def loop_pays(layout) -> bool:
+    """Whether ``auto`` should run a configuration with options on ``CompiledLoop``."""
+    hidden = layout.sizes[1:-1]
+    return max((a * b for a, b in zip(hidden, hidden[1:])), default=0) <= LOOP_MAX_HIDDEN_PRODUCT
+
+
 class CompiledLoop(Loop):
     """``optim.Loop`` compiled — the ``run.Engine`` for every option but the gradient monitor:
     each optimizer, schedule, L1/L2 penalty, mini-batch order, jitter and early stopping runs in

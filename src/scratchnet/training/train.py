@@ -266,12 +266,11 @@ def engine_for(config: TrainConfig, prep: Prepared) -> Engine:
     used = options_used(config)
     layout, P = prep.layout, prep.problem
     fast = compiled_engine(config.engine)
-    if fast is not None and (config.engine == "fast" or fast_pays(layout)):
-        step = StepEngine("fast", fast.run_epochs, layout, config.loss, P, config.lr)
-        if used <= step.supports:
-            return step
-        if used <= fast.CompiledLoop.supports:  # every option but the monitor, compiled
-            return fast.CompiledLoop.from_config(config).bind(layout, config.loss, P, config.lr)
+    if fast is not None and (config.engine == "fast" or fast_pays(layout)) and not used:
+        return StepEngine("fast", fast.run_epochs, layout, config.loss, P, config.lr)
+    if fast is not None and used and used <= fast.CompiledLoop.supports and (
+            config.engine == "fast" or fast.loop_pays(layout)):  # options: see loop_pays
+        return fast.CompiledLoop.from_config(config).bind(layout, config.loss, P, config.lr)
     if config.engine == "fast":
         raise ScratchnetError("--engine fast runs every option but --monitor (the gradient "
                               "monitor runs on the numpy engine): use --engine auto or numpy")
