@@ -68,7 +68,7 @@ def main(N=1_000_000):
          numpy_over_fast=t_np / t_fast, target="numpy_over_fast >= 0.5",
          max_rel_diff_vs_readable=float(np.max(np.abs(w - w_np) / np.maximum(1, np.abs(w_np)))))
     R, nw = sum(layout.sizes), numba.get_num_threads()
-    data = sum(a.nbytes for a in fast._problem_blocks(P, fast.BLOCK_ROWS))
+    data = sum(a.nbytes for rows in fast._problem_blocks(P, fast.BLOCK_ROWS) for a in rows[:4])
     scratch = 8 * nw * (R + 2 * max(layout.sizes)) * fast.BLOCK_ROWS
     emit(BENCH, "fast path memory (allocated once per call, reused by every epoch)",
          data_blocks_bytes=int(data), scratch_bytes=int(scratch),
