@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..core.errors import ScratchnetError
@@ -86,7 +87,8 @@ def cmd_playground(args: argparse.Namespace) -> int:
     if warning:
         print(f"scratchnet: warning: {warning}", file=sys.stderr)
     print(f"scratchnet playground: {url}  (Ctrl-C to stop)", flush=True)
-    config = uvicorn.Config(create_app(host=args.host), host=args.host, port=args.port,
+    app = create_app(host=args.host)
+    config = uvicorn.Config(app, host=args.host, port=args.port,
                             log_level="warning", ws="auto", ws_max_size=WS_MAX_BYTES,
                             timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
@@ -104,5 +106,12 @@ def cmd_playground(args: argparse.Namespace) -> int:
                 time.sleep(0.1)
 
         threading.Thread(target=open_when_up, daemon=True).start()
-    server.run()
+    try:
+        server.run()
+    finally:
+        if app.state.workers.busy:  # Ctrl-C mid-slice: the slice's result is nobody's (no
+            # file is written by the playground), and the interpreter's exit would wait for it
+            print("scratchnet: interrupted", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(130)
     return 0

@@ -74,7 +74,7 @@ def create_app(limits: Limits | None = None, host: str = "127.0.0.1"):
         return FileResponse(str(STATIC / "index.html"), headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz")
-    def healthz():
+    async def healthz():  # on the event loop: no thread to wait for while tabs train
         tabs = list(app.state.tabs)
         training = sum(1 for t in tabs if t.busy)
         full = len(tabs) >= limits.sessions

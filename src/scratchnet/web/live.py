@@ -81,8 +81,9 @@ class Workers:
     worker computes is ever written anywhere."""
 
     def __init__(self, size: int, name: str = "playground"):
-        self.size, self.busy, self.closed = size, 0, False
+        self.size, self.busy, self.closed = size, 0, False  # busy: threads computing now
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
         for i in range(size):
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True).start()
 
@@ -94,21 +95,25 @@ class Workers:
             future, fn = job
             if not future.set_running_or_notify_cancel():
                 continue
+            with self._lock:
+                self.busy += 1
             try:
                 future.set_result(fn())
             except BaseException as e:  # noqa: BLE001 - handed to the awaiting tab
                 future.set_exception(e)
+            finally:
+                with self._lock:
+                    self.busy -= 1
 
-    async def run(self, fn, *args):
+    def submit(self, fn, *args) -> concurrent.futures.Future:
         if self.closed:
             raise RuntimeError("the playground's workers are shut down")
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._jobs.put((future, functools.partial(fn, *args)))
-        self.busy += 1
-        try:
-            return await asyncio.wrap_future(future)
-        finally:
-            self.busy -= 1
+        return future
+
+    async def run(self, fn, *args):
+        return await asyncio.wrap_future(self.submit(fn, *args))
 
     def shutdown(self) -> None:
         self.closed = True
@@ -137,6 +142,7 @@ class Tab:
         self.pacer = Pacer()
         self.last_send = 0.0
         self.gone = False
+        self._left = asyncio.Event()  # set with ``gone``: what a tab waiting on a slice awaits
         self.dropped: list[str] = []  # why messages were dropped, told to the page
 
     @property
@@ -200,6 +206,7 @@ class Tab:
             pass
         finally:
             self.gone = True
+            self._left.set()
             inbox.put_nowait(None)
 
     async def _dispatch(self, msg) -> bool:
@@ -218,14 +225,22 @@ class Tab:
 
     async def _work(self, fn, *args):
         """``fn(*args)`` on a worker thread; the server stopping ends the tab."""
-        if self.stopping.is_set():
+        if self.stopping.is_set() or self.gone:
             raise _Closed()
         try:
-            return await self.workers.run(fn, *args)
+            job = asyncio.wrap_future(self.workers.submit(fn, *args))
         except RuntimeError:
-            if self.stopping.is_set():  # the pool is shut down: the server is stopping
+            if self.stopping.is_set():  # the workers are shut down: the server is stopping
                 raise _Closed() from None
             raise
+        left = asyncio.ensure_future(self._left.wait())
+        try:
+            await asyncio.wait({job, left}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            left.cancel()
+        if not job.done():  # the page left mid-slice: free the tab now; the slice's result
+            raise _Closed()  # (of a session nobody holds any more) is dropped when it ends
+        return job.result()
 
     async def _guard(self, coro) -> None:
         """Run one step; any failure becomes an error message, never a dead connection, and
