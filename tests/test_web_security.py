@@ -347,9 +347,10 @@ def test_an_oversized_message_is_dropped_with_a_reason_and_the_tab_goes_on(clien
 
 def test_history_grows_with_the_run_instead_of_the_budget():
     s = Session(TrainConfig(epochs=1_000_000, lr=0.01, engine="numpy"))
-    assert len(s.hist) <= 1024
+    records = s.run.records  # training.run's records: grown by doubling
+    assert records.epoch.size <= 1024
     s.advance(3000)
-    assert 3001 <= len(s.hist) <= 8192 and np.isfinite(s.hist.train_loss[2999])
+    assert 3000 <= records.epoch.size <= 8192 and np.isfinite(records.cols["train_loss"][2999])
 
 
 # ---- no internal error text --------------------------------------------------------------

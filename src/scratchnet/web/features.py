@@ -126,14 +126,14 @@ SUGGESTION_TEXT = ("Progress is slow with these settings: try tanh, 2 hidden lay
                    "η 0.03 (measured on spiral: 100 % in 5,000 epochs).")
 
 
-def suggestion(config, hist, epoch: int, acc_now: float) -> dict | None:
+def suggestion(config, before: float, epoch: int, acc_now: float) -> dict | None:
     """A better setting to try, when a generated set (not ps5: the problem set keeps its
     defaults) is below 90 % accuracy and gained under 2 points in the last 2,000 epochs."""
     if config.data in ("ps5",) or config.data in REGRESSION or epoch < 2000:
         return None
     if (config.activation, tuple(config.hidden), config.lr) == ("tanh", (8, 8), 0.03):
         return None
-    before = hist.train_acc[epoch - 2000] if epoch - 2000 < len(hist.train_acc) else np.nan
+    # ``before``: the training accuracy 2,000 epochs ago
     if not np.isfinite(before) or acc_now >= 0.9 or acc_now - before >= 0.02:
         return None
     return {"text": SUGGESTION_TEXT, "network": SUGGESTED}

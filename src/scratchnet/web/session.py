@@ -1,7 +1,7 @@
 """One playground tab's training run: the data, the weights, the epochs and the frames it shows.
 
-Pure numpy on top of the core (``prepare``, ``init_weights``, the engine's ``run_epochs`` or
-``optim.Loop``, ``forward``/``backward``) — no web framework here.
+Pure numpy on top of the core (``prepare``, the training driver ``training.run.Run`` that
+``train()`` drives too, ``forward``/``backward``) — no web framework here.
 
 A frame is what the page draws: the epoch, the losses, the decision map on a 48×48 grid in the
 data's raw units (the grid is standardized with the model's own ``x_scaler``, the right way that
@@ -22,11 +22,10 @@ from ..core.errors import ScratchnetError
 from ..core.losses import LOSSES
 from ..core.model import Model
 from ..core.network import init_weights
-from ..training.train import History, Prepared, TrainConfig, accuracy, prepare, run_epochs, select_engine
+from ..training.train import Prepared, TrainConfig, accuracy, prepare, start_run
 from .formula import derived_mathml, notation, weight_formula
 
 MAP_RES = 48  # decision-map grid (cells per side)
-HISTORY_START = 1024  # epochs of loss history a new run holds before it grows
 THUMB_STEP = 2  # hidden-unit thumbnails: every 2nd grid cell → 24×24
 
 
@@ -106,75 +105,56 @@ class Session:
 
     # ---- the run ----------------------------------------------------------------------
     def reset(self) -> None:
-        """Back to epoch 0 with the seed's initial weights: the very same run again."""
-        self.w = init_weights(self.layout, self.config.init, self.config.seed)
-        if self.config.plain_gd():  # the problem set's step: the fastest engine computes it
-            self.engine, self._run = select_engine(self.config.engine, self.layout)
-        else:  # optimizers, mini-batches, penalties: the general loop, with fresh state
-            from ..training.optim import Loop
-
-            self.engine, self._run = "numpy", Loop.from_config(self.config)
-        self.epoch = 0
+        """Back to epoch 0 with the seed's initial weights: the very same run again (a fresh
+        ``training.run.Run``: the engine of ``train()``, its optimizer state new)."""
+        self.run = start_run(self.config, self.prep)
+        self.engine = self.run.engine.name
         self._betas = None  # (epoch, β of the training rows) from the last advance
-        self.hist = History.empty(min(self.config.epochs + 1, HISTORY_START))  # grows
         self.status = "ready"  # ready | running | paused | done | diverged
         self.message = ""
-        self._sent = 0  # first history index not yet sent in a frame's curve
+        self._sent = 0  # first epoch not yet sent in a frame's curve
+
+    @property
+    def w(self) -> np.ndarray:
+        """(P,) the weights after ``epoch`` updates (the Run's own array)."""
+        return self.run.w
+
+    @property
+    def epoch(self) -> int:
+        return self.run.epoch
 
     @property
     def budget_left(self) -> int:
         return self.config.epochs - self.epoch
 
     def advance(self, n: int) -> int:
-        """Run up to n epochs (never past the budget); returns how many ran."""
+        """Run up to n epochs (never past the budget) with ``Run.advance``; returns how many
+        ran.  A diverged run keeps its last epoch whose loss and weights are finite."""
         n = max(0, min(int(n), self.budget_left))
-        if n == 0:
+        if n == 0 or self.run.stopped == "diverged":
             return 0
-        P, e = self.prep.problem, self.epoch
-        self._grow_history(e + n + 1)
-        w_start = self.w.copy()
-        with np.errstate(all="ignore"):
-            self._run(self.layout, self.config.loss, self.w, P, self.config.lr, e, e + n,
-                      self.hist)
-            b_now = forward(self.layout, self.w, P.x_train)  # the frame reuses this pass
-            now = LOSSES[self.config.loss].value(P.y_train, b_now[-1])
-        losses = np.append(self.hist.train_loss[e:e + n], now)
-        bad = np.flatnonzero(~np.isfinite(losses))
-        if bad.size == 0 and np.all(np.isfinite(self.w)):
-            self.epoch = e + n
-            self._betas = (self.epoch, b_now)
+        e = self.epoch
+        self.run.advance(n)
+        if self.run.stopped == "diverged":
+            t = self.run.diverged_at
+            self.status = "diverged"
+            self.message = (f"training diverged at epoch {t} (the loss became infinite or "
+                            f"NaN); lower the learning rate (now {self.config.lr:g}) and "
+                            "press Reset")
+        else:
+            with np.errstate(all="ignore"):  # the frame reuses this pass
+                self._betas = (self.epoch, forward(self.layout, self.w,
+                                                   self.prep.problem.x_train))
             if self.budget_left == 0:
                 self.status = "done"
-            return n
-        # Diverged at epoch t: keep the weights after t − 1 updates, whose loss was finite.
-        t = e + int(bad[0]) if bad.size else e + n
-        keep = max(t - 1, e)
-        if getattr(self._run, "keeps_last_finite", False):  # the general loop (optim.Loop)
-            if t == e + n:  # the chunk's last update blew up: its weights before that update
-                self.w[:] = self._run.prev
-            # otherwise the loop has already put back the weights of epoch t − 1
-        else:  # replay the chunk up to epoch t − 1 with the readable engine (same numbers)
-            self.w[:] = w_start
-            with np.errstate(all="ignore"):
-                run_epochs(self.layout, self.config.loss, self.w, P, self.config.lr, e, keep,
-                           History.empty(keep + 1))
-        self.hist.train_loss[keep:] = self.hist.test_loss[keep:] = np.nan
-        self.epoch = keep
-        self.status = "diverged"
-        self.message = (f"training diverged at epoch {t} (the loss became infinite or NaN); "
-                        f"lower the learning rate (now {self.config.lr:g}) and press Reset")
-        return keep - e
+        return self.epoch - e
 
-    def _grow_history(self, need: int) -> None:
-        """The loss history holds epochs 0..need−1: doubled when it is short (a tab costs
-        what it has trained, not 4 × its budget of float64 up front)."""
-        if len(self.hist) >= need:
-            return
-        size = min(max(need, 2 * len(self.hist)), self.config.epochs + 1)
-        grown = History.empty(size)
-        for name in ("train_loss", "test_loss", "train_acc", "test_acc"):
-            getattr(grown, name)[:len(self.hist)] = getattr(self.hist, name)
-        self.hist = grown
+    def _records(self, lo: int, hi: int) -> tuple[np.ndarray, dict]:
+        """The run's records of epochs lo..hi−1 (thinned ones absent): epochs and metrics."""
+        r = self.run.records
+        ep = r.epoch[:r.n]
+        i, j = np.searchsorted(ep, lo), np.searchsorted(ep, hi)
+        return ep[i:j], {m: r.cols[m][i:j] for m in r.cols}
 
     # ---- the map grid -------------------------------------------------------------------
     def _grid_setup(self) -> None:
@@ -319,18 +299,21 @@ class Session:
         if not self.regression:
             from .features import suggestion
 
-            frame["suggestion"] = suggestion(self.config, self.hist, self.epoch, acc_train)
+            ep, cols = self._records(self.epoch - 2000, self.epoch - 1999)
+            before = float(cols["train_acc"][0]) if ep.size else float("nan")
+            frame["suggestion"] = suggestion(self.config, before, self.epoch, acc_train)
         return frame
 
     def _curve(self, now_train: float, now_test: float,
                consume: bool = True) -> list[list[float]]:
         """Per-row losses E/N since the last frame (≤ 64 points) and the current one."""
         P = self.prep.problem
-        idx = np.arange(self._sent, self.epoch)
+        epochs, cols = self._records(self._sent, self.epoch)
+        idx = np.arange(epochs.size)
         if idx.size > 64:
-            idx = np.unique(np.linspace(self._sent, self.epoch - 1, 64).round().astype(int))
-        pts = [[int(t), float(self.hist.train_loss[t]) / P.x_train.shape[0],
-                float(self.hist.test_loss[t]) / P.x_test.shape[0]] for t in idx]
+            idx = np.unique(np.linspace(0, epochs.size - 1, 64).round().astype(int))
+        pts = [[int(epochs[i]), float(cols["train_loss"][i]) / P.x_train.shape[0],
+                float(cols["test_loss"][i]) / P.x_test.shape[0]] for i in idx]
         pts.append([self.epoch, float(now_train), float(now_test)])
         if consume:
             self._sent = self.epoch + 1
