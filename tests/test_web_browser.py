@@ -427,10 +427,10 @@ def test_click_an_edge_type_a_value_and_the_map_changes(page):
     assert page.inner_text("#edit-name") == "w8"
     page.fill("#edit-value", "6")
     page.press("#edit-value", "Enter")
-    wait(page, "Math.abs(S.frame._w[7] - 6) < 1e-6")
+    wait(page, "Math.abs(S.frame._w[7] - 6) < 1e-6 && !S.drawPending")  # and drawn
     assert page.is_hidden("#edit") and map_pixels(page) != map0
     page.click("#reset")  # Reset: the seed's weights again
-    wait(page, "S.frame.epoch === 0 && Math.abs(S.frame._w[7] - 6) > 0.1")
+    wait(page, "S.frame.epoch === 0 && Math.abs(S.frame._w[7] - 6) > 0.1 && !S.drawPending")
     assert map_pixels(page) == map0
 
 
