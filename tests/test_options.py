@@ -31,7 +31,7 @@ from scratchnet.sklearn import (ESTIMATOR_DEFAULTS, OPTION_PARAMS,  # noqa: E402
 GOOD = {
     "data": ["moons"], "features": [("x_1", "x_2")], "target": ["classification"],
     "n_samples": [50], "noise": [0.0, 0.2], "data_seed": [0, 7], "n_classes": [2, 3],
-    "hidden": [(7,), (3, 4)], "activation": ["tanh", "relu"], "output": ["sigmoid", "softmax"],
+    "hidden": [(7,), (3, 4), ()], "activation": ["tanh", "relu"], "output": ["sigmoid", "softmax"],
     "loss": ["sse", "bce"], "init": ["he", "xavier"], "lr": [1e-3, 1.0],
     "epochs": [1, 3], "seed": [0, 12345], "test_size": [0.2, 0.5], "split_seed": [0, 7],
     "faithful": [True, False], "standardize_targets": [True], "log_every": [0, 10],
@@ -45,7 +45,7 @@ NAN, INF = float("nan"), float("inf")
 BAD = {
     "data": [""], "features": [("x_1", "x_1"), ("x_1", "")], "target": [""],
     "n_samples": [0, -5, 2.5], "noise": [-0.1, NAN], "data_seed": [-1, 2**32],
-    "n_classes": [1, 0, 2.5], "hidden": [(0,), (), (7, -1), (2.5,)],
+    "n_classes": [1, 0, 2.5], "hidden": [(0,), (7, -1), (2.5,)],
     "activation": ["swish"], "output": ["relu"], "loss": ["hinge"], "init": ["uniform"],
     "lr": [0, -1, NAN, INF], "epochs": [-1, 2.5], "seed": [-1, 2**32, 1.5],
     "test_size": [0, 1, 1.5, -0.1], "split_seed": [-1, 2**32], "faithful": ["yes"],
@@ -269,7 +269,8 @@ def test_choices_come_from_the_core_tables():
 # ---- parsing and memory -----------------------------------------------------------------
 @pytest.mark.parametrize("name,text,want", [
     ("epochs", "1e5", 100_000), ("epochs", "300", 300), ("hidden", "16, 8", (16, 8)),
-    ("hidden", "7", (7,)), ("features", "a,b", ("a", "b")), ("lr", "1e-3", 1e-3),
+    ("hidden", "7", (7,)), ("hidden", "none", ()), ("features", "a,b", ("a", "b")),
+    ("lr", "1e-3", 1e-3),
     ("data_seed", "4294967295", 2**32 - 1)])
 def test_parse_text(name, text, want):
     assert parse_text(name, text) == want

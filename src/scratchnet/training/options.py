@@ -75,7 +75,7 @@ class Option:
             return "a non-empty name"
         what = _range_words(self)
         if self.kind == "sizes":
-            return f"{what} or a non-empty list of them"
+            return f"{what} or a list of them (empty: no hidden layer)"
         return what
 
 
@@ -235,8 +235,8 @@ def check(name: str, value, text: str | None = None):
         sizes = (value,) if _is_int(value) else value
         if isinstance(sizes, (str, bytes)) or not np.iterable(sizes):
             _refuse(o, value)
-        sizes = tuple(sizes)
-        if not sizes or not all(_is_int(s) and _in_range(o, s) for s in sizes):
+        sizes = tuple(sizes)  # () is a network without a hidden layer
+        if not all(_is_int(s) and _in_range(o, s) for s in sizes):
             _refuse(o, value)
         return tuple(int(s) for s in sizes)
     # names: column names, each once
@@ -253,9 +253,12 @@ def check(name: str, value, text: str | None = None):
 
 def parse_text(name: str, text: str):
     """The value of option ``name`` from a command-line text, checked: an int option takes
-    ``100000`` or ``1e5``; sizes and names are comma-separated (``16,8``; ``x_1,x_2``)."""
+    ``100000`` or ``1e5``; sizes and names are comma-separated (``16,8``; ``x_1,x_2``), and
+    sizes ``none`` (or an empty text) is a network without a hidden layer."""
     o = OPTIONS[name]
     if o.kind == "sizes":
+        if text.strip().lower() in ("", "none"):
+            return ()  # no hidden layer: the inputs feed the output units directly
         parts = [p.strip() for p in text.split(",")]
         if not all(parts):
             raise OptionError(name, text, f"{_show(text)} has an empty entry; give sizes "
@@ -338,7 +341,8 @@ def memory_estimate(v: dict) -> dict[str, int]:
     ``monitor`` keeps every epoch's gradient norms), ``hidden`` (w, its gradient, optimizer
     state and copies: ~8 float64 per weight) and ``n_samples`` (the rows and every layer's β
     and δ on them)."""
-    hidden = v.get("hidden") or (7,)
+    hidden = v.get("hidden")
+    hidden = (7,) if hidden is None else hidden
     n_in = len(v["features"]) if v.get("features") else 2
     sizes = (n_in, *hidden, max(v.get("n_classes") or 1, 1))
     n_params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
