@@ -99,12 +99,7 @@ def train_with_snapshots(config, marks, progress=None, on_log=None):
         run.stopped = "interrupted"
     result = T._result(run, config, prep, _time.perf_counter() - t0)
     if run.diverged_at is not None:
-        why = (f"train loss {run.bad_loss}" if not np.isfinite(run.bad_loss)
-               else "the weights became infinite")
-        raise DivergedError(
-            f"training diverged at epoch {run.diverged_at} ({why}): try a lower --lr (now "
-            f"{config.lr:g}); keeping epoch {run.epoch}, the last whose weights and loss are "
-            "finite", (result, snaps))
+        raise T.diverged_error(run, config, (result, snaps))
     return result, snaps
 
 

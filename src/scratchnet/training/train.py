@@ -326,13 +326,19 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
     except KeyboardInterrupt:
         result.stopped = result.final["stopped"] = "interrupted"
     if run.diverged_at is not None:
-        why = (f"train loss {run.bad_loss}" if not np.isfinite(run.bad_loss)
-               else "the weights became infinite")
-        raise DivergedError(
-            f"training diverged at epoch {run.diverged_at} ({why}): try a lower --lr (now "
-            f"{config.lr:g}); keeping epoch {run.epoch}, the last whose weights and loss are "
-            "finite", result)
+        raise diverged_error(run, config, result)
     return result
+
+
+def diverged_error(run, config: TrainConfig, partial) -> DivergedError:
+    """The one message of a diverged run (``train`` and the report's snapshots): the absolute
+    epoch it diverged at and the epoch it keeps; ``partial`` rides along for the caller."""
+    why = (f"train loss {run.bad_loss}" if not np.isfinite(run.bad_loss)
+           else "the weights became infinite")
+    return DivergedError(
+        f"training diverged at epoch {run.diverged_at} ({why}): try a lower --lr (now "
+        f"{config.lr:g}); keeping epoch {run.epoch}, the last whose weights and loss are "
+        "finite", partial)
 
 
 def _report(run: Run, seen: int, config: TrainConfig, on_log, progress) -> None:
