@@ -98,66 +98,11 @@ def create_app(limits: Limits | None = None, host: str = "127.0.0.1"):
 
     @app.post("/api/upload", openapi_extra=UPLOAD_BODY)
     async def upload(request: Request):
-        token = request.headers.get(TOKEN_HEADER)
-        if not app.state.uploads.valid(token):
-            return JSONResponse({"error": "uploads need the page's token (header "
-                                 f"{TOKEN_HEADER}): reload the playground page"},
-                                status_code=403)
-        cap = limits.upload_bytes + MULTIPART_SLACK
-        size = request.headers.get("content-length")
-        if size and size.isdigit() and int(size) > cap:
-            return _too_big(f"{int(size):,} bytes", limits)
-        body, n = [], 0
-        async for chunk in request.stream():  # chunked or not: stop reading at the limit
-            n += len(chunk)
-            if n > cap:
-                return _too_big(f"more than {cap:,} bytes", limits)
-            body.append(chunk)
-        data = b"".join(body)
-
-        async def replay():
-            return {"type": "http.request", "body": data, "more_body": False}
-
-        try:
-            form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
-        except Exception:  # noqa: BLE001 - a malformed multipart body, whatever the parser says
-            return JSONResponse({"error": "not a file upload (a multipart form with one CSV "
-                                 "file in the field 'file')"}, status_code=400)
-        try:
-            f = form.get("file")
-            if f is None or isinstance(f, str):
-                return JSONResponse({"error": "no file in the upload (field 'file')"},
-                                    status_code=400)
-            content = await f.read(limits.upload_bytes + 1)
-            filename = f.filename or "upload.csv"
-        finally:
-            await form.close()
-        try:
-            return app.state.uploads.add(token, filename, content)
-        except PlaygroundError as e:
-            status = 413 if len(content) > limits.upload_bytes else 400
-            return JSONResponse({"error": str(e)}, status_code=status)
+        return await _upload(request, app.state.uploads, limits)
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket):
-        await websocket.accept()
-        if len(app.state.tabs) >= limits.sessions:
-            await websocket.send_json({"type": "error", "message": f"{limits.sessions} "
-                                       "playground tabs are training already; close one"})
-            await websocket.close(code=1013)
-            return
-        uploads = app.state.uploads.for_page(websocket.query_params.get("token"))
-        tab = Tab(websocket, limits, uploads, workers, stopping)
-        app.state.tabs.add(tab)
-        try:
-            await tab.run()
-        finally:
-            app.state.tabs.discard(tab)
-        if not tab.gone:  # the server stops (or the tab ended): say so, 1001 = going away
-            try:
-                await websocket.close(code=1001 if stopping.is_set() else 1000)
-            except Exception:  # noqa: BLE001 - the page closed it meanwhile
-                pass
+        await _serve_tab(websocket, app.state, limits)
 
     return Guard(app, host)
 
@@ -167,3 +112,72 @@ def _too_big(what: str, limits: Limits):
 
     return JSONResponse({"error": f"the upload has {what}; the playground takes CSV files up "
                          f"to {limits.upload_bytes:,} bytes"}, status_code=413)
+
+
+async def _upload(request, uploads: Uploads, limits: Limits):
+    """POST /api/upload: the page's token, then the body read up to the limit (chunked or
+    not), then one CSV file from the multipart form."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    token = request.headers.get(TOKEN_HEADER)
+    if not uploads.valid(token):
+        return JSONResponse({"error": "uploads need the page's token (header "
+                             f"{TOKEN_HEADER}): reload the playground page"},
+                            status_code=403)
+    cap = limits.upload_bytes + MULTIPART_SLACK
+    size = request.headers.get("content-length")
+    if size and size.isdigit() and int(size) > cap:
+        return _too_big(f"{int(size):,} bytes", limits)
+    body, n = [], 0
+    async for chunk in request.stream():  # chunked or not: stop reading at the limit
+        n += len(chunk)
+        if n > cap:
+            return _too_big(f"more than {cap:,} bytes", limits)
+        body.append(chunk)
+    data = b"".join(body)
+
+    async def replay():
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
+    except Exception:  # noqa: BLE001 - a malformed multipart body, whatever the parser says
+        return JSONResponse({"error": "not a file upload (a multipart form with one CSV "
+                             "file in the field 'file')"}, status_code=400)
+    try:
+        f = form.get("file")
+        if f is None or isinstance(f, str):
+            return JSONResponse({"error": "no file in the upload (field 'file')"},
+                                status_code=400)
+        content = await f.read(limits.upload_bytes + 1)
+        filename = f.filename or "upload.csv"
+    finally:
+        await form.close()
+    try:
+        return uploads.add(token, filename, content)
+    except PlaygroundError as e:
+        status = 413 if len(content) > limits.upload_bytes else 400
+        return JSONResponse({"error": str(e)}, status_code=status)
+
+
+async def _serve_tab(websocket, state, limits: Limits) -> None:
+    """WS /ws: one training session per connection while a slot is free (see live.Tab)."""
+    await websocket.accept()
+    if len(state.tabs) >= limits.sessions:
+        await websocket.send_json({"type": "error", "message": f"{limits.sessions} "
+                                   "playground tabs are training already; close one"})
+        await websocket.close(code=1013)
+        return
+    uploads = state.uploads.for_page(websocket.query_params.get("token"))
+    tab = Tab(websocket, limits, uploads, state.workers, state.stopping)
+    state.tabs.add(tab)
+    try:
+        await tab.run()
+    finally:
+        state.tabs.discard(tab)
+    if not tab.gone:  # the server stops (or the tab ended): say so, 1001 = going away
+        try:
+            await websocket.close(code=1001 if state.stopping.is_set() else 1000)
+        except Exception:  # noqa: BLE001 - the page closed it meanwhile
+            pass

@@ -373,19 +373,7 @@ class Tab:
                 s.status = "paused"
             await self._send_current()
         elif kind == "step":
-            s = self._need_session()
-            n = msg.get("epochs", 1)
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_STEP:
-                raise PlaygroundError(f"step: epochs must be a whole number from 1 to "
-                                      f"{MAX_STEP:,}")
-            self.running = False
-            if s.budget_left <= 0:
-                raise PlaygroundError(f"the epoch budget ({s.config.epochs:,}) is used up")
-            if s.status == "diverged":
-                raise PlaygroundError(s.message)
-            # trained slice by slice in the loop (Pause stops it), the frame comes at its end
-            self.step_to, s.status = s.epoch + min(n, s.budget_left), "running"
-            self.last_send = clock()
+            self._step(msg)
         elif kind == "reset":
             s = self._need_session()
             self.running, self.step_to = False, None
@@ -404,23 +392,43 @@ class Tab:
             await self.send({"type": "model", "model": model,
                              "filename": f"scratchnet-{s.layout.describe()}-epoch{s.epoch}.json"})
         elif kind == "weight":  # the page's edit of one edge: w_k ← value
-            s = self._need_session()
-            k, v = msg.get("k"), msg.get("value")
-            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < s.layout.n_params:
-                raise PlaygroundError(f"weight: k must be 0 to {s.layout.n_params - 1}")
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= 1e6:
-                raise PlaygroundError(f"w{k + 1}: the value must be a number from −1e6 to 1e6")
-            self.running, self.step_to = False, None
-            s.set_weight(k, float(v))
-            if s.status == "running":
-                s.status = "paused"
-            await self._send_current()
+            await self._edit_weight(msg)
         elif kind == "_wake":  # a dropped message: the loop tells why
             pass
         elif kind == "_bad":
             raise PlaygroundError("messages must be JSON objects with a \"type\"")
         else:
             raise PlaygroundError(f"unknown message type {kind!r}")
+
+    def _step(self, msg: dict) -> None:
+        """{"type": "step", "epochs": n}: trained slice by slice in the loop (Pause stops
+        it); the frame comes at its end."""
+        s = self._need_session()
+        n = msg.get("epochs", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_STEP:
+            raise PlaygroundError(f"step: epochs must be a whole number from 1 to "
+                                  f"{MAX_STEP:,}")
+        self.running = False
+        if s.budget_left <= 0:
+            raise PlaygroundError(f"the epoch budget ({s.config.epochs:,}) is used up")
+        if s.status == "diverged":
+            raise PlaygroundError(s.message)
+        self.step_to, s.status = s.epoch + min(n, s.budget_left), "running"
+        self.last_send = clock()
+
+    async def _edit_weight(self, msg: dict) -> None:
+        """{"type": "weight", "k": k, "value": v}: w_{k+1} ← v, training paused."""
+        s = self._need_session()
+        k, v = msg.get("k"), msg.get("value")
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < s.layout.n_params:
+            raise PlaygroundError(f"weight: k must be 0 to {s.layout.n_params - 1}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= 1e6:
+            raise PlaygroundError(f"w{k + 1}: the value must be a number from −1e6 to 1e6")
+        self.running, self.step_to = False, None
+        s.set_weight(k, float(v))
+        if s.status == "running":
+            s.status = "paused"
+        await self._send_current()
 
     def _build(self, msg: dict) -> tuple[Session, str]:
         """The new session and its ``ready`` message (names, formulas: slow for big nets)."""
