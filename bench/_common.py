@@ -63,3 +63,21 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def sklearn_full_batch_gd(P, hidden: int, lr: float, epochs: int) -> None:
+    """scikit-learn's MLPClassifier trained as the problem set trains: full-batch gradient
+    descent, no momentum, no penalty, no early stop, for ``epochs`` epochs (the baseline that
+    bench_ps5 and bench_scaling time)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(hidden_layer_sizes=(hidden,), activation="logistic", solver="sgd",
+                        batch_size=len(P.l_train), learning_rate_init=lr, momentum=0.0,
+                        alpha=0.0, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
+                        shuffle=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(P.x_train, P.l_train)

@@ -1,11 +1,11 @@
 """The PS5 job in one process: 2-7-1 sigmoid, 80 train / 20 test rows, ½Σ loss, full-batch
 GD with η = 1e-4, train AND test loss recorded every epoch, float64.  µs per epoch for
 scratchnet's fast and readable engines and for the baselines, all in this one run."""
-import warnings
 
 import numpy as np
 
-from _common import best_of, best_of_cpu, emit, machine, ps5_problem
+from _common import (best_of, best_of_cpu, emit, machine, ps5_problem,
+                     sklearn_full_batch_gd)
 
 import naive_ps5
 
@@ -81,20 +81,13 @@ def torch_eager(P, w0, us_naive, E=2000):
 
 def sklearn_mlp(P, us_naive, E=2000):
     try:
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPClassifier
+        import sklearn  # noqa: F401
     except ImportError:
         emit(BENCH, "scikit-learn MLPClassifier", skipped="scikit-learn not installed")
         return
 
     def run():
-        clf = MLPClassifier(hidden_layer_sizes=(7,), activation="logistic", solver="sgd",
-                            batch_size=len(P.l_train), learning_rate_init=LR, momentum=0.0,
-                            alpha=0.0, max_iter=E, tol=0.0, n_iter_no_change=E + 1,
-                            shuffle=False, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(P.x_train, P.l_train)
+        sklearn_full_batch_gd(P, 7, LR, E)
     us = best_of(run, 2) / E * 1e6
     emit(BENCH, "scikit-learn MLPClassifier", us_per_epoch=us, epochs=E,
          naive_over_this=us_naive / us, note="log-loss, no test loss recorded")

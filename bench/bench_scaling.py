@@ -22,11 +22,10 @@ import argparse
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 
-from _common import HERE, emit, machine
+from _common import HERE, emit, machine, sklearn_full_batch_gd
 
 BENCH = "scaling"
 ENGINES = ("fast", "numpy", "torch", "sklearn")
@@ -88,17 +87,8 @@ def torch_runner(h: int, P):
 
 
 def sklearn_runner(h: int, P):
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
     def run(E: int) -> None:
-        clf = MLPClassifier(hidden_layer_sizes=(h,), activation="logistic", solver="sgd",
-                            batch_size=len(P.l_train), learning_rate_init=LR, momentum=0.0,
-                            alpha=0.0, max_iter=E, tol=0.0, n_iter_no_change=E + 1,
-                            shuffle=False, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(P.x_train, P.l_train)
+        sklearn_full_batch_gd(P, h, LR, E)
     return run
 
 
