@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
+import threading
+import time
+import webbrowser
 
 from ..core.errors import ScratchnetError
 
@@ -21,8 +25,6 @@ def register(sub) -> None:
 
 
 def _check_port(host: str, port: int) -> None:
-    import socket
-
     if not 0 < port < 65536:
         raise ScratchnetError(f"--port must be 1 to 65535, got {port}")
     try:
@@ -93,12 +95,7 @@ def cmd_playground(args: argparse.Namespace) -> int:
                             timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     if not args.no_browser:
-        import threading
-        import webbrowser
-
         def open_when_up():
-            import time
-
             for _ in range(100):  # up to 10 s for the server to start
                 if server.started:
                     webbrowser.open(url)

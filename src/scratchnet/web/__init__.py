@@ -5,3 +5,8 @@ builds the FastAPI application.  ``session`` (pure numpy) holds one tab's run, `
 what a page asks for, ``live`` streams a run over a WebSocket, ``formula`` writes ∂E/∂w_k.
 Importing this package imports no web framework.
 """
+from ..core.errors import ScratchnetError
+
+
+class PlaygroundError(ScratchnetError):
+    """A request the playground refuses; the message is shown on the page as is."""

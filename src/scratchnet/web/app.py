@@ -14,6 +14,7 @@ FastAPI is imported here only, and this module only when the playground starts.
 # (no `from __future__ import annotations`: FastAPI reads the handlers' local type hints)
 
 import threading
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
 
@@ -26,7 +27,8 @@ from .features import EXTRAS, REGRESSION_DEFAULTS
 from .guard import TOKEN_HEADER, Guard
 from .inputs import DATASETS, Uploads, previews
 from .live import Tab, Workers
-from .session import Limits, PlaygroundError, engine_options
+from . import PlaygroundError
+from .session import Limits, engine_options
 
 STATIC = resources.files("scratchnet") / "web" / "static"
 MULTIPART_SLACK = 64_000  # the multipart envelope around the file (boundaries, headers)
@@ -41,8 +43,6 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
 def create_app(limits: Limits | None = None, host: str = "127.0.0.1"):
     """A new playground application (its own uploads, tabs and workers), for a server bound to
     ``host`` (the name that the Host check accepts besides localhost)."""
-    from contextlib import asynccontextmanager
-
     from fastapi import FastAPI, Request, WebSocket
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..core.data import DEFAULT_FEATURES, Dataset, Standardizer, check_features, split_indices
 from ..core.network import Layout
-from .session import PlaygroundError
+from ..training.train import Prepared, Problem
+from . import PlaygroundError
 
 # key → (the input's name from the first two features a, b; its values from their raw values)
 EXTRAS = {
@@ -87,8 +88,6 @@ def prepare_regression(config, ds: Dataset):
     """The core's ``prepare`` for a numeric target: split as scikit-learn does, standardize the
     inputs with the training rows' statistics and the target as the problem set does, one
     identity output trained with ½Σ(ŷ − y)²."""
-    from ..training.train import Prepared, Problem
-
     check_features(ds)
     y = np.asarray(ds.y, float)
     if not np.all(np.isfinite(y)) or np.abs(y).max() > 1e150:

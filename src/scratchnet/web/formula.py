@@ -20,6 +20,7 @@ import threading
 
 from ..core.losses import CANONICAL_PAIRS
 from ..core.network import Layout
+from ..report.derive import _mml, derive
 
 
 def _unit(layout: Layout, layer: int, j: int) -> str:
@@ -148,8 +149,6 @@ def derived_mathml(layout: Layout, loss: str) -> tuple[str, ...] | None:
     if layout.n_params > DERIVE_MAX_WEIGHTS:
         return None
     try:
-        from ..report.derive import _mml, derive
-
         with _derive_lock:
             d = derive(layout, loss)
             deltas = {}

@@ -21,6 +21,7 @@ inline script, no framing) and ``X-Frame-Options: DENY``.
 from __future__ import annotations
 
 import ipaddress
+import json
 
 LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
 TOKEN_HEADER = "x-playground-token"
@@ -123,8 +124,6 @@ class Guard:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": 1008, "reason": why[:120]})
             return
-        import json
-
         body = json.dumps({"error": why}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),

@@ -17,12 +17,16 @@ import threading
 import uuid
 from collections import OrderedDict
 
-from ..core.data import DEFAULT_FEATURES, DEFAULT_TARGET, Dataset, read_csv
+import numpy as np
+
+from ..core.data import DEFAULT_FEATURES, DEFAULT_TARGET, Dataset, load_data, read_csv
 from ..core.datasets import NAMES
 from ..core.errors import OptionError
 from ..training.options import OPTIONS
 from ..training.train import TrainConfig
-from .session import Limits, PlaygroundError
+from . import PlaygroundError
+from .features import REGRESSION_DEFAULTS, regression_dataset
+from .session import Limits
 
 # the defaults of each bundled set, as the page offers them (ps5 is a fixed file of 100 rows)
 DATASETS = {
@@ -38,12 +42,6 @@ assert set(DATASETS) == set(NAMES)
 
 def previews(n: int = 120) -> dict:
     """Each bundled set with its defaults, as ≤ n points scaled to [0, 1]² (the buttons' icons)."""
-    import numpy as np
-
-    from ..core.data import load_data
-
-    from .features import REGRESSION_DEFAULTS, regression_dataset
-
     out = {}
     for name in (*DATASETS, *REGRESSION_DEFAULTS):
         if name in DATASETS:

@@ -35,12 +35,16 @@ import functools
 import json
 import logging
 import queue
+import re
 import threading
 import time
+from dataclasses import replace
 
 from ..core.errors import ScratchnetError
 from .inputs import Uploads, parse_config
-from .session import Limits, PlaygroundError, Session
+from . import PlaygroundError
+from .features import REGRESSION, REGRESSION_DEFAULTS, parse_extras, regression_dataset
+from .session import Limits, Session
 
 log = logging.getLogger("scratchnet.web")
 MAX_IN_FLIGHT = 3
@@ -432,10 +436,6 @@ class Tab:
 
     def _build(self, msg: dict) -> tuple[Session, str]:
         """The new session and its ``ready`` message (names, formulas: slow for big nets)."""
-        from dataclasses import replace
-
-        from .features import REGRESSION, REGRESSION_DEFAULTS, parse_extras, regression_dataset
-
         data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
         extras = parse_extras(data)
         name = data.get("name")
@@ -459,6 +459,4 @@ class Tab:
 
 def _plain(message: str) -> str:
     """Core messages name command-line flags (``--output softmax``); the page has controls."""
-    import re
-
     return re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", " "), message)

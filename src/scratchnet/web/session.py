@@ -18,11 +18,14 @@ import numpy as np
 
 from ..core.backprop import backward, forward, output_delta
 from ..core.data import Dataset, load_data
-from ..core.errors import ScratchnetError
 from ..core.losses import LOSSES
 from ..core.model import Model
 from ..core.network import init_weights
-from ..training.train import Prepared, TrainConfig, accuracy, prepare, start_run
+from ..training.optim import OPTIMIZERS
+from ..training.train import (Prepared, TrainConfig, accuracy, final_metrics, prepare,
+                              start_run)
+from . import PlaygroundError
+from .features import extra_columns, prepare_regression, r2, suggestion, with_extras
 from .formula import derived_mathml, notation, weight_formula
 
 MAP_RES = 48  # decision-map grid (cells per side)
@@ -48,10 +51,6 @@ class Limits:
     inbox: int = 64  # messages waiting while the tab trains a slice
 
 
-class PlaygroundError(ScratchnetError):
-    """A request the playground refuses; the message is shown on the page as is."""
-
-
 def b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
 
@@ -70,8 +69,6 @@ def _num(x: float) -> float | None:
 
 def engine_options() -> dict:
     """The optimizers the engine has (scratchnet.training.optim), with their update rules."""
-    from ..training.optim import OPTIMIZERS
-
     return {name: o.formula for name, o in OPTIMIZERS.items() if name != "sgd"}
 
 
@@ -83,8 +80,6 @@ class Session:
                  regression: bool = False):
         """``extras``: feature inputs computed from the first two (features.EXTRAS);
         ``regression``: a numeric target (``dataset`` given: a regression set or a CSV)."""
-        from .features import prepare_regression, with_extras
-
         self.config, self.extras, self.regression = config, tuple(extras), regression
         if dataset is None and self.extras:  # a bundled set, with inputs added
             dataset = load_data(config.data, n_samples=config.n_samples, noise=config.noise,
@@ -171,7 +166,6 @@ class Session:
         raw = np.tile(self.prep.x_scaler.mean, (MAP_RES * MAP_RES, 1))  # other features: mean
         raw[:, 0], raw[:, 1] = XX.ravel(), YY.ravel()
         if self.extras:  # the feature inputs, from the grid's own first two coordinates
-            from .features import extra_columns
 
             raw[:, -len(self.extras):] = extra_columns(self.extras, raw[:, :2])
         self.grid_x = self.prep.x_scaler.transform(raw)  # (R², D) standardized as in training
@@ -247,8 +241,6 @@ class Session:
         return out
 
     def optimizer_text(self) -> str:
-        from ..training.optim import OPTIMIZERS
-
         c = self.config
         batch = ("full batch: g = ∂E/∂w summed over all training rows" if not c.batch_size
                  else f"mini-batches of {c.batch_size} rows, reshuffled every epoch (seeded)")
@@ -271,7 +263,6 @@ class Session:
             y_test = forward(L, self.w, P.x_test)[-1]
             e_train, e_test = E(P.y_train, b_train[-1]), E(P.y_test, y_test)
             if self.regression:  # no accuracy: R² of ŷ (standardized units: the same R²)
-                from .features import r2
 
                 acc_train, acc_test = r2(P.y_train, b_train[-1]), r2(P.y_test, y_test)
             else:
@@ -297,8 +288,6 @@ class Session:
             frame["map_class"] = b64(out.argmax(axis=1).astype(np.uint8))
         frame["thumbs"], frame["thumb_ranges"] = self._thumbs(betas)
         if not self.regression:
-            from .features import suggestion
-
             ep, cols = self._records(self.epoch - 2000, self.epoch - 1999)
             before = float(cols["train_acc"][0]) if ep.size else float("nan")
             frame["suggestion"] = suggestion(self.config, before, self.epoch, acc_train)
@@ -341,7 +330,6 @@ class Session:
     # ---- export -------------------------------------------------------------------------
     def model(self) -> Model:
         """The current network as ``scratchnet predict --model`` loads it."""
-        from ..training.train import final_metrics
 
         final = final_metrics(self.layout, self.config.loss, self.w, self.prep.problem)
         final.update(epochs=self.epoch, stopped=self.status, engine=self.engine)
