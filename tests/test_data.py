@@ -5,7 +5,7 @@ import pytest
 
 from scratchnet.core.data import (Standardizer, check_classification, check_features, load_data,
                              read_csv, split_indices)
-from scratchnet.core.errors import DataError
+from scratchnet.core.errors import DataError, OptionError
 
 
 def write(tmp_path, text, name="d.csv"):
@@ -87,8 +87,14 @@ def test_constant_feature_is_refused(tmp_path):
 
 
 def test_too_few_rows_for_the_split():
-    with pytest.raises(DataError, match="too few"):
+    """The refusal names the option, not a flag: each edge spells it its own way."""
+    with pytest.raises(OptionError, match="too few") as e:
         split_indices(2, 0.2, 0)
+    assert e.value.name == "test_size" and "--" not in str(e.value)
+    assert e.value.worded(lambda n: "--" + n.replace("_", "-")).startswith("--test-size: 0.2")
+    with pytest.raises(OptionError, match="between 0 and 1") as e:
+        split_indices(10, 1.5, 0, option="validation_fraction")
+    assert e.value.name == "validation_fraction"
 
 
 def test_target_optional_for_prediction_files(tmp_path):

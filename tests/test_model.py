@@ -167,6 +167,58 @@ def test_big_model_round_trips_through_safetensors(tmp_path):
     np.testing.assert_array_equal(Model.load(str(p)).w, m.w)
 
 
+def _killed_before_the_json(monkeypatch, model, path):
+    """A save that wrote its weights file and died before replacing the JSON (SIGKILL)."""
+    import scratchnet.core.model as mod
+
+    def killed(*a, **k):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(mod, "atomic_write", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            model.save(str(path))
+
+
+def test_a_save_removes_the_weights_file_a_kill_left_behind(tmp_path, monkeypatch):
+    m = big_model()
+    p = tmp_path / "big.json"
+    m.save(str(p))
+    first = json.loads(p.read_text())["w"]["safetensors"]
+    m.w = m.w * 0.5
+    _killed_before_the_json(monkeypatch, m, p)  # an orphan: no JSON names it
+    weights = sorted(f.name for f in tmp_path.glob("*.safetensors"))
+    assert len(weights) == 2 and first in weights
+    np.testing.assert_array_equal(Model.load(str(p)).w, big_model().w)  # the old model loads
+    # things that are not this model's orphans are never touched
+    keep = ["big.w-notes.txt", "other.w-0123456789ab.safetensors", "big.w-0123.safetensors"]
+    for name in keep:
+        (tmp_path / name).write_text("not mine")
+    m.w = m.w * 0.5
+    m.save(str(p))
+    now = json.loads(p.read_text())["w"]["safetensors"]
+    assert sorted(f.name for f in tmp_path.glob("big.w-*.safetensors")) == sorted(
+        [now, "big.w-0123.safetensors"])  # exactly one weights file of the model left
+    assert all((tmp_path / name).read_text() == "not mine" for name in keep)
+    np.testing.assert_array_equal(Model.load(str(p)).w, m.w)
+
+
+def test_orphan_removal_keeps_what_another_model_file_of_the_stem_names(tmp_path):
+    m = big_model()
+    m.save(str(tmp_path / "big.model"))  # a second model file with the same stem
+    other = json.loads((tmp_path / "big.model").read_text())["w"]["safetensors"]
+    m.w = m.w * 0.5
+    m.save(str(tmp_path / "big.json"))
+    assert (tmp_path / other).exists()
+    np.testing.assert_array_equal(Model.load(str(tmp_path / "big.model")).w, big_model().w)
+    # a big model saved small: its weights file is removed, the other model's stays
+    small = Model(m.layout.build(2, (3,), 1), np.zeros(13), "sse", m.x_scaler, None,
+                  m.classes)
+    small.save(str(tmp_path / "big.json"))
+    assert sorted(f.name for f in tmp_path.glob("*.safetensors")) == [other]
+    np.testing.assert_array_equal(Model.load(str(tmp_path / "big.json")).w, np.zeros(13))
+
+
 @pytest.mark.parametrize("damage,pattern", [
     ("flip", r'"w.sha256" does not match'),
     ("missing", r'"w.safetensors" cannot read'),

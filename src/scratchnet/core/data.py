@@ -17,7 +17,7 @@ from importlib import resources
 import numpy as np
 
 from . import datasets
-from .errors import DataError
+from .errors import DataError, OptionError
 
 DEFAULT_FEATURES = ("x_1", "x_2")
 DEFAULT_TARGET = "classification"
@@ -267,18 +267,22 @@ def check_features(ds: Dataset) -> None:
 
 
 # ---- split --------------------------------------------------------------------------------
-def split_indices(n: int, test_size: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, test_size: float = 0.2, seed: int = 0,
+                  option: str = "test_size") -> tuple[np.ndarray, np.ndarray]:
     """(train, test) row indices, identical to scikit-learn's
     ``train_test_split(..., test_size=test_size, random_state=seed)`` (its ShuffleSplit draws
     one permutation of a RandomState(seed); the first ⌈test_size·n⌉ rows are the test set).
-    Done here so that training never imports scikit-learn."""
+    Done here so that training never imports scikit-learn.
+
+    A refusal is an :class:`OptionError` naming ``option`` (the option that gave
+    ``test_size``), so each edge words it its own way (``--test-size`` on the command line)."""
     if not 0.0 < test_size < 1.0:
-        raise DataError(f"--test-size must be between 0 and 1, got {test_size}")
+        raise OptionError(option, test_size, f"must be between 0 and 1, got {test_size}")
     n_test = math.ceil(test_size * n)
     n_train = n - n_test
     if n_test < 1 or n_train < 2:
-        raise DataError(f"{n} rows are too few for --test-size {test_size}: need at least 2 "
-                        "training rows and 1 test row")
+        raise OptionError(option, test_size, f"{test_size} leaves too few of the {n} rows: "
+                          "need at least 2 training rows and 1 test row")
     perm = np.random.RandomState(seed).permutation(n)
     return perm[n_test:], perm[:n_test]
 

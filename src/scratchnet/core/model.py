@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,24 +118,19 @@ class Model:
         if w.size <= INLINE_MAX:
             with atomic_write(path) as fh:
                 fh.write(dumps_json(self.to_dict(), source=path) + "\n")
+            _remove_orphans(path, keep=None)  # a big model saved here before, now small
             return
         from safetensors.numpy import save as st_save  # lazily: only big models need it
 
         blob = st_save({"w": w})
         digest = hashlib.sha256(blob).hexdigest()
         name = f"{os.path.splitext(os.path.basename(path))[0]}.w-{digest[:12]}.safetensors"
-        folder = os.path.dirname(path)
-        old = _weights_file_of(path)
-        write_bytes(os.path.join(folder, name), blob)
+        write_bytes(os.path.join(os.path.dirname(path), name), blob)
         d = self.to_dict(with_w=False)
         d["w"] = {"safetensors": name, "tensor": "w", "sha256": digest}
         with atomic_write(path) as fh:
             fh.write(dumps_json(d, source=path) + "\n")
-        if old and old != name:  # the previous weights, no longer named by any model file
-            try:
-                os.remove(os.path.join(folder, old))
-            except OSError:
-                pass
+        _remove_orphans(path, keep=name)  # the previous weights, and any a kill left behind
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "model", folder: str = ".") -> "Model":
@@ -203,6 +199,46 @@ def _weights_file_of(path: str) -> str | None:
         return w.get("safetensors") if isinstance(w, dict) else None
     except (OSError, ValueError, AttributeError, RecursionError):
         return None
+
+
+def _remove_orphans(path: str, keep: str | None) -> None:
+    """Remove the weights files of this model's own naming pattern (``<stem>.w-<12 hex>
+    .safetensors``) that no model file names: the one the previous save named, and one a kill
+    left between writing the weights and replacing the JSON.  A file some other model file of
+    the same stem (``m.json`` beside ``m.model``) still names is kept; nothing else is
+    touched."""
+    folder = os.path.dirname(path) or "."
+    stem = os.path.splitext(os.path.basename(path))[0]
+    pattern = re.compile(re.escape(stem) + r"\.w-[0-9a-f]{12}\.safetensors")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    weights = [n for n in names if pattern.fullmatch(n) and n != keep]
+    if not weights:
+        return
+    here = os.path.basename(path)
+    named = {_weights_file_of(os.path.join(folder, n)) for n in names
+             if n != here and n.startswith(stem + ".") and not n.endswith(".safetensors")
+             and _may_be_model_file(os.path.join(folder, n))}
+    for n in weights:
+        if n not in named:
+            try:
+                os.remove(os.path.join(folder, n))
+            except OSError:
+                pass
+
+
+def _may_be_model_file(path: str) -> bool:
+    """A regular file small enough to be a model's JSON (a big model keeps ``w`` out of it)
+    that starts like a JSON object: a history CSV beside the model is not read whole."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > 8 * INLINE_MAX * 32:
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(4).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+    except OSError:
+        return False
 
 
 class _Bad(Exception):
