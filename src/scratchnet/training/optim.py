@@ -207,19 +207,19 @@ class GradientMonitor:
     """Per epoch: ‖∂E/∂W_l‖ for every weight layer and the share of saturated hidden units,
     on the training rows (``--monitor``)."""
 
-    def __init__(self, layout: Layout, loss: str, P):
-        self.layout, self.loss, self.P = layout, loss, P
+    def __init__(self, layout: Layout, loss: str, prob):
+        self.layout, self.loss, self.P = layout, loss, prob
         self.norms, self.saturated = _monitor_functions()
         self.epochs: list[int] = []
         self.grad_norms: list[Array] = []
         self.shares: list[Array] = []
 
     def __call__(self, t: int, w: Array) -> None:
-        P = self.P
+        prob = self.P
         self.epochs.append(t)
-        self.grad_norms.append(np.asarray(self.norms(self.layout, self.loss, w, P.x_train,
-                                                     P.y_train), float))
-        self.shares.append(np.asarray(self.saturated(self.layout, w, P.x_train), float))
+        self.grad_norms.append(np.asarray(self.norms(self.layout, self.loss, w, prob.x_train,
+                                                     prob.y_train), float))
+        self.shares.append(np.asarray(self.saturated(self.layout, w, prob.x_train), float))
 
     def forget_from(self, t: int) -> None:
         """Drop the records of epochs ≥ t (a slice that was interrupted)."""
@@ -255,7 +255,7 @@ class Loop:
     puts back the weights of the epoch before (``keeps_last_finite``; off for the legacy
     ``run_epochs``, which runs NaNs on as the compiled engine does); early stopping puts back
     the best weights (``stops_early``).  Early stopping watches the validation rows of the
-    problem (``P.x_val``) when there are any, else — an explicit choice of the caller, which
+    problem (``prob.x_val``) when there are any, else — an explicit choice of the caller, which
     makes the reported test score optimistic — the test rows.
     """
 
@@ -294,9 +294,9 @@ class Loop:
                    config.patience if config.early_stopping else None, config.jitter,
                    config.seed, monitor)
 
-    def bind(self, layout: Layout, loss: str, P, lr: float) -> "Loop":
+    def bind(self, layout: Layout, loss: str, prob, lr: float) -> "Loop":
         """The problem this engine trains on: layout, loss, data (train.Problem) and η."""
-        self.layout, self.loss, self.P, self.lr = layout, loss, P, lr
+        self.layout, self.loss, self.P, self.lr = layout, loss, prob, lr
         return self
 
     @property
@@ -313,32 +313,32 @@ class Loop:
         return g
 
     def _watched_loss(self, w: Array, test_loss: float) -> float:
-        P = self.P
-        x_val = getattr(P, "x_val", None)
+        prob = self.P
+        x_val = getattr(prob, "x_val", None)
         if x_val is None or len(x_val) == 0:
             return test_loss  # no validation rows: the caller chose the test split
-        return LOSSES[self.loss].value(P.y_val, predict(self.layout, w, x_val))
+        return LOSSES[self.loss].value(prob.y_val, predict(self.layout, w, x_val))
 
     def epochs(self, w: Array, start: int, stop: int, out, row0: int | None = None):
         """Epochs start..stop−1; epoch t is recorded in row t − row0 of ``out`` (row0 =
         start by default).  Returns a ``run.Outcome``."""
-        layout, loss, P = self.layout, self.loss, self.P
+        layout, loss, prob = self.layout, self.loss, self.P
         row0 = start if row0 is None else row0
         E = LOSSES[loss].value
         if self.state is None:
             self.state, self.mask = self.opt.init(w), weight_mask(layout)
         self._saved = (copy.deepcopy(self.state), None if self.prev is None else
                        self.prev.copy(), copy.deepcopy(self.early), start)
-        N = len(P.x_train)
+        N = len(prob.x_train)
         B = min(self.batch_size or N, N)
         for t in range(start, stop):
             i = t - row0
-            betas = forward(layout, w, P.x_train)  # β_0 … β_L on the clean training rows
-            y_test = predict(layout, w, P.x_test)
-            out.train_loss[i] = E(P.y_train, betas[-1])
-            out.test_loss[i] = E(P.y_test, y_test)
-            out.train_acc[i] = accuracy(betas[-1], P.l_train, P.threshold)
-            out.test_acc[i] = accuracy(y_test, P.l_test, P.threshold)
+            betas = forward(layout, w, prob.x_train)  # β_0 … β_L on the clean training rows
+            y_test = predict(layout, w, prob.x_test)
+            out.train_loss[i] = E(prob.y_train, betas[-1])
+            out.test_loss[i] = E(prob.y_test, y_test)
+            out.train_acc[i] = accuracy(betas[-1], prob.l_train, prob.threshold)
+            out.test_acc[i] = accuracy(y_test, prob.l_test, prob.threshold)
             if self.keeps_last_finite and not (np.isfinite(out.train_loss[i])
                                                and np.all(np.isfinite(w))):
                 if self.prev is not None:
@@ -353,19 +353,19 @@ class Loop:
                 self.stopped_at = t + 1
                 return Outcome(t - start + 1, "early_stopped")
             if self.plain:  # the problem set's step, from the recorded forward pass
-                w -= self.lr * self.gradient(layout, loss, w, P.x_train, P.y_train, betas)
+                w -= self.lr * self.gradient(layout, loss, w, prob.x_train, prob.y_train, betas)
                 continue
             eta = self.schedule.lr(self.lr, t)
             rng = epoch_rng(self.seed, t)
-            x = jitter(P.x_train, self.sigma, rng)
+            x = jitter(prob.x_train, self.sigma, rng)
             if B == N:  # full batch: the recorded forward pass is the gradient's, when clean
-                g = self.gradient(layout, loss, w, x, P.y_train, None if self.sigma else betas)
+                g = self.gradient(layout, loss, w, x, prob.y_train, None if self.sigma else betas)
                 self.opt.step(w, g, eta, self.state, self.hyper)
                 continue
             order = rng.permutation(N)  # a fresh shuffle every epoch
             for b in range(0, N, B):
                 rows = order[b:b + B]
-                g = self.gradient(layout, loss, w, x[rows], P.y_train[rows])
+                g = self.gradient(layout, loss, w, x[rows], prob.y_train[rows])
                 self.opt.step(w, g, eta, self.state, self.hyper)
         return Outcome(stop - start)
 
@@ -376,11 +376,11 @@ class Loop:
             if self.monitor is not None:  # forget what it watched in the dropped slice
                 self.monitor.forget_from(start)
 
-    def __call__(self, layout: Layout, loss: str, w: Array, P, lr: float, start: int,
+    def __call__(self, layout: Layout, loss: str, w: Array, prob, lr: float, start: int,
                  stop: int, hist) -> None:
         """The legacy call of ``train.run_epochs``: epochs start..stop−1 into
         ``hist[start:stop]`` (absolute rows)."""
-        self.bind(layout, loss, P, lr).epochs(w, start, stop, hist, row0=0)
+        self.bind(layout, loss, prob, lr).epochs(w, start, stop, hist, row0=0)
 
     def finish(self, w: Array) -> bool:
         """At the end of a run that early stopping did not cut short: keep the best weights

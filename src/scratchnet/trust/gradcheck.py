@@ -215,5 +215,5 @@ def check_config(config, w0: np.ndarray | None = None, **kw) -> GradCheck:
 
     prep = prepare(config)
     w = init_weights(prep.layout, config.init, config.seed) if w0 is None else w0
-    P = prep.problem
-    return check(prep.layout, config.loss, w, P.x_train, P.y_train, **kw)
+    prob = prep.problem
+    return check(prep.layout, config.loss, w, prob.x_train, prob.y_train, **kw)

@@ -200,7 +200,7 @@ class Session:
     # ---- what the page draws ------------------------------------------------------------
     def info(self) -> dict:
         """Everything that stays fixed for this data and network (sent once)."""
-        L, P, ds = self.layout, self.prep.problem, self.prep.dataset
+        L, prob, ds = self.layout, self.prep.problem, self.prep.dataset
         is_test = np.zeros(len(ds.y), bool)
         is_test[self.prep.test_idx] = True
         if self.regression:  # the points coloured by their target, as the map by ŷ
@@ -223,7 +223,7 @@ class Session:
             "classes": [] if self.regression else [float(c) for c in self.prep.classes],
             "regression": self.regression, "y_range": list(self.y_range),
             "extras": list(self.extras), "input_thumbs": self._input_thumbs(),
-            "n_train": int(P.x_train.shape[0]), "n_test": int(P.x_test.shape[0]),
+            "n_train": int(prob.x_train.shape[0]), "n_test": int(prob.x_test.shape[0]),
             "extent": self.extent, "map_res": MAP_RES, "thumb_res": MAP_RES // THUMB_STEP,
             "points": {"x": np.round(ds.X[:, 0], 6).tolist(), "y": np.round(ds.X[:, 1], 6).tolist(),
                        "label": labels.tolist(), "test": is_test.astype(int).tolist()},
@@ -253,24 +253,24 @@ class Session:
         """The current state as the page draws it (computed at the current weights).  A
         ``progress`` frame's curve is sent again with the next frame (which then has all of
         the epochs since the frame before)."""
-        L, P, loss = self.layout, self.prep.problem, self.config.loss
+        L, prob, loss = self.layout, self.prep.problem, self.config.loss
         E = LOSSES[loss].value
         with np.errstate(all="ignore"):
             cached = self._betas
             b_train = cached[1] if cached and cached[0] == self.epoch else \
-                forward(L, self.w, P.x_train)  # the training pass, as one epoch does
-            grad = backward(L, self.w, b_train, output_delta(L, loss, b_train[-1], P.y_train))
-            y_test = forward(L, self.w, P.x_test)[-1]
-            e_train, e_test = E(P.y_train, b_train[-1]), E(P.y_test, y_test)
+                forward(L, self.w, prob.x_train)  # the training pass, as one epoch does
+            grad = backward(L, self.w, b_train, output_delta(L, loss, b_train[-1], prob.y_train))
+            y_test = forward(L, self.w, prob.x_test)[-1]
+            e_train, e_test = E(prob.y_train, b_train[-1]), E(prob.y_test, y_test)
             if self.regression:  # no accuracy: R² of ŷ (standardized units: the same R²)
 
-                acc_train, acc_test = r2(P.y_train, b_train[-1]), r2(P.y_test, y_test)
+                acc_train, acc_test = r2(prob.y_train, b_train[-1]), r2(prob.y_test, y_test)
             else:
-                acc_train = accuracy(b_train[-1], P.l_train, P.threshold)
-                acc_test = accuracy(y_test, P.l_test, P.threshold)
+                acc_train = accuracy(b_train[-1], prob.l_train, prob.threshold)
+                acc_test = accuracy(y_test, prob.l_test, prob.threshold)
             betas = forward(L, self.w, self.grid_x)  # β_0 … β_L on the map grid
             w32, g32 = self.w.astype(np.float32), grad.astype(np.float32)
-        n_tr, n_te = P.x_train.shape[0], P.x_test.shape[0]
+        n_tr, n_te = prob.x_train.shape[0], prob.x_test.shape[0]
         out = betas[-1]
         frame = {
             "type": "frame", "epoch": self.epoch, "budget": self.config.epochs,
@@ -296,13 +296,13 @@ class Session:
     def _curve(self, now_train: float, now_test: float,
                consume: bool = True) -> list[list[float]]:
         """Per-row losses E/N since the last frame (≤ 64 points) and the current one."""
-        P = self.prep.problem
+        prob = self.prep.problem
         epochs, cols = self._records(self._sent, self.epoch)
         idx = np.arange(epochs.size)
         if idx.size > 64:
             idx = np.unique(np.linspace(0, epochs.size - 1, 64).round().astype(int))
-        pts = [[int(epochs[i]), float(cols["train_loss"][i]) / P.x_train.shape[0],
-                float(cols["test_loss"][i]) / P.x_test.shape[0]] for i in idx]
+        pts = [[int(epochs[i]), float(cols["train_loss"][i]) / prob.x_train.shape[0],
+                float(cols["test_loss"][i]) / prob.x_test.shape[0]] for i in idx]
         pts.append([self.epoch, float(now_train), float(now_test)])
         if consume:
             self._sent = self.epoch + 1
