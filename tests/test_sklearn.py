@@ -11,6 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from scratchnet.core.data import load_data
 from scratchnet.core.model import Model
+from scratchnet.core.network import init_weights
 from scratchnet.sklearn import ScratchNetClassifier, ScratchNetRegressor
 from scratchnet.training.train import TrainConfig, train
 
@@ -79,6 +80,9 @@ PS5 = dict(hidden=7, output="sigmoid", loss="sse", init="normal", reduction="sum
     # early stopping: stops at epoch 16 (best 6) / runs out of epochs and puts back epoch 6
     dict(optimizer="adam", lr=0.05, early_stopping=True, patience=10, epochs=400),
     dict(optimizer="adam", lr=0.05, early_stopping=True, patience=10, epochs=12),
+    # mini-batches: the shuffle of epoch t is optim.epoch_rng(seed, t)'s, as `scratchnet train`
+    dict(batch_size=16, optimizer="momentum", lr=0.005, momentum=0.8),
+    dict(batch_size=20, optimizer="adam", lr=0.05, jitter=0.2, l2=0.1, schedule="cosine"),
 ], ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
 def test_every_training_option_matches_scratchnet_train(options):
     options = {"lr": 0.01, "epochs": 60, **options}
@@ -105,6 +109,100 @@ def test_every_training_option_matches_scratchnet_train(options):
         assert clf.best_epoch_ == result.final["best_epoch"] == 6
         assert clf.best_loss_ == min(clf.validation_loss_curve_)
         assert clf.n_iter_ == len(result.history) == min(options["epochs"], 17)
+
+
+def rel_err(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+# (estimator, options): mini-batches with every kind of step, penalty, jitter, a schedule,
+# a validation split and early stopping, mean and sum reduction, the multi-output regressor
+ENGINE_CASES = [
+    (ScratchNetClassifier, dict(optimizer="adam", lr=0.01, batch_size=32)),
+    (ScratchNetClassifier, dict(optimizer="momentum", lr=0.1, momentum=0.8, l2=1e-2,
+                                batch_size=20, validation_fraction=0.2)),
+    (ScratchNetClassifier, dict(optimizer="nesterov", lr=0.05, jitter=0.3, l1=1e-3,
+                                batch_size=50, schedule="step", step_size=7, hidden=(6, 5),
+                                activation="tanh")),
+    (ScratchNetClassifier, dict(optimizer="rmsprop", lr=0.01, batch_size=16, reduction="sum",
+                                early_stopping=True, patience=4, epochs=200)),
+    (ScratchNetClassifier, dict(optimizer="adam", lr=0.02, l2=1e-3)),  # full batch
+    (ScratchNetRegressor, dict(optimizer="adam", lr=0.01, batch_size=25, jitter=0.1,
+                               validation_fraction=0.25)),
+]
+
+
+@pytest.mark.parametrize("cls, options", ENGINE_CASES,
+                         ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items())
+                         if isinstance(o, dict) else o.__name__)
+def test_numpy_and_compiled_engines_fit_the_same(monkeypatch, cls, options):
+    # The estimator builds the shared engines: the compiled loop where `auto` takes it, the
+    # readable numpy loop when numba is absent (forced here); same weights and curves to 1e-12
+    import scratchnet.sklearn as sk
+
+    X, y = load_iris(return_X_y=True)
+    if cls is ScratchNetRegressor:
+        X, y = X[:, :2], np.column_stack([X[:, 2], X[:, 3] - X[:, 2]])  # two outputs
+    kw = {"epochs": 25, "random_state": 2, **options}
+    fast = cls(**kw).fit(X, y).partial_fit(X, y)  # the optimizer state carries over
+    monkeypatch.setattr(sk, "compiled_engine", lambda name: None)
+    slow = cls(**kw).fit(X, y).partial_fit(X, y)
+    assert (fast.engine_, slow.engine_) == ("fast", "numpy")
+    assert fast.n_iter_ == slow.n_iter_ == len(fast.loss_curve_) > 2
+    assert rel_err(fast.w_, slow.w_) <= 1e-12
+    assert rel_err(fast.loss_curve_, slow.loss_curve_) <= 1e-12
+    if "validation_fraction" in options or "early_stopping" in options:
+        assert rel_err(fast.validation_loss_curve_, slow.validation_loss_curve_) <= 1e-12
+    if "early_stopping" in options:
+        assert fast.best_epoch_ == slow.best_epoch_ < fast.n_iter_ - 1 < 200
+    assert np.abs(fast.w_ - cls(**kw).fit(X, y).w_).max() > 1e-6  # partial_fit did a step
+
+
+def test_partial_fit_goes_on_after_an_early_stopped_fit():
+    X, y = make_moons(200, noise=0.3, random_state=0)
+    clf = ScratchNetClassifier(hidden=32, activation="tanh", optimizer="adam", lr=0.05,
+                               epochs=2000, early_stopping=True, patience=20, random_state=0)
+    clf.fit(X, y)
+    stopped, w = clf.n_iter_, clf.w_.copy()
+    assert stopped < 2000
+    for _ in range(3):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == stopped + 3 and np.abs(clf.w_ - w).max() > 1e-6
+
+
+@pytest.mark.parametrize("regressor", [False, True])
+def test_full_batch_fit_equals_scikit_learns_mlp(regressor):
+    # Full batch, reduction="mean", plain gradient descent, from the same starting weights:
+    # the weights of MLPClassifier / MLPRegressor (solver="sgd", no momentum, alpha=0)
+    from sklearn.datasets import load_diabetes, load_wine
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    X, y = (load_diabetes if regressor else load_wine)(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    if regressor:
+        y = (y - y.mean()) / y.std()
+    epochs, lr = 40, 0.05 if regressor else 0.5
+    cls = ScratchNetRegressor if regressor else ScratchNetClassifier
+    ours = cls(hidden=(16,), lr=lr, epochs=epochs, standardize=False, random_state=0).fit(X, y)
+    mlp = (MLPRegressor if regressor else MLPClassifier)(
+        hidden_layer_sizes=(16,), activation="logistic", solver="sgd", alpha=0.0,
+        batch_size=len(X), learning_rate_init=lr, momentum=0.0, nesterovs_momentum=False,
+        shuffle=False, max_iter=1,
+        tol=0.0, n_iter_no_change=10**9, warm_start=True, random_state=0)
+    with pytest.warns(Warning):  # ConvergenceWarning of the set-up epoch
+        mlp.fit(X, y)
+    w0 = init_weights(ours.layout_, "xavier", 0)  # the estimator's draw for random_state=0
+    views = ours.layout_.views(w0)
+    mlp.coefs_ = [W[1:].copy() for W in views]
+    mlp.intercepts_ = [W[0].copy() for W in views]
+    mlp.loss_curve_, mlp.t_, mlp.n_iter_, mlp.max_iter = [], 0, 0, epochs
+    with pytest.warns(Warning):
+        mlp.fit(X, y)
+    w_mlp = np.concatenate([np.vstack([b[None, :], W]).ravel()
+                            for W, b in zip(mlp.coefs_, mlp.intercepts_)])
+    assert np.max(np.abs(ours.w_ - w_mlp)) <= 1e-12
+    assert np.max(np.abs(w_mlp - w0)) > 1e-3  # (it trained)
 
 
 def test_early_stopping_stops_and_keeps_the_best_weights():

@@ -6,12 +6,14 @@
 
 A thin edge over the core: the layout (:class:`~scratchnet.core.network.Layout`), the initial draw
 (:func:`~scratchnet.core.network.init_weights`) and every gradient
-(:func:`~scratchnet.core.backprop.loss_and_grad`) come from scratchnet; this module only adds the
+(:func:`~scratchnet.core.backprop.backward`) come from scratchnet; this module only adds the
 scikit-learn conventions (``__init__`` stores its arguments, validation happens in ``fit``,
-learned attributes end in ``_``) and the loop over epochs and mini-batches.  Everything that
-turns a gradient into a step is :mod:`scratchnet.training.optim`'s, shared with ``scratchnet train``: the
-optimizers (plain gradient descent by default), the learning-rate schedules, the L2 / L1
-penalty, the input jitter and the early-stopping rule.
+learned attributes end in ``_``).  The training is ``scratchnet train``'s: ``fit`` and
+``partial_fit`` drive the one driver (:class:`scratchnet.training.run.Run`) over the shared
+engines, the compiled loop (``engines.fast.CompiledLoop``) where ``auto`` takes it and the
+readable one (``training.optim.Loop``) otherwise, with their optimizers (plain gradient descent
+by default), learning-rate schedules, L2 / L1 penalty, mini-batch order, input jitter and
+early-stopping rule.
 
 Two choices differ from the problem set, and both can be switched back (see docs/sklearn.md):
 
@@ -33,16 +35,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .core.backprop import loss_and_grad, predict as _network_output
+from .core.backprop import backward, forward, output_delta, predict as _network_output
 from .core.data import Standardizer, split_indices
 from .core.errors import OptionError
 from .core.losses import LOSSES
 from .core.model import Model
 from .core.network import Layout, init_weights
-from .training.optim import (OPTIMIZERS, EarlyStopping, Hyper, Schedule, epoch_rng, jitter,
-                              penalty, weight_mask)
+from .training.optim import Hyper, Loop, Schedule, penalty
 from .training.options import check_all
-from .training.train import compiled_engine
+from .training.run import Run
+from .training.train import Problem, compiled_engine
 
 __all__ = ["ScratchNetClassifier", "ScratchNetRegressor"]
 
@@ -63,6 +65,23 @@ _CANONICAL_LOSS = {"sigmoid": "bce", "softmax": "ce"}
 
 # the held-out share when early_stopping=True leaves validation_fraction=None (as MLPClassifier)
 _EARLY_STOPPING_FRACTION = 0.1
+
+
+class _NumpyLoop(Loop):
+    """The readable engine, ``optim.Loop``, with the estimators' reduction: with ``mean`` a
+    batch's summed ∂E/∂w is divided by its rows before the penalty's ∂R/∂w is added (the
+    order of ``engines.fast.CompiledLoop``'s ``mean``, so the two agree to 1e-12)."""
+
+    mean = False
+
+    def gradient(self, layout, loss, w, x, y, betas=None):
+        betas = betas or forward(layout, w, x)  # β_0 … β_L of the rows (x, y)
+        g = backward(layout, w, betas, output_delta(layout, loss, betas[-1], y))  # ∂E/∂w, Σ
+        if self.mean:
+            g /= len(x)
+        if self.l2 or self.l1:
+            g += penalty(w, self.mask, self.l2, self.l1)[1]
+        return g
 
 
 class _ScratchNet(BaseEstimator):
@@ -133,12 +152,10 @@ class _ScratchNet(BaseEstimator):
         self.layout_ = Layout.build(X.shape[1], hidden, n_out, self.activation, output,
                                     () if names is None else tuple(str(c) for c in names))
         self.w_ = init_weights(self.layout_, self.init, seed)  # (P,) w1..wP
-        # the optimizer's state (velocity, moments) carries over between partial_fit calls
-        self._opt_state = OPTIMIZERS[self.optimizer].init(self.w_)
-        self._rng = np.random.RandomState(seed)  # shuffles mini-batches
-        self._seed = seed  # jitter of epoch t: optim.epoch_rng(seed, t), as `scratchnet train`
-        self._mask = weight_mask(self.layout_)  # the penalties skip the bias weights
-        self._early = EarlyStopping(self.patience) if early else None
+        # the mini-batch order and the jitter of epoch t: optim.epoch_rng(seed, t), as
+        # `scratchnet train` draws them
+        self._seed = seed
+        self._loop = None  # the engine; its optimizer state carries over to partial_fit
         self.loss_curve_ = []
         self.n_iter_ = 0
         self._validation = None
@@ -153,125 +170,98 @@ class _ScratchNet(BaseEstimator):
     def _scale_x(self, X) -> np.ndarray:
         return self.x_scaler_.transform(X) if self.x_scaler_ is not None else X
 
-    def _epoch(self, x: np.ndarray, Y: np.ndarray) -> bool:
-        """One pass over (x, Y): one optimizer step per batch, from ∂E/∂w of that batch
-        (divided by the batch's rows with ``reduction="mean"``) plus ∂R/∂w of the penalty, with
-        η_t of the schedule for epoch t = ``n_iter_`` and, with ``jitter``, on inputs jittered
-        afresh for the epoch.
+    # ---- training: the shared engines, driven by training.run.Run -----------------------
+    def _problem(self, x: np.ndarray, Y: np.ndarray) -> Problem:
+        """The rows the engines train on.  The validation rows go where the engines keep their
+        test rows: the loss they record there every epoch is ``validation_loss_curve_``, and
+        early stopping watches it (no validation rows: the first training row stands in, its
+        record unused).  The labels only feed the engines' accuracies, which are not used."""
+        xv, Yv = self._validation if self._validation is not None else (x[:1], Y[:1])
+        return Problem(x, Y, xv, Yv, np.zeros(len(x), np.int64), np.zeros(len(xv), np.int64))
 
-        With ``batch_size=None`` and ``optimizer="gd"`` the pass is one step w ← w − η ∂E/∂w,
-        exactly the problem set's epoch: the recorded loss is that of the weights *before*
-        the update, on the clean rows and without the penalty (as ``scratchnet train``).
+    def _engine(self, P: Problem, early: bool):
+        """The engine of this call, bound to ``P``: the compiled loop
+        (``engines.fast.CompiledLoop``) where ``auto`` takes it for the layout (numba present,
+        ``fast.loop_pays``), else the readable numpy loop.  A later call (``partial_fit``)
+        keeps the first call's kind of engine and carries its optimizer state over (velocity,
+        Adam's moments and step count); the other parameters are read afresh."""
+        old = self._loop
+        if old is None:
+            fast = compiled_engine("auto")
+            kind = fast.CompiledLoop if fast is not None and fast.loop_pays(self.layout_) \
+                else _NumpyLoop
+        else:
+            kind = type(old)
+        loop = kind(self.optimizer, self._hyper(), self._schedule(), self.batch_size, self.l2,
+                    self.l1, self.patience if early else None, self.jitter, self._seed)
+        loop.mean = self.reduction == "mean"
+        if old is not None:
+            loop.state, loop.mask = old.state, old.mask
+            ints = getattr(loop.state, "ints", None)  # the compiled state: [adam t, best, stop]
+            if ints is not None:
+                ints[2] = 0  # an earlier fit's early stop does not end this call
+        return loop.bind(self.layout_, self._loss_name, P, self.lr)
 
-        Returns False when early stopping ends training here: the epoch records its losses,
-        puts back the best weights and makes no step (``scratchnet train``'s order)."""
-        n = len(x)
-        mean = self.reduction == "mean"
-        E = LOSSES[self._loss_name].value
+    def _train(self, x: np.ndarray, Y: np.ndarray, n_epochs: int, early: bool) -> None:
+        """Epochs n_iter_ .. n_iter_ + n_epochs − 1 on (x, Y), driven by ``Run`` as
+        ``scratchnet train`` drives them.  Per epoch t (absolute, so schedules, the mini-batch
+        shuffle and the jitter of ``optim.epoch_rng(seed, t)`` go on across ``partial_fit``
+        calls): record the training and validation loss of the current weights (clean rows,
+        no penalty), then one optimizer step per batch.  With ``early`` the run stops when the
+        validation loss stalls and keeps the best weights (``Loop``'s rule)."""
+        loop = self._loop = self._engine(self._problem(x, Y), early)
+        self.engine_ = loop.name
         t = self.n_iter_
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-            if self._validation is not None:  # loss of the same (pre-update) weights
-                xv, Yv = self._validation
-                value = E(Yv, _network_output(self.layout_, self.w_, xv))
-                value = value / len(xv) if mean else value
-                self.validation_loss_curve_.append(value)
-                if self._early is not None and self._early.update(t, value, self.w_):
-                    total = E(Y, _network_output(self.layout_, self.w_, x))
-                    self._record(total / n if mean else total)
-                    self.w_[:] = self._early.best_w
-                    return False
-            order = np.arange(n) if self.batch_size is None or self.batch_size >= n \
-                else self._rng.permutation(n)
-            step = n if self.batch_size is None else self.batch_size
-            opt, hyper = OPTIMIZERS[self.optimizer], self._hyper()
-            eta = self._schedule().lr(self.lr, t)
-            xj = jitter(x, self.jitter, epoch_rng(self._seed, t))
-            total = 0.0
-            for start in range(0, n, step):
-                b = order[start:start + step]
-                value, grad = loss_and_grad(self.layout_, self._loss_name, self.w_, xj[b], Y[b])
-                if self.jitter:  # record the loss of the clean rows
-                    value = E(Y[b], _network_output(self.layout_, self.w_, x[b]))
-                total += value
-                if mean:
-                    grad /= len(b)
-                if self.l2 or self.l1:
-                    grad += penalty(self.w_, self._mask, self.l2, self.l1)[1]
-                opt.step(self.w_, grad, eta, self._opt_state, hyper)
-        self._record(total / n if mean else total)
-        return True
+        run = Run(loop, self.w_, t + n_epochs, start=t, history_budget=n_epochs + 1)
+        run.advance()
+        if early:
+            run.finish()  # ran to the end: the best weights if the final ones are worse
+            best = loop.early
+            if best.best_w is not None:  # the epoch whose weights w_ holds, its val. loss
+                n_val = len(self._validation[0]) if self.reduction == "mean" else 1
+                self.best_loss_ = float(best.best_loss / n_val)
+                self.best_epoch_ = int(best.best_epoch)
+        self._record(run, len(x))
+        loop.bind(self.layout_, self._loss_name, None, self.lr)  # keep no training rows
+        if run.stopped == "interrupted":
+            raise KeyboardInterrupt
 
-    def _record(self, total: float) -> None:
-        if not (np.isfinite(total) and np.all(np.isfinite(self.w_))):
-            raise ValueError(f"training diverged in epoch {self.n_iter_} (loss {total}): "
-                             f"lower lr (now {self.lr:g})")
-        self.loss_curve_.append(float(total))
-        self.loss_ = float(total)
-        self.n_iter_ += 1
-
-    def _finish_early_stopping(self, stopped: bool) -> None:
-        """After a fit with early stopping: if it ran to the end and the final weights are
-        worse on the validation rows than the best seen, put the best back; then record which
-        epoch's weights are kept (``best_epoch_``) and their validation loss (``best_loss_``)."""
-        early = self._early
-        if early.best_w is None:
+    def _record(self, run: Run, n_rows: int) -> None:
+        """The run's epochs into ``loss_curve_`` (and ``validation_loss_curve_``), its weights
+        into ``w_``; a run whose loss or weights stopped being finite is a ValueError."""
+        mean = self.reduction == "mean"
+        hist = run.history
+        self.loss_curve_.extend((hist.train_loss / (n_rows if mean else 1)).tolist())
+        if self._validation is not None:
+            n_val = len(self._validation[0]) if mean else 1
+            self.validation_loss_curve_.extend((hist.test_loss / n_val).tolist())
+        self.n_iter_ += len(hist)
+        self.w_[:] = run.w  # the last weights whose loss and values were finite
+        if self.loss_curve_:
+            self.loss_ = self.loss_curve_[-1]
+        if run.diverged_at is None and np.all(np.isfinite(run.w)):
             return
-        if not stopped:
-            xv, Yv = self._validation
-            value = LOSSES[self._loss_name].value(
-                Yv, _network_output(self.layout_, self.w_, xv))
-            if (value / len(xv) if self.reduction == "mean" else value) > early.best_loss:
-                self.w_[:] = early.best_w
-        self.best_loss_ = float(early.best_loss)
-        self.best_epoch_ = int(early.best_epoch)
+        at = self.n_iter_ if run.diverged_at is None else run.diverged_at
+        why = "the weights became infinite" if run.bad_loss is None or np.isfinite(
+            run.bad_loss) else f"loss {run.bad_loss}"
+        raise ValueError(f"training diverged in epoch {at} ({why}): lower lr (now "
+                         f"{self.lr:g})")
 
     def _fit(self, X, y, epochs: int | None, partial: bool, classes=None):
         first = not (partial and hasattr(self, "w_"))
         regressor = isinstance(self, RegressorMixin)
         X, y = validate_data(self, X, y, reset=first, dtype=np.float64, multi_output=regressor,
                              y_numeric=regressor)
+        # early stopping belongs to fit; partial_fit never stops (as MLPClassifier)
+        early = not partial and bool(self.early_stopping)
         if first:
             self._start(y, classes)
-            # early stopping belongs to fit; partial_fit never stops (as MLPClassifier)
-            X, Y = self._initialize(X, y, early=not partial and bool(self.early_stopping))
+            X, Y = self._initialize(X, y, early)
         else:
             self._check_params()
             Y, _ = self._encode_targets(y, first=False)
-        if partial:
-            self._early = None  # a fit's early stopping does not carry into partial_fit
-        x = self._scale_x(X)
-        stopped = False
-        n_epochs = self.epochs if epochs is None else epochs
-        for _ in range(n_epochs - self._compiled_epochs(x, Y, n_epochs)):
-            if not self._epoch(x, Y):
-                stopped = True
-                break
-        if self._early is not None:
-            self._finish_early_stopping(stopped)
+        self._train(self._scale_x(X), Y, self.epochs if epochs is None else epochs, early)
         return self
-
-    def _compiled_epochs(self, x: np.ndarray, Y: np.ndarray, n_epochs: int) -> int:
-        """Run the epochs on the compiled loop when it computes what ``_epoch`` would (full
-        batch, no validation rows): the same weights and loss curve, several times faster
-        (engines.fast.train_full_batch).  Returns how many it ran: 0 without numba, or when
-        the run diverged (``_epoch`` then replays it and words the error)."""
-        if self._validation is not None or n_epochs < 1 or (
-                self.batch_size is not None and self.batch_size < len(x)):
-            return 0
-        fast = compiled_engine("auto")
-        if fast is None:
-            return 0
-        t, mean = self.n_iter_, self.reduction == "mean"
-        curve = fast.train_full_batch(
-            self.layout_, self._loss_name, self.w_, x, Y, self.lr, t, t + n_epochs,
-            optimizer=self.optimizer, hyper=self._hyper(), schedule=self._schedule(),
-            l2=self.l2, l1=self.l1, jitter=self.jitter, seed=self._seed, mean=mean,
-            state=self._opt_state)
-        if curve is None:
-            return 0
-        for total in curve:
-            self._record(total / len(x) if mean else total)
-        return n_epochs
 
     def _output(self, X) -> np.ndarray:
         """ŷ of the network, shape (n_samples, n_outputs), for raw inputs X."""
