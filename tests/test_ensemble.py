@@ -169,15 +169,6 @@ def test_progress_and_history(prep):
     assert np.array_equal(h.test_acc, r.test_acc[1])
 
 
-def test_other_optimizers_are_refused(prep):
-    cfg = replace(CFG, optimizer="adam") if hasattr(CFG, "optimizer") else None
-    if cfg is None:  # an older TrainConfig without optimizers has nothing to refuse
-        assert not hasattr(CFG, "plain_gd")
-        return
-    with pytest.raises(ScratchnetError, match="plain full-batch"):
-        train_ensemble(cfg, seeds=[0, 1], prepared=prep)
-
-
 def test_cuda_without_a_device_is_a_user_error(prep, monkeypatch):
     monkeypatch.setattr(gpu, "cuda_available", lambda: False)
     with pytest.raises(ScratchnetError, match="no CUDA device"):
@@ -194,7 +185,7 @@ def test_interrupt_keeps_finished_chunks(prep, monkeypatch):
             raise KeyboardInterrupt
         real(*args)
 
-    monkeypatch.setattr(ensemble, "select_ensemble_engine", lambda d, e, dt: ("numpy", flaky))
+    monkeypatch.setattr(ensemble, "select_ensemble_engine", lambda d, e, dt, st: ("numpy", flaky))
     monkeypatch.setattr(ensemble, "CHUNK_WORK", {"cpu": 2e4, "cuda": 2e4})  # 100-epoch chunks
     r = train_ensemble(replace(CFG, epochs=1000), seeds=[0, 1], prepared=prep)
     assert r.stopped == "interrupted" and r.epochs_done == 100
@@ -202,3 +193,144 @@ def test_interrupt_keeps_finished_chunks(prep, monkeypatch):
     assert np.isfinite(r.train_loss[:, :done]).all() and np.isnan(r.train_loss[:, done:]).all()
     ref = train_ensemble(replace(CFG, epochs=done), seeds=[0, 1], prepared=prep)
     assert rel_err(r.W, ref.W) <= 1e-12
+
+
+# ---- optimizers and penalties ---------------------------------------------------------------
+OPTIMIZERS = ["gd", "momentum", "nesterov", "rmsprop", "adam"]
+PENALTIES = {"none": {}, "l2": {"l2": 0.05}, "l2+l1": {"l2": 0.05, "l1": 0.01}}
+
+
+def _engines_with_steps() -> list[str]:
+    """numpy always; the compiled ensemble once it takes an optimizer (``steps``)."""
+    from scratchnet.engines import fast
+
+    return ["numpy"] + (["fast"] if fast.available() and
+                        ensemble._takes_steps(fast.ensemble_engine) else [])
+
+
+@pytest.mark.parametrize("engine", _engines_with_steps())
+@pytest.mark.parametrize("penalty", list(PENALTIES))
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_each_network_with_an_optimizer_equals_train(prep, optimizer, penalty, engine):
+    cfg = replace(CFG, epochs=30, optimizer=optimizer, beta2=0.99, **PENALTIES[penalty])
+    r = train_ensemble(cfg, seeds=SEEDS, lrs=[1e-3, 3e-3, 1e-2], prepared=prep, engine=engine)
+    assert r.engine == engine and not r.diverged.any()
+    for k, (seed, lr) in enumerate(zip(SEEDS, [1e-3, 3e-3, 1e-2])):
+        solo = train(replace(cfg, seed=seed, lr=lr))
+        assert rel_err(r.W[k], solo.model.w) <= 1e-12
+        for m in METRICS:
+            assert rel_err(getattr(r, m)[k], getattr(solo.history, m)) <= 1e-12
+            assert abs(r.final[m][k] - solo.final[m]) <= 1e-12 * max(1, abs(solo.final[m]))
+        assert r.model(k).config["optimizer"] == optimizer
+    # the option really changed the steps: not the weights plain gradient descent gives
+    if optimizer != "gd" or penalty != "none":
+        plain = train_ensemble(replace(CFG, epochs=30), seeds=SEEDS, lrs=[1e-3, 3e-3, 1e-2],
+                               prepared=prep, engine="numpy")
+        assert np.abs(plain.W - r.W).max() > 1e-6
+
+
+def test_the_penalty_spares_the_bias_weights(prep):
+    """With λ₂ alone and no data gradient the step would shrink w; the bias row (mask 0) is
+    left to the data: one epoch of gd + l2 moves each weight by η λ₂ w more than gd."""
+    base = train_ensemble(replace(CFG, epochs=1), seeds=[4], lrs=[1e-2], prepared=prep,
+                          engine="numpy")
+    pen = train_ensemble(replace(CFG, epochs=1, l2=0.5), seeds=[4], lrs=[1e-2], prepared=prep,
+                         engine="numpy")
+    w0 = init_weights(prep.layout, "normal", 4)
+    from scratchnet.training.optim import weight_mask
+
+    mask = weight_mask(prep.layout)
+    np.testing.assert_allclose(base.W[0] - pen.W[0], 1e-2 * 0.5 * w0 * mask, rtol=1e-9,
+                               atol=1e-15)
+    assert np.array_equal(base.W[0][mask == 0], pen.W[0][mask == 0])
+
+
+@pytest.mark.parametrize("name, value", [("batch_size", 16), ("schedule", "step"),
+                                         ("early_stopping", True), ("jitter", 0.1),
+                                         ("monitor", True)])
+def test_single_network_options_are_refused_by_name(prep, name, value):
+    from scratchnet.core.errors import OptionError
+    from scratchnet.training.options import flag
+
+    cfg = replace(CFG, optimizer="adam", l2=0.1, **{name: value})
+    with pytest.raises(OptionError) as err:
+        train_ensemble(cfg, seeds=[0, 1], prepared=prep)
+    assert err.value.name == name
+    worded = err.value.worded(flag)  # as the command line prints it
+    assert worded.startswith(flag(name) + ": ensembles train every network full batch")
+    assert "--optimizer, --l2 and --l1, not " + flag(name) in worded
+
+
+ADAM_DIVERGES = TrainConfig(epochs=30, hidden=(5,), activation="relu", output="identity",
+                            optimizer="adam", eps=1e200)  # ε ≫ √v̂: steps like gd's, lr / ε
+ADAM_LRS = [1e197, 1e199]  # network 1 diverges (at epoch 6 on PS5)
+
+
+@pytest.mark.parametrize("engine", _engines_with_steps())
+def test_a_diverging_adam_network_keeps_its_last_finite_weights(engine):
+    with np.errstate(all="ignore"):
+        r = train_ensemble(ADAM_DIVERGES, seeds=[0, 1], lrs=ADAM_LRS, engine=engine)
+        with pytest.raises(DivergedError) as err:
+            train(replace(ADAM_DIVERGES, seed=1, lr=ADAM_LRS[1]))
+    t = int(r.diverged_at[1])
+    assert r.diverged_at[0] == -1 and 2 < t < 30
+    solo = err.value.result
+    assert len(solo.history) == t
+    assert np.all(np.isfinite(r.W[1]))
+    assert rel_err(r.W[1], solo.model.w) <= 1e-12
+    assert rel_err(r.train_loss[1, :t], solo.history.train_loss) <= 1e-12
+    assert np.isnan(r.train_loss[1, t:]).all()
+    ok = train(replace(ADAM_DIVERGES, seed=0, lr=ADAM_LRS[0]))
+    assert rel_err(r.W[0], ok.model.w) <= 1e-12
+
+
+@pytest.mark.parametrize("engine", _engines_with_steps())
+def test_adam_state_carries_over_chunks(engine, monkeypatch):
+    """Chunks of 4 epochs (the diverging network too: at a chunk's first epoch or inside one)
+    give the numbers of one chunk: the moments and adam's count go from slice to slice."""
+    with np.errstate(all="ignore"):
+        whole = train_ensemble(ADAM_DIVERGES, seeds=[0, 1], lrs=ADAM_LRS, engine=engine)
+        for chunk in (3, 4, 5):
+            monkeypatch.setattr(ensemble, "CHUNK_WORK", {"cpu": chunk * 2 * 100 + 1, "cuda": 0})
+            cut = train_ensemble(ADAM_DIVERGES, seeds=[0, 1], lrs=ADAM_LRS, engine=engine)
+            assert np.array_equal(cut.diverged_at, whole.diverged_at)
+            assert rel_err(cut.W, whole.W) <= 1e-12
+            assert rel_err(cut.train_loss, whole.train_loss) <= 1e-12
+
+
+def test_an_interrupted_slice_puts_the_optimizer_state_back(prep, monkeypatch):
+    """Ctrl-C inside a slice: the weights and the adam moments and count of the slices before
+    it are kept, those of the dropped slice are not."""
+    seen = []
+
+    class Spy(ensemble._Ensemble):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen.append(self)
+
+    calls = {"n": 0}
+
+    def flaky(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third slice: half its epochs run, then Ctrl-C
+            a = list(args)
+            a[7] = a[6] + (a[7] - a[6]) // 2
+            ensemble.numpy_engine(*a, **kw)
+            raise KeyboardInterrupt
+        ensemble.numpy_engine(*args, **kw)
+
+    cfg = replace(CFG, epochs=1000, optimizer="adam")
+    monkeypatch.setattr(ensemble, "_Ensemble", Spy)
+    monkeypatch.setattr(ensemble, "CHUNK_WORK", {"cpu": 2e4, "cuda": 2e4})  # 100-epoch slices
+    monkeypatch.setattr(ensemble, "select_ensemble_engine",
+                        lambda d, e, dt, st: ("numpy", flaky))
+    r = train_ensemble(cfg, seeds=[0, 1], prepared=prep)
+    assert r.stopped == "interrupted" and r.epochs_done == 200
+    monkeypatch.undo()
+    monkeypatch.setattr(ensemble, "_Ensemble", Spy)
+    ref = train_ensemble(replace(cfg, epochs=200), seeds=[0, 1], prepared=prep,
+                         engine="numpy")
+    assert rel_err(r.W, ref.W) <= 1e-12
+    got, want = seen[0].steps.state, seen[1].steps.state
+    assert got["t"] == want["t"] == 200
+    assert rel_err(got["m"], want["m"]) <= 1e-12 and rel_err(got["v"], want["v"]) <= 1e-12

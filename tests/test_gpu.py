@@ -130,6 +130,42 @@ with np.errstate(all="ignore"):
                      "dloss": max(float(np.abs(g.final[m] - c.final[m]).max())
                                   for m in ("train_loss", "test_loss")),
                      "agreement": g.agreement}
+# optimizers and penalties: the kernel against the numpy ensemble, both renderings
+def compare_steps(cfg, seeds, lrs, prep, chunk=None):
+    used.clear()
+    c = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, engine="numpy")
+    if chunk is not None:
+        rows = prep.problem.x_train.shape[0] + prep.problem.x_test.shape[0]
+        ens.CHUNK_WORK = {"cpu": 2e7, "cuda": chunk * len(seeds) * rows + 1e-6}
+    g = train_ensemble(cfg, seeds=seeds, lrs=lrs, prepared=prep, device="cuda")
+    ens.CHUNK_WORK = {"cpu": 2e7, "cuda": 2e10}
+    return {"engine": [g.engine, c.engine], "W": rel(g.W, c.W),
+            "records": max(rel(getattr(g, m), getattr(c, m)) for m in METRICS),
+            "final": max(rel(g.final[m], c.final[m]) for m in METRICS),
+            "diverged_at": [g.diverged_at.tolist(), c.diverged_at.tolist()],
+            "kernels": sorted(set(used)), "launches": len(used)}
+
+PENALTIES = {"none": {}, "l2": {"l2": 0.05}, "l2+l1": {"l2": 0.05, "l1": 0.01}}
+with np.errstate(all="ignore"):
+    for opt in ("gd", "momentum", "nesterov", "rmsprop", "adam"):
+        for pen, kw in PENALTIES.items():
+            cfg = TrainConfig(epochs=3, optimizer=opt, beta2=0.99, **kw)
+            for limit, kind in ((200, ""), (0, "-generic")):
+                gpu_codegen.MAX_UNROLLED_PARAMS = limit
+                out[f"steps-{opt}-{pen}{kind}"] = compare_steps(cfg, [0, 1], [1e-2, 1e-1],
+                                                                tiny(cfg))
+    # adam diverging (ε ≫ √v̂: gd-like steps of lr / ε) as one chunk and in chunks that put
+    # the divergence at a chunk's first epoch, its second and its third (replays)
+    adam = TrainConfig(epochs=9, hidden=(5,), activation="relu", output="identity",
+                       optimizer="adam", eps=1e200)
+    for limit, kind in ((200, ""), (0, "-generic")):
+        gpu_codegen.MAX_UNROLLED_PARAMS = limit
+        out[f"adam-diverges{kind}"] = r = compare_steps(adam, [0, 1], [1e197, 1e199], tiny(adam))
+        t = r["diverged_at"][1][1]
+        for back in (0, 1, 2):
+            out[f"adam-diverges{kind}-chunk-{back}"] = compare_steps(
+                adam, [0, 1], [1e197, 1e199], tiny(adam), t - back)
+    gpu_codegen.MAX_UNROLLED_PARAMS = 200
 print(json.dumps(out))
 """
 
@@ -208,10 +244,18 @@ def test_float32_needs_the_gpu_and_the_unrolled_kernel(monkeypatch):
     from scratchnet.engines.ensemble import train_ensemble
     from scratchnet.training.train import TrainConfig
 
-    with pytest.raises(ScratchnetError, match="--dtype float32 runs on the GPU only"):
+    from scratchnet.core.errors import OptionError
+    from scratchnet.training.options import flag
+
+    with pytest.raises(OptionError, match="^dtype: float32 runs on the GPU only") as err:
         train_ensemble(TrainConfig(epochs=1), seeds=[0], dtype="float32")
-    with pytest.raises(ScratchnetError, match="--dtype: unknown 'float16'"):
+    assert err.value.worded(flag) == "--dtype: float32 runs on the GPU only (--device cuda)"
+    with pytest.raises(OptionError, match="^dtype: unknown 'float16'") as err:
         train_ensemble(TrainConfig(epochs=1), seeds=[0], device="cuda", dtype="float16")
+    assert err.value.name == "dtype" and err.value.worded(flag).startswith("--dtype: unknown")
+    with pytest.raises(OptionError) as err:
+        train_ensemble(TrainConfig(epochs=1), seeds=[0], device="tpu")
+    assert err.value.worded(flag) == "--device: unknown 'tpu' (choose from cpu, cuda)"
     if gpu.cuda is not None:
         with pytest.raises(ScratchnetError, match="single precision"):
             gpu.make_kernel((2, 7, 1), (0, 0), 0, False, "generic", dtype="float32")
@@ -260,9 +304,13 @@ def test_large_layouts_fall_back_to_the_generic_kernel():
 
 
 def test_require_cuda_message(monkeypatch):
+    from scratchnet.training.options import flag
+
     monkeypatch.setattr(gpu, "cuda_available", lambda: False)
-    with pytest.raises(ScratchnetError, match="no CUDA device"):
+    with pytest.raises(ScratchnetError, match="no CUDA device") as err:
         gpu.require_cuda()
+    assert err.value.worded(flag) == \
+        "--device: no CUDA device (numba.cuda found none; use --device cpu)"
 
 
 def test_kernel_is_built_once_per_layout():
@@ -324,3 +372,51 @@ def test_every_hidden_activation_on_the_device(simulated, act, kind):
     assert r["engine"] == ["cuda", "fast"]
     assert r["W"] <= 1e-12 and r["records"] <= 1e-12
     assert r["kernels"] == ["generic" if kind else SHARED]
+
+
+# ---- optimizers and penalties in the kernel ---------------------------------------------------
+STEP_CASES = [f"steps-{o}-{p}{k}" for o in ("gd", "momentum", "nesterov", "rmsprop", "adam")
+              for p in ("none", "l2", "l2+l1") for k in ("", "-generic")]
+
+
+@pytest.mark.parametrize("case", STEP_CASES)
+def test_kernel_with_an_optimizer_equals_the_numpy_ensemble(simulated, case):
+    r = simulated[case]
+    assert r["engine"] == ["cuda", "numpy"]
+    assert r["W"] <= 1e-12 and r["records"] <= 1e-12 and r["final"] <= 1e-12
+    assert r["kernels"] == ["generic" if case.endswith("-generic") else SHARED]
+
+
+@pytest.mark.parametrize("kind", ["", "-generic"])
+def test_diverging_adam_network_on_the_device(simulated, kind):
+    """The kept weights are w_{t−1} however the chunks fall: the replay launch starts again
+    from the chunk's first weights and optimizer state (the first launch stores neither for a
+    network that diverged)."""
+    whole = simulated[f"adam-diverges{kind}"]
+    t = whole["diverged_at"][1][1]
+    assert whole["diverged_at"][0] == [-1, t] and t > 2
+    for r in [whole] + [simulated[f"adam-diverges{kind}-chunk-{b}"] for b in (0, 1, 2)]:
+        assert r["diverged_at"][0] == r["diverged_at"][1]
+        assert r["W"] <= 1e-12 and r["records"] <= 1e-12
+    for b in (0, 1, 2):
+        assert simulated[f"adam-diverges{kind}-chunk-{b}"]["launches"] >= 2
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "rmsprop", "adam"])
+@pytest.mark.parametrize("unroll", [True, False])
+def test_kernel_source_of_each_optimizer(optimizer, unroll):
+    from scratchnet.engines import codegen as gpu_codegen
+
+    src = gpu_codegen.kernel_source((2, 7, 1), (0, 0), 0, False, (80, 20), unroll,
+                                    optimizer, True)
+    compile(src, "<kernel>", "exec")
+    plain = gpu_codegen.kernel_source((2, 7, 1), (0, 0), 0, False, (80, 20), unroll)
+    assert "S1[" not in plain and "lam2" not in plain and "hyper[" not in plain
+    assert ("S1[28, k] = s1_28" if unroll else "S1[p, k] = s1[p]") in src
+    assert ("S2[" in src) == (optimizer == "adam")
+    assert ("c1 = bc[0, t - start]" in src) == (optimizer == "adam")
+    if unroll:  # the penalty skips the bias rows w0..w6 and w21 (W_2[0])
+        assert "g7 += lam2 * w7 + lam1 * sg" in src and "g28 += lam2" in src
+        assert "g6 += lam2" not in src and "g21 += lam2" not in src
+    else:
+        assert "for p in range(7, 21):" in src and "for p in range(22, 29):" in src

@@ -241,15 +241,94 @@ def _shared_rows(s: _Src, rows) -> tuple[str, ...]:
     return ("Xtr", "Ytr", "Ltr", "Xte", "Yte", "Lte")
 
 
-def _each_weight(s: _Src, NP: int, line: str) -> None:
-    """``line`` (with {w}, {g} and {p}) for every weight: NP lines, or one loop."""
+def _each_weight(s: _Src, NP: int, *lines: str, first: int = 0) -> None:
+    """``lines`` (with {w}, {g}, {s1}, {s2} and {p}) for every weight p = first … NP − 1: a
+    copy per weight, or one loop."""
     if s.unroll:
-        s(*(line.format(w=s.w(p), g=s.g(p), p=p) for p in range(NP)))
+        s(*(line.format(w=s.w(p), g=s.g(p), s1=f"s1_{p}", s2=f"s2_{p}", p=p)
+            for p in range(first, NP) for line in lines))
     else:
-        s("for p in range(NP):", "    " + line.format(w="w[p]", g="g[p]", p="p"))
+        s(f"for p in range({first}, {NP}):" if first else "for p in range(NP):",
+          *("    " + line.format(w="w[p]", g="g[p]", s1="s1[p]", s2="s2[p]", p="p")
+            for line in lines))
 
 
-def _epoch_loop(s: _Src, acts, loss: int, canonical: bool, names) -> None:
+# ---- the optimizers: how g becomes a step -------------------------------------------------
+# One weight's step, optim.py's numpy lines operation for operation (``v *= μ; v += g`` is
+# ``v = v μ + g``), so the simulator gives the numpy engine's numbers.  {s1}, {s2}: the state
+# (fast.State's names): the velocity v (momentum, nesterov), rmsprop's r, adam's m and v.
+STEP_LINES = {
+    "gd": ("{w} -= lr * {g}",),
+    "momentum": ("{s1} = {s1} * mu + {g}", "{w} -= lr * {s1}"),
+    "nesterov": ("{s1} = {s1} * mu + {g}", "{w} -= lr * ({g} + mu * {s1})"),
+    "rmsprop": ("{s1} = {s1} * rho + crho * {g} * {g}",
+                "{w} -= lr * {g} / (math.sqrt({s1}) + eps)"),
+    "adam": ("{s1} = {s1} * b1 + cb1 * {g}", "{s2} = {s2} * b2 + cb2 * {g} * {g}",
+             "{w} -= lr * ({s1} / c1) / (math.sqrt({s2} / c2) + eps)"),
+}
+# the hyper-parameters each reads from ``hyper`` ([μ, β₁, β₂, ρ, ε, λ₂, λ₁], fast.Steps')
+HYPER_LINES = {
+    "gd": (), "momentum": ("mu = hyper[0]",), "nesterov": ("mu = hyper[0]",),
+    "rmsprop": ("rho = hyper[3]", "crho = 1.0 - rho", "eps = hyper[4]"),
+    "adam": ("b1 = hyper[1]", "b2 = hyper[2]", "cb1 = 1.0 - b1", "cb2 = 1.0 - b2",
+             "eps = hyper[4]"),
+}
+STATES = {"gd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adam": 2}
+# ∂R/∂w = λ₂ w + λ₁ sign(w) added to g, as optim.penalty (w · mask = w off the bias rows)
+PENALTY_LINES = ("sg = 1.0 if {w} > 0.0 else (-1.0 if {w} < 0.0 else {w} * 0.0)",
+                 "{g} += lam2 * {w} + lam1 * sg")
+# Where the state lives: with the weights, loaded from (P, K) global arrays S1, S2 (coalesced
+# like W) before the epoch loop and stored after it — registers when unrolled, local arrays
+# in the generic kernel.  Not measured on a GPU yet (no device in the session that wrote it;
+# bench/gpu_check.py records the rates).  The reasoning: a weight's state is touched once an
+# epoch, in the update, while w is read 2 × rows times (forward and backward over every row),
+# so its cost is small wherever it sits; kept out of global memory inside the loop, a network
+# that diverges leaves S1, S2 as they were at the chunk's start — exactly what the replay
+# launch needs to recompute w_{t−1} (a state updated in place would need a copy per chunk).
+# Registers the compiler cannot keep (adam on PS5: 58 more values) spill to local memory,
+# which is per thread and cached, and is read only at the update.
+
+
+def _step(s: _Src, optimizer: str, penalized: bool) -> None:
+    """The update of epoch t for every weight: the penalty's gradient (non-bias weights), then
+    the optimizer's step; adam's 1 − βᵗ come from the host (``bc``, one column per epoch of
+    the chunk)."""
+    if penalized:
+        for l in range(1, len(s.sizes)):  # the rows after W_l's bias row
+            _each_weight(s, s.offs[l], *PENALTY_LINES, first=s.offs[l - 1] + s.sizes[l])
+    if optimizer == "adam":
+        s("c1 = bc[0, t - start]", "c2 = bc[1, t - start]")
+    _each_weight(s, s.offs[-1], *STEP_LINES[optimizer])
+
+
+def _load_state(s: _Src, optimizer: str, penalized: bool) -> None:
+    """The hyper-parameters into locals, the optimizer's state from S1, S2."""
+    NP, n = s.offs[-1], STATES[optimizer]
+    s(*HYPER_LINES[optimizer])
+    if penalized:
+        s("lam2 = hyper[5]", "lam1 = hyper[6]")
+    for i in range(1, n + 1):
+        if not s.unroll:
+            s(f"s{i} = cuda.local.array(NP, np.float64)")
+        _each_weight(s, NP, f"{{s{i}}} = S{i}[{{p}}, k]")
+
+
+def _store(s: _Src, optimizer: str, penalized: bool) -> None:
+    """A completed chunk: the weights before the last update into Wp, then the update, the
+    weights into W (as Wout) and the optimizer's state into S1, S2."""
+    NP = s.offs[-1]
+    _each_weight(s, NP, "Wp[{p}, k] = {w}")
+    if optimizer == "gd" and not penalized:  # plain gradient descent: one line per weight
+        _each_weight(s, NP, "Wout[{p}, k] = {w} - lr * {g}")
+        return
+    _step(s, optimizer, penalized)
+    _each_weight(s, NP, "Wout[{p}, k] = {w}")
+    for i in range(1, STATES[optimizer] + 1):
+        _each_weight(s, NP, f"S{i}[{{p}}, k] = {{s{i}}}")
+
+
+def _epoch_loop(s: _Src, acts, loss: int, canonical: bool, names, optimizer: str = "gd",
+                penalized: bool = False) -> None:
     """The epochs: zero g, the training rows (forward, loss, backward), the divergence check,
     the recorded test rows, the update (the last one after the loop)."""
     Xtr, Ytr, Ltr, Xte, Yte, Lte = names
@@ -279,25 +358,32 @@ def _epoch_loop(s: _Src, acts, loss: int, canonical: bool, names) -> None:
     s.indent(-1)
     s("if t == stop - 1:", "    break  # the chunk's last update comes after the loop")
     s.indent(-1)
-    _each_weight(s, NP, "{w} -= lr * {g}")
+    _step(s, optimizer, penalized)
     s("t += 1")
     s.indent(-1)
 
 
-def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None, unroll: bool = True) -> str:
+def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None, unroll: bool = True,
+                  optimizer: str = "gd", penalized: bool = False) -> str:
     """The kernel's Python source.  sizes: units per layer (inputs first); acts: activation
     code per layer (snippets.ACT_CODES); loss: snippets.LOSS_CODES; canonical: δ_L = ŷ − y;
     rows: (n_train, n_test) to copy the rows into shared memory, None to read them from
-    global memory; unroll=False: the generic kernel (state in local arrays, loops kept)."""
+    global memory; unroll=False: the generic kernel (state in local arrays, loops kept);
+    optimizer: an ``optim.OPTIMIZERS`` name of a full-batch step (gd, momentum, nesterov,
+    rmsprop, adam); penalized: ``hyper``'s λ₂, λ₁ penalty on the non-bias weights."""
     sizes, acts = tuple(int(v) for v in sizes), tuple(int(v) for v in acts)
+    optimizer = "gd" if optimizer == "sgd" else optimizer
     s = _Src(sizes, unroll)
     NP, NB = s.offs[-1], s.ro[-1]
     s(f"# generated by scratchnet.engines.codegen for layout {'-'.join(map(str, sizes))}, "
-      f"activation codes {acts}, loss code {loss}, canonical {canonical}, unrolled {unroll}",
+      f"activation codes {acts}, loss code {loss}, canonical {canonical}, unrolled {unroll}, "
+      f"optimizer {optimizer}, penalty {penalized}",
       "def kernel(W, Wp, lrs, xtr, ytr, ltr, xte, yte, lte, thr, start, stop, every, j0,",
-      "           rtrl, rtel, rtra, rtea, diverged_at, replay, Wout):",
+      "           rtrl, rtel, rtra, rtea, diverged_at, replay, Wout, S1, S2, hyper, bc):",
       "    # Wout is W again under a second name: the final stores then compute their own",
-      "    # addresses instead of keeping the first loads' alive (in registers) through the loop")
+      "    # addresses instead of keeping the first loads' alive (in registers) through the loop",
+      "    # S1, S2 (P, K): the optimizer's state; hyper: [μ, β₁, β₂, ρ, ε, λ₂, λ₁]; bc (2, n):",
+      "    # adam's 1 − β₁ᵗ, 1 − β₂ᵗ for epochs start … start + n − 1 (unused ones: placeholders)")
     s.indent()
     s("k = cuda.grid(1)")
     names = _shared_rows(s, rows) if rows is not None else \
@@ -317,9 +403,10 @@ def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None, unroll: bo
           f"delta = cuda.local.array({NB}, np.float64)")
     s("# W is (P, K) on the device: neighbouring threads read neighbouring words")
     _each_weight(s, NP, "{w} = W[{p}, k]")
+    _load_state(s, optimizer, penalized)
     s("lr = lrs[k]", "ntr = xtr.shape[0]", "nte = xte.shape[0]", "diverged = False")
     _each_weight(s, NP, "{g} = 0.0")
-    _epoch_loop(s, acts, loss, canonical, names)
+    _epoch_loop(s, acts, loss, canonical, names, optimizer, penalized)
     s("# Global memory is only touched out here: inside the loop the compiler would keep the",
       "# addresses of every rarely used store in registers.",
       "if diverged:  # the loss at w_t is not finite: keep w_{t−1}")
@@ -337,8 +424,7 @@ def kernel_source(sizes, acts, loss: int, canonical: bool, rows=None, unroll: bo
     s.indent(-1)
     s("elif end > start:  # completed: the weights before the last update, then the update")
     s.indent()
-    _each_weight(s, NP, "Wp[{p}, k] = {w}")
-    _each_weight(s, NP, "Wout[{p}, k] = {w} - lr * {g}")
+    _store(s, optimizer, penalized)
     s.indent(-1)
     return s.text()
 
@@ -385,14 +471,14 @@ def _namespace(cuda) -> dict:
 
 def build_kernel(cuda, sizes, acts, loss: int, canonical: bool, rows=None,
                  max_registers: int | None = None, dtype: str = "float64",
-                 unroll: bool = True):
+                 unroll: bool = True, optimizer: str = "gd", penalized: bool = False):
     """``numba.cuda.jit`` of ``kernel_source(...)`` (the module given as ``cuda``);
     ``max_registers`` caps the registers per thread (more threads fit on an SM, values that
     do not fit are spilled; ignored by the simulator); ``dtype="float32"``: the
     ``single_precision`` source; ``unroll=False``: the generic kernel."""
     from numba import config
 
-    src = kernel_source(sizes, acts, loss, canonical, rows, unroll)
+    src = kernel_source(sizes, acts, loss, canonical, rows, unroll, optimizer, penalized)
     if dtype == "float32":
         src = single_precision(src)
     _COUNT[0] += 1

@@ -2,9 +2,12 @@
 
 The problem set trained one network and wondered how much the result depends on the
 initialisation.  ``train_ensemble(config, seeds=range(1000))`` answers that in one call: every
-network k starts from ``init_weights(layout, config.init, seeds[k])``, takes full-batch gradient
-descent steps with its own ``lrs[k]`` on the same prepared data, and is the very network
-``train(config with seed=seeds[k], lr=lrs[k])`` would produce (a test holds them equal).
+network k starts from ``init_weights(layout, config.init, seeds[k])``, takes full-batch steps
+with its own ``lrs[k]`` on the same prepared data, and is the very network
+``train(config with seed=seeds[k], lr=lrs[k])`` would produce (a test holds them equal).  The
+steps are plain gradient descent or any of ``optim.OPTIMIZERS`` (momentum, nesterov, rmsprop,
+adam; ``config``'s hyper-parameters), with or without the L2 / L1 penalty (``EnsembleSteps``);
+mini-batches, schedules, early stopping, jitter and the monitor are single-network options.
 
 The K weight vectors are the rows of one (K, P) matrix in the w1..wP order; the engines that
 train them are interchangeable:
@@ -19,17 +22,20 @@ its last finite epoch (as ``train`` does), its later records are NaN, and the ot
 """
 from __future__ import annotations
 
+import copy
 import functools
+import inspect
 import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..core.backprop import accuracy, backward, forward, output_delta, predict
-from ..core.errors import ScratchnetError
+from ..core.errors import OptionError, ScratchnetError
 from ..core.losses import LOSSES
 from ..core.network import Layout, init_weights_batch
-from ..training.run import Outcome, Run
+from ..training.optim import OPTIMIZERS, Hyper, penalty, weight_mask
+from ..training.run import Outcome, Run, options_used
 
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 # row-network-epochs per chunk: a fraction of a second on CPU cores, on a GPU
@@ -109,19 +115,120 @@ def _per_network(values, K: int, name: str, default, dtype) -> np.ndarray:
     return arr
 
 
+# ---- steps beyond w ← w − η g ------------------------------------------------------------
+# What an ensemble takes beyond plain gradient descent: every network still steps once per
+# epoch on the full batch with its own constant η, so only how a gradient becomes a step may
+# change.  Mini-batches, schedules, early stopping, jitter and the monitor stay refused.
+ENSEMBLE_OPTIONS = frozenset({"optimizer", "l2", "l1"})
+# optim's state keys that the compiled engines keep as their arrays s1, s2 (fast.State's)
+STATE_KEYS = {"gd": (None, None), "sgd": (None, None), "momentum": ("v", None),
+              "nesterov": ("v", None), "rmsprop": ("r", None), "adam": ("m", "v")}
+
+
+def check_options(config) -> None:
+    """Refuse, naming it, an option of ``config`` that ensembles do not run (``OptionError``:
+    the CLI words it ``--batch-size: …``)."""
+    refused = sorted(options_used(config) - ENSEMBLE_OPTIONS)
+    if refused:
+        name = refused[0]
+        raise OptionError(name, getattr(config, name), "ensembles train every network full "
+                          "batch at a constant rate: they take {optimizer}, {l2} and {l1}, "
+                          "not {%s}" % name, ("optimizer", "l2", "l1", name))
+
+
+@dataclass
+class EnsembleSteps:
+    """How the K networks' gradients become steps: the optimizer (an ``optim.OPTIMIZERS``
+    name with its ``Hyper``), the penalty ½λ₂Σw² + λ₁Σ|w| over the non-bias weights
+    (``mask``), and optim's state of that optimizer for all K networks at once — its arrays
+    (K, P) (velocity v, rmsprop's r, adam's m and v) and adam's step count ``t``.  One count
+    serves every network: they all take one full-batch step per epoch from epoch 0, and a
+    diverged network is never stepped again (its count no longer matters)."""
+
+    optimizer: str
+    hyper: Hyper
+    l2: float
+    l1: float
+    mask: np.ndarray  # (P,) 1.0 on the weights, 0.0 on the bias weights (optim.weight_mask)
+    state: dict  # optim's: {"v": (K, P)}, {"r": (K, P)}, {"m", "v": (K, P), "t": int}, {}
+
+    @classmethod
+    def from_config(cls, config, layout: Layout, K: int) -> "EnsembleSteps | None":
+        """The steps of ``config`` for K networks; None for plain gradient descent."""
+        opt = getattr(config, "optimizer", "gd")
+        l2, l1 = float(getattr(config, "l2", 0.0)), float(getattr(config, "l1", 0.0))
+        if opt in ("gd", "sgd") and not l2 and not l1:
+            return None
+        hyper = Hyper(config.momentum, config.beta1, config.beta2, config.rho, config.eps)
+        return cls(opt, hyper, l2, l1, weight_mask(layout),
+                   OPTIMIZERS[opt].init(np.zeros((K, layout.n_params))))
+
+    @property
+    def penalized(self) -> bool:
+        return bool(self.l2 or self.l1)
+
+    def hyper_array(self) -> np.ndarray:
+        """[μ, β₁, β₂, ρ, ε, λ₂, λ₁]: the order of ``fast.Steps.hyper`` and the CUDA kernel's."""
+        h = self.hyper
+        return np.array([h.momentum, h.beta1, h.beta2, h.rho, h.eps, self.l2, self.l1])
+
+    def arrays(self) -> tuple:
+        """The state arrays (K, P) as the compiled engines name them (s1, s2; None: unused)."""
+        return tuple(None if key is None else self.state[key]
+                     for key in STATE_KEYS[self.optimizer])
+
+    def corrections(self, n: int) -> np.ndarray:
+        """(2, n): adam's 1 − β₁ⁱ and 1 − β₂ⁱ for its next n steps i = t + 1 … t + n, with
+        Python's ``**`` as ``optim._adam`` computes them (the kernel reads them from here
+        rather than trusting the device's pow to the last bit)."""
+        t, h = int(self.state.get("t", 0)), self.hyper
+        return np.array([[1.0 - h.beta1 ** i for i in range(t + 1, t + n + 1)],
+                         [1.0 - h.beta2 ** i for i in range(t + 1, t + n + 1)]]).reshape(2, n)
+
+    def advance(self, n: int) -> None:
+        """After a compiled engine ran n epochs: adam's count moves on by n steps."""
+        if "t" in self.state:
+            self.state["t"] += n
+
+    def step(self, W: np.ndarray, g: np.ndarray, lrs: np.ndarray, rows: np.ndarray) -> None:
+        """One step of networks ``rows``: ∂R/∂w added to g, then optim's own step function on
+        those rows (η = lrs[k] per row) — the numpy loop's lines, batched."""
+        w, gr = W[rows], g[rows]  # (n, P) copies
+        if self.penalized:
+            gr += penalty(w, self.mask, self.l2, self.l1)[1]
+        sub = {k: v[rows] if isinstance(v, np.ndarray) else v for k, v in self.state.items()}
+        OPTIMIZERS[self.optimizer].step(w, gr, lrs[rows, None], sub, self.hyper)
+        W[rows] = w
+        for k, v in sub.items():
+            if isinstance(v, np.ndarray):
+                self.state[k][rows] = v
+            else:
+                self.state[k] = v
+
+
+def _takes_steps(fn) -> bool:
+    """Whether an engine function runs ``EnsembleSteps`` (its ``steps`` keyword)."""
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    try:
+        return "steps" in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 # ---- the readable batched engine -------------------------------------------------------------
 # The equations are backprop.py's own: forward/backward/output_delta take W (K, P) as they take
 # w (P,), LOSSES[loss].values gives the K losses and accuracy the K accuracies.
 def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
                  lrs: np.ndarray, P, start: int, stop: int, record_every: int, rec: dict,
-                 diverged_at: np.ndarray) -> None:
+                 diverged_at: np.ndarray, steps: EnsembleSteps | None = None) -> None:
     """Epochs start..stop−1 for all K networks at once (readable numpy, batched over K).
 
     Updates ``W`` (K, P) in place; at every epoch t with t % record_every == 0 writes the four
     metrics into column t // record_every of ``rec[m]`` (K, n_records).  ``W_prev`` holds the
     weights before the last update (kept across calls).  A network whose train loss turns
     non-finite gets ``diverged_at[k] = t``, those weights back, and is left alone from then
-    on.  Every engine (fast, cuda) has this signature and these semantics.
+    on.  ``steps``: the optimizer and penalty (their state updated in place), None for
+    w ← w − η g.  Every engine (fast, cuda) has this signature and these semantics.
     """
     with np.errstate(all="ignore"):  # diverging networks overflow; they are handled below
         for t in range(start, stop):
@@ -146,7 +253,10 @@ def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
                 rec["test_acc"][rows, j] = accuracy(y_test, P.l_test, P.threshold)[rows]
             W_prev[active] = W[active]
             g = backward(layout, W, betas, output_delta(layout, loss, betas[-1], P.y_train))
-            W -= np.where(active[:, None], lrs[:, None] * g, 0.0)
+            if steps is None:
+                W -= np.where(active[:, None], lrs[:, None] * g, 0.0)
+            else:
+                steps.step(W, g, lrs, np.flatnonzero(active))
 
 
 def final_metrics(layout: Layout, loss: str, W: np.ndarray, P) -> dict:
@@ -162,22 +272,32 @@ def final_metrics(layout: Layout, loss: str, W: np.ndarray, P) -> dict:
 DTYPES = ("float64", "float32")
 
 
-def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "float64"):
-    """(name, engine function) for ``device`` ("cpu" or "cuda"), ``engine`` and ``dtype``."""
+def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "float64",
+                           steps: bool = False):
+    """(name, engine function) for ``device`` ("cpu" or "cuda"), ``engine`` and ``dtype``;
+    ``steps``: the run has ``EnsembleSteps`` (an optimizer or a penalty), which ``auto`` on
+    the CPU gives to the compiled engine only when that engine takes them."""
     if dtype not in DTYPES:
-        raise ScratchnetError(f"--dtype: unknown '{dtype}' (choose from {', '.join(DTYPES)})")
+        raise OptionError("dtype", dtype, f"unknown {dtype!r} (choose from {', '.join(DTYPES)})")
     if device == "cuda":
         from . import gpu
 
         gpu.require_cuda()
         return "cuda", functools.partial(gpu.cuda_engine, dtype=dtype)
     if device != "cpu":
-        raise ScratchnetError(f"--device: unknown '{device}' (choose from cpu, cuda)")
+        raise OptionError("device", device, f"unknown {device!r} (choose from cpu, cuda)")
     if dtype != "float64":
-        raise ScratchnetError("--dtype float32 runs on the GPU only (--device cuda)")
+        raise OptionError("dtype", dtype, f"{dtype} runs on the GPU only ({{device}} cuda)",
+                          ("device",))
     from ..training.train import compiled_engine
 
     fast = compiled_engine(engine)
+    if fast is not None and steps and not _takes_steps(fast.ensemble_engine):
+        if engine == "fast":
+            raise OptionError("engine", engine, "the compiled ensemble runs plain gradient "
+                              "descent only (no {optimizer}, {l2} or {l1}): use auto or numpy",
+                              ("optimizer", "l2", "l1"))
+        fast = None
     if fast is not None:
         return "fast", fast.ensemble_engine
     return "numpy", numpy_engine
@@ -196,22 +316,28 @@ class _Ensemble:
     monitor = None
 
     def __init__(self, name: str, fn, layout: Layout, loss: str, P, lrs: np.ndarray,
-                 record_every: int, W: np.ndarray):
+                 record_every: int, W: np.ndarray, steps: EnsembleSteps | None = None):
         self.name, self.fn, self.layout, self.loss, self.P = name, fn, layout, loss, P
-        self.lrs, self.record_every = lrs, record_every
+        self.lrs, self.record_every, self.steps = lrs, record_every, steps
         self.W_prev = W.copy()  # the weights before the last update, per network
         self.diverged_at = np.full(W.shape[0], -1, np.int64)  # (K,) −1: still training
         self._saved = None
 
     def epochs(self, W: np.ndarray, start: int, stop: int, rec: dict) -> Outcome:
-        self._saved = (self.W_prev.copy(), self.diverged_at.copy())
+        state = None if self.steps is None else copy.deepcopy(self.steps.state)
+        self._saved = (self.W_prev.copy(), self.diverged_at.copy(), state)
+        extra = {} if self.steps is None else {"steps": self.steps}
         self.fn(self.layout, self.loss, W, self.W_prev, self.lrs, self.P, start, stop,
-                self.record_every, rec, self.diverged_at)
+                self.record_every, rec, self.diverged_at, **extra)
         return Outcome(stop - start)
 
     def rollback(self) -> None:
+        """Undo what an interrupted slice changed: the previous weights, the divergence marks
+        and the optimizer's state (moments, adam's count)."""
         if self._saved is not None:
-            self.W_prev[:], self.diverged_at[:] = self._saved
+            self.W_prev[:], self.diverged_at[:], state = self._saved
+            if state is not None:
+                self.steps.state = state
 
     def finish(self, W: np.ndarray) -> bool:
         return False
@@ -239,7 +365,8 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
                    record_every: int = 1, progress=None, epochs: int | None = None,
                    engine: str | None = None, dtype: str = "float64",
                    check: int = 8) -> EnsembleResult:
-    """Train K networks of ``config``'s architecture at once with full-batch gradient descent.
+    """Train K networks of ``config``'s architecture at once, full batch: gradient descent or
+    ``config.optimizer`` (momentum, nesterov, rmsprop, adam), with ``config.l2`` / ``l1``.
 
     ``seeds`` and ``lrs``: one value per network (equal lengths K), or a scalar / None that is
     broadcast (``lrs=None`` → ``config.lr``).  ``prepared``: the output of
@@ -254,11 +381,8 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     """
     from ..training.train import prepare
 
-    plain = getattr(config, "plain_gd", None)
-    if plain is not None and not plain():
-        raise ScratchnetError("train_ensemble runs plain full-batch gradient descent only "
-                              "(no optimizer, mini-batches, schedule, penalty, early stopping, "
-                              "jitter or monitor)")
+    if hasattr(config, "plain_gd"):
+        check_options(config)
     prep = prepared if prepared is not None else prepare(config)
     layout, P = prep.layout, prep.problem
     seeds_arr = np.atleast_1d(np.asarray(seeds))
@@ -274,7 +398,9 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     E = int(config.epochs if epochs is None else epochs)
     if E < 0:
         raise ScratchnetError(f"epochs must be >= 0, got {E}")
-    name, run = select_ensemble_engine(device, engine or config.engine, dtype)
+    steps = EnsembleSteps.from_config(config, layout, K)
+    name, run = select_ensemble_engine(device, engine or config.engine, dtype,
+                                       steps is not None)
 
     W = init_weights_batch(layout, config.init, seeds_arr)  # (K, P)
     rec_epochs = np.arange(0, E, record_every)
@@ -283,7 +409,7 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     rows = P.x_train.shape[0] + P.x_test.shape[0] / record_every
     budget = CHUNK_WORK["cuda" if name == "cuda" else "cpu"]
     chunk = int(max(1, min(E, budget // max(1.0, K * rows)))) if E else 1
-    engine = _Ensemble(name, run, layout, config.loss, P, lrs_arr, record_every, W)
+    engine = _Ensemble(name, run, layout, config.loss, P, lrs_arr, record_every, W, steps)
     driver = Run(engine, W, E, slice_epochs=chunk, records=_EnsembleRecords(rec, rec_epochs))
     W = driver.w  # (K, P), updated in place by every slice
     t0 = time.perf_counter()

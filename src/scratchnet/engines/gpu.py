@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from ..core.errors import ScratchnetError
+from ..core.errors import OptionError
 from ..core.losses import CANONICAL_PAIRS
 
 THREADS = 128  # threads per block
@@ -65,8 +65,8 @@ def cuda_available() -> bool:
 
 def require_cuda() -> None:
     if not cuda_available():
-        raise ScratchnetError("--device cuda: no CUDA device (numba.cuda found none; "
-                              "use --device cpu)")
+        raise OptionError("device", "cuda", "no CUDA device (numba.cuda found none; use "
+                          "{device} cpu)", ("device",))
 
 
 def device_name() -> str:
@@ -86,21 +86,23 @@ def n_params(sizes) -> int:
 @functools.lru_cache(maxsize=32)
 def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool,
                 variant: str = "unrolled", rows: tuple | None = None,
-                max_registers: int | None = None, dtype: str = "float64"):
+                max_registers: int | None = None, dtype: str = "float64",
+                optimizer: str = "gd", penalized: bool = False):
     """The training kernel for one layout (sizes, activation codes as in fast.ACT_CODES), loss
     code and variant ("unrolled": gpu_codegen's, with the rows (n_train, n_test) in shared
     memory unless rows is None; "generic": the same generator without unrolling), in ``dtype`` (float32:
-    the unrolled kernel only), built once."""
+    the unrolled kernel only), stepping with ``optimizer`` (and the L2 / L1 penalty when
+    ``penalized``), built once."""
     if variant == "generic":
         if dtype != "float64":
-            raise ScratchnetError(f"--dtype {dtype}: only layouts the unrolled kernel takes "
-                                  f"(up to {_max_unrolled()} weights) run in single precision")
+            raise OptionError("dtype", dtype, f"only layouts the unrolled kernel takes (up to "
+                              f"{_max_unrolled()} weights) run in single precision")
     elif variant != "unrolled":
         raise ValueError(f"unknown kernel variant {variant!r}")
     from . import codegen as gpu_codegen
 
     return gpu_codegen.build_kernel(cuda, sizes, acts, loss, canonical, rows, max_registers,
-                                    dtype, unroll=variant == "unrolled")
+                                    dtype, variant == "unrolled", optimizer, penalized)
 
 
 def _max_unrolled() -> int:
@@ -111,35 +113,40 @@ def _max_unrolled() -> int:
 
 def choose_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool, n_train: int,
                   n_test: int, variant: str = "auto", shared_rows: bool | None = None,
-                  max_registers: int | None = -1, dtype: str = "float64"):
+                  max_registers: int | None = -1, dtype: str = "float64",
+                  optimizer: str = "gd", penalized: bool = False):
     """(kernel, description) for a job: the unrolled kernel up to MAX_UNROLLED_PARAMS weights
     (rows in shared memory when they take at most SHARED_ROWS_BYTES; max_registers −1: the
-    MAX_REGISTERS / CAP_MAX_PARAMS rule), else the generic one."""
+    MAX_REGISTERS / CAP_MAX_PARAMS rule, measured for gradient descent and kept for the other
+    optimizers until gpu_check measures them), else the generic one."""
     from . import codegen as gpu_codegen
 
+    opt = dict(optimizer="gd" if optimizer == "sgd" else optimizer, penalized=bool(penalized))
     if variant == "auto":
         variant = "unrolled" if n_params(sizes) <= gpu_codegen.MAX_UNROLLED_PARAMS else "generic"
     if variant == "generic":
-        return make_kernel(sizes, acts, loss, canonical, "generic", dtype=dtype), "generic"
+        return make_kernel(sizes, acts, loss, canonical, "generic", dtype=dtype, **opt), "generic"
     if shared_rows is None:
         row_bytes = np.dtype(dtype).itemsize * (sizes[0] + sizes[-1]) + 8  # x, y; label
         shared_rows = row_bytes * (max(n_train, 1) + max(n_test, 1)) <= SHARED_ROWS_BYTES
     rows = (int(n_train), int(n_test)) if shared_rows else None
     if max_registers == -1:
         max_registers = MAX_REGISTERS if n_params(sizes) <= CAP_MAX_PARAMS else None
-    kern = make_kernel(sizes, acts, loss, canonical, "unrolled", rows, max_registers, dtype)
+    kern = make_kernel(sizes, acts, loss, canonical, "unrolled", rows, max_registers, dtype,
+                       **opt)
     return kern, "unrolled, rows in " + ("shared" if shared_rows else "global") + " memory"
 
 
 class DeviceRun:
-    """An ensemble's arrays on the GPU (weights as (P, K), records as (n_records, K), all in
-    ``dtype``) and its kernel; ``launch`` runs epochs start..stop−1 without copying anything
-    back."""
+    """An ensemble's arrays on the GPU (weights and optimizer state as (P, K), records as
+    (n_records, K), all in ``dtype``) and its kernel; ``launch`` runs epochs start..stop−1
+    without copying anything back.  ``steps``: the run's ``ensemble.EnsembleSteps`` (None:
+    plain gradient descent)."""
 
     def __init__(self, layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, nrec: int,
                  diverged_at: np.ndarray | None = None, W_prev: np.ndarray | None = None,
                  variant: str = "auto", shared_rows: bool | None = None,
-                 max_registers: int | None = -1, dtype: str = "float64"):
+                 max_registers: int | None = -1, dtype: str = "float64", steps=None):
         from .fast import ACT_CODES, LOSS_CODES
 
         dt = np.dtype(dtype)
@@ -149,7 +156,8 @@ class DeviceRun:
         self.kernel, self.variant = choose_kernel(
             tuple(int(v) for v in layout.sizes), acts, LOSS_CODES[loss],
             (layout.output, loss) in CANONICAL_PAIRS, P.x_train.shape[0], P.x_test.shape[0],
-            variant, shared_rows, max_registers, dt.name)
+            variant, shared_rows, max_registers, dt.name,
+            *(("gd", False) if steps is None else (steps.optimizer, steps.penalized)))
         self.K, self.dtype = W.shape[0], dt
         # (K, P) → (P, K): one transposing copy on the host (and the cast), one transfer
         self.W = cuda.to_device(np.ascontiguousarray(W.T, dt))
@@ -163,6 +171,34 @@ class DeviceRun:
         self.threshold = float(P.threshold)
         self.rec = {m: cuda.device_array((max(nrec, 1), self.K), dt)
                     for m in ("train_loss", "test_loss", "train_acc", "test_acc")}
+        self._state_to_device(steps)
+
+    def _state_to_device(self, steps) -> None:
+        """The optimizer's state arrays S1, S2 as (P, K) (a (1, 1) placeholder where the
+        optimizer has none), its hyper-parameters, and no adam corrections yet."""
+        dt, none = self.dtype, np.zeros((1, 1))
+        self.steps = steps
+        arrays = (None, None) if steps is None else steps.arrays()
+        self.state = [cuda.to_device(np.ascontiguousarray(none if a is None else a.T, dt))
+                      for a in arrays]
+        self.hyper = cuda.to_device(np.zeros(7, dt) if steps is None else
+                                    steps.hyper_array().astype(dt))
+        self._bc, self._bc_for = cuda.to_device(np.zeros((2, 1), dt)), None
+
+    def state_to_host(self) -> None:
+        """The optimizer's state back into ``steps``' arrays (K, P)."""
+        if self.steps is not None:
+            for host, dev in zip(self.steps.arrays(), self.state):
+                if host is not None:
+                    host[:] = dev.copy_to_host().T
+
+    def _corrections(self, start: int, stop: int):
+        """Adam's 1 − βᵗ for the epochs of a launch, on the device (the same for its replay)."""
+        if self.steps is not None and self.steps.optimizer == "adam" and \
+                self._bc_for != (start, stop):
+            bc = self.steps.corrections(max(stop - start, 1))
+            self._bc, self._bc_for = cuda.to_device(bc.astype(self.dtype)), (start, stop)
+        return self._bc
 
     def records_to_host(self, rec: dict, j0: int, j1: int) -> None:
         """Record columns j0..j1−1 into ``rec[m]`` (K, n_records).  Where ``rec[m]`` is the
@@ -187,7 +223,8 @@ class DeviceRun:
                                      int(start), int(stop), int(every), int(j0),
                                      self.rec["train_loss"], self.rec["test_loss"],
                                      self.rec["train_acc"], self.rec["test_acc"],
-                                     self.diverged_at, bool(replay), self.W)
+                                     self.diverged_at, bool(replay), self.W, *self.state,
+                                     self.hyper, self._corrections(start, stop))
 
     def finish(self, start: int, stop: int, every: int, j0: int,
                threads: int = THREADS) -> np.ndarray:
@@ -201,18 +238,23 @@ class DeviceRun:
 
 def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
                 start: int, stop: int, record_every: int, rec: dict,
-                diverged_at: np.ndarray, dtype: str = "float64") -> None:
+                diverged_at: np.ndarray, dtype: str = "float64", steps=None) -> None:
     """``ensemble.numpy_engine`` on the GPU (same arguments, same results; ``dtype="float32"``:
-    the kernel in single precision, W and W_prev rounded to it on the way in)."""
+    the kernel in single precision, W and W_prev rounded to it on the way in; ``steps``: the
+    optimizer and penalty, their state updated)."""
     if stop <= start or W.shape[0] == 0:
         return
     j0 = -(-start // record_every)  # the record columns of epochs start..stop−1
     j1 = -(-stop // record_every)
-    run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at, W_prev, dtype=dtype)
+    run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at, W_prev, dtype=dtype,
+                    steps=steps)
     run.launch(start, stop, record_every, j0)
     diverged_at[:] = run.finish(start, stop, record_every, j0)
     cuda.synchronize()
     W[:] = run.W.copy_to_host().T
     W_prev[:] = run.W_prev.copy_to_host().T
+    run.state_to_host()
+    if steps is not None:
+        steps.advance(stop - start)
     if j1 > j0:
         run.records_to_host(rec, j0, j1)
