@@ -11,7 +11,7 @@ import pytest
 from scratchnet.cli import main
 from scratchnet.core.errors import ScratchnetError
 from scratchnet.sweep import (COLUMNS, curves_path, make_chunks, parse_hidden, parse_lrs,
-                              parse_seeds, read_rows, run_sweep, summarize)
+                              parse_seeds, read_curves, read_rows, run_sweep, summarize)
 from scratchnet.training.train import TrainConfig, train
 
 GRID = dict(hiddens=[(3,), (4, 2)], lrs=[1e-3, 1e-2], seeds=list(range(5)))
@@ -62,15 +62,18 @@ def test_rows_are_the_networks_train_would_produce(tmp_path):
     assert row["best_epoch"] == best
     assert row["best_test_loss"] == pytest.approx(ref.history.test_loss[best], rel=1e-10)
     assert row["epochs"] == 60 and row["diverged_at"] == -1
-    # the curves file holds the same history, subsampled to at most 100 points
-    with open(curves_path(out), newline="") as fh:
-        rd = csv.reader(fh)
-        head = next(rd)
-        curve = next(c for c in rd if c[:3] == ["4x2", "0.01", "3"])
-    epochs = [int(h.split("@")[1]) for h in head if h.startswith("test@")]
-    assert epochs == list(range(60))
-    np.testing.assert_allclose(np.array(curve[4 + 60:], float), ref.history.test_loss,
-                               rtol=1e-10)
+    # the curves file holds the same history, subsampled to at most 100 points: a plain
+    # .npy, one record per network, that numpy reads without pickle
+    recs = np.load(curves_path(out), allow_pickle=False)
+    assert len(recs) == 20 and recs.dtype.names == ("hidden", "lr", "seed", "setup", "epochs",
+                                                     "train", "test")
+    (curve,) = recs[(recs["hidden"] == b"4x2") & (recs["lr"] == 1e-2) & (recs["seed"] == 3)]
+    assert curve["epochs"].tolist() == list(range(60))
+    assert curve["setup"].decode() == row["setup"]
+    np.testing.assert_allclose(curve["test"], ref.history.test_loss, rtol=1e-10)
+    np.testing.assert_allclose(curve["train"], ref.history.train_loss, rtol=1e-10)
+    assert [(r["hidden"], r["lr"], r["seed"]) for r in run.rows] == \
+        [(h.decode(), lr, seed) for h, lr, seed in recs[["hidden", "lr", "seed"]].tolist()]
 
 
 def test_resume_after_interruption_writes_the_same_file(tmp_path):
@@ -91,7 +94,10 @@ def test_resume_after_interruption_writes_the_same_file(tmp_path):
     run = run_sweep(config(), **GRID, out=part, chunk_size=3)
     assert run.skipped == 6 and run.trained == 14
     assert sorted_rows(part) == sorted_rows(full)
-    assert sorted_rows(curves_path(part)) == sorted_rows(curves_path(full))
+    for a, b in ((part, full), (curves_path(part), curves_path(full))):  # byte for byte
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            assert fa.read() == fb.read()
+    assert run.rows == read_rows(full)  # in the grid's order, as the file
     again = run_sweep(config(), **GRID, out=part, chunk_size=3)  # nothing left to do
     assert again.trained == 0 and sorted_rows(part) == sorted_rows(full)
 

@@ -8,7 +8,9 @@ LocalCluster on this machine; ``"tcp://host:8786"`` joins a running one).  Dask 
 only then.
 
 Results stream to the output file as chunks finish: the rows of a chunk are appended together,
-after its loss curves went to the ``<out>.curves.csv`` side file.  Running the same sweep again
+after its loss curves went to the ``<out>.curves.npy`` side file.  Both are built column by
+column (numpy), never network by network, so that the host keeps up with a GPU that trains 10⁵
+networks at a time.  Running the same sweep again
 resumes: configurations already in the file are skipped, so every configuration appears exactly
 once.  A chunk's networks are fixed by the grid (not by which chunks are done), and a network's
 numbers do not depend on where it runs, so a resumed or redistributed sweep writes the same
@@ -26,7 +28,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .core.errors import ScratchnetError
-from .sweepfile import COLUMNS, SweepLock, SweepWriter, curves_path, read_rows  # noqa: F401
+from .sweepfile import (COLUMNS, HIDDEN_WIDTH, SweepLock, SweepWriter,  # noqa: F401
+                        curve_records, curves_path, is_stream, print_warning, read_curves,
+                        read_rows)
 
 KEY = ("hidden", "lr", "seed")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -115,10 +119,12 @@ def make_chunks(hiddens, lrs, seeds, chunk_size: int, done=frozenset()) -> list[
         raise ScratchnetError(f"--chunk-size must be >= 1, got {chunk_size}")
     chunks = []
     for h in hiddens:
+        label = hidden_label(h)
         pairs = [(float(lr), int(s)) for lr in lrs for s in seeds]
         for i in range(0, len(pairs), chunk_size):
-            todo = [p for p in pairs[i:i + chunk_size]
-                    if _key(hidden_label(h), *p) not in done]
+            todo = pairs[i:i + chunk_size]
+            if done:
+                todo = [p for p in todo if _key(label, *p) not in done]
             if todo:
                 chunks.append(Chunk(tuple(h), *(tuple(v) for v in zip(*todo))))
     return chunks
@@ -139,12 +145,32 @@ def setup_id(config, record_every: int, dtype: str = "float64") -> str:
 # ---- one chunk (runs here or on a Dask worker) ----------------------------------------------
 @dataclass
 class ChunkResult:
-    rows: list[dict]
-    curves: list[list]  # per network: hidden, lr, seed, setup, train losses…, test losses…
-    curve_epochs: list[int]
+    columns: dict  # COLUMNS → (K,) arrays: the chunk's rows, column by column
+    curves: np.ndarray  # (K,) records of sweepfile.curve_dtype: key, epochs, train, test
     seconds: float
     engine: str
     agreement: dict = field(default_factory=dict)  # float32: EnsembleResult.agreement
+
+    @property
+    def rows(self) -> list[dict]:
+        return rows_of(self.columns)
+
+    @property
+    def curve_epochs(self) -> list[int]:
+        return self.curves["epochs"][0].tolist() if len(self.curves) else []
+
+
+def rows_of(columns: dict) -> list[dict]:
+    """Columns (COLUMNS → arrays) as one dict per network, with Python numbers."""
+    return [dict(zip(COLUMNS, values))
+            for values in zip(*(np.asarray(columns[c]).tolist() for c in COLUMNS))]
+
+
+def columns_of(rows: list[dict]) -> dict:
+    """Rows as columns (their keys → arrays): the inverse of :func:`rows_of`."""
+    if not rows:
+        return {c: np.array([], str if c in ("hidden", "setup") else float) for c in COLUMNS}
+    return {c: np.array([r[c] for r in rows]) for c in rows[0]}
 
 
 def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: int, setup: str,
@@ -159,27 +185,24 @@ def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: in
                          progress=progress, dtype=dtype)
     if res.stopped != "completed":
         raise KeyboardInterrupt
-    label = hidden_label(chunk.hidden)
+    label, K = hidden_label(chunk.hidden), res.K
     tl = np.where(np.isfinite(res.test_loss), res.test_loss, np.inf)  # (K, n_records)
-    best_col = np.argmin(tl, axis=1) if tl.shape[1] else np.zeros(res.K, np.int64)
-    best_loss = tl[np.arange(res.K), best_col] if tl.shape[1] else np.full(res.K, np.inf)
-    # whole columns to Python lists at once (a K = 1e5 chunk: no per-network numpy calls)
-    cols = {"hidden": [label] * res.K, "lr": res.lrs.tolist(), "seed": res.seeds.tolist(),
-            "epochs": [int(res.epochs_done)] * res.K,
-            **{m: res.final[m].tolist() for m in ("train_loss", "test_loss", "train_acc",
-                                                  "test_acc")},
-            "best_epoch": res.epochs[best_col].tolist() if tl.shape[1] else [0] * res.K,
-            "best_test_loss": best_loss.tolist(), "diverged_at": res.diverged_at.tolist(),
-            "setup": [setup] * res.K}
-    rows = [dict(zip(COLUMNS, values)) for values in zip(*(cols[c] for c in COLUMNS))]
+    best_col = np.argmin(tl, axis=1) if tl.shape[1] else np.zeros(K, np.int64)
+    best_loss = tl[np.arange(K), best_col] if tl.shape[1] else np.full(K, np.inf)
+    # whole columns (a K = 1e5 chunk: no per-network Python at all)
+    cols = {"hidden": np.full(K, label), "lr": np.asarray(res.lrs, float),
+            "seed": np.asarray(res.seeds, np.int64),
+            "epochs": np.full(K, int(res.epochs_done), np.int64),
+            **{m: np.asarray(res.final[m], float) for m in ("train_loss", "test_loss",
+                                                           "train_acc", "test_acc")},
+            "best_epoch": res.epochs[best_col] if tl.shape[1] else np.zeros(K, np.int64),
+            "best_test_loss": best_loss, "diverged_at": np.asarray(res.diverged_at, np.int64),
+            "setup": np.full(K, setup)}
     stride = max(1, -(-len(res.epochs) // max(1, curve_points)))  # ⌈n_records / points⌉
-    keep = np.arange(0, len(res.epochs), stride)
-    points = np.concatenate([res.train_loss[:, keep], res.test_loss[:, keep]], axis=1,
-                            dtype=float).tolist()  # (K, 2 × points)
-    curves = [[label, lr, seed, setup, *p]
-              for lr, seed, p in zip(cols["lr"], cols["seed"], points)]
-    return ChunkResult(rows, curves, res.epochs[keep].tolist(), res.seconds, res.engine,
-                       res.agreement)
+    keep = slice(0, None, stride)  # a view: the records are the only copy
+    curves = curve_records(label, cols["lr"], cols["seed"], setup, res.epochs[keep],
+                           res.train_loss[:, keep], res.test_loss[:, keep])
+    return ChunkResult(cols, curves, res.seconds, res.engine, res.agreement)
 
 
 # ---- the output files: locked, checked line by line on resume (scratchnet.sweepfile) ------
@@ -189,7 +212,7 @@ def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: in
 @dataclass
 class SweepRun:
     out: str
-    rows: list[dict]  # every row of the grid in the file (earlier runs included)
+    columns: dict  # every row of the grid (earlier runs included), column by column, grid order
     trained: int  # networks trained by this call
     skipped: int  # networks found done in the file
     seconds: float
@@ -197,6 +220,13 @@ class SweepRun:
     scheduler: str | None = None
     engines: tuple[str, ...] = ()  # the ensemble engines the chunks ran on
     agreement: dict = field(default_factory=dict)  # float32: the worst over the chunks
+
+    @property
+    def rows(self) -> list[dict]:
+        """One dict per network (built on first use: 10⁵ dicts take a while)."""
+        if not hasattr(self, "_rows"):
+            self._rows = rows_of(self.columns)
+        return self._rows
 
 
 def merge_agreement(a: dict, b: dict) -> dict:
@@ -216,7 +246,12 @@ def merge_agreement(a: dict, b: dict) -> dict:
 def run_sweep(config, hiddens, lrs, seeds, out: str, **kw) -> SweepRun:
     """Train the grid ``hiddens × lrs × seeds`` of ``config``'s setup into ``out`` (see
     :func:`_run_sweep` for the keywords), holding ``<out>.lock`` meanwhile: a second sweep on
-    the same file is refused."""
+    the same file is refused.  An ``out`` that is not a regular file (``/dev/stdout``, a pipe)
+    gets the rows streamed to it, without lock, resume or curves file (said on stderr)."""
+    if is_stream(out):
+        (kw.get("warn") or print_warning)(f"--out {out} is not a regular file: the rows are streamed "
+                                  "to it, with no lock, no resume and no curves file")
+        return _run_sweep(config, hiddens, lrs, seeds, out, **kw)
     lock = SweepLock(out)
     try:
         return _run_sweep(config, hiddens, lrs, seeds, out, **kw)
@@ -242,11 +277,7 @@ def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
         raise ScratchnetError("sweep trains with the problem set's full-batch gradient descent "
                               "(the ensemble engine): drop --optimizer, --batch-size, "
                               "--schedule, --l2/--l1, --early-stopping, --jitter, --monitor")
-    # the grid's lists, as tuples without repeats (the CLI's parsers refuse repeats already)
-    hiddens = list(dict.fromkeys((int(h),) if isinstance(h, (int, np.integer))
-                                 else tuple(int(v) for v in h) for h in hiddens))
-    lrs = list(dict.fromkeys(float(v) for v in lrs))
-    seeds = list(dict.fromkeys(int(v) for v in seeds))
+    hiddens, lrs, seeds = _grid_lists(hiddens, lrs, seeds)
     epochs = int(config.epochs)
     if epochs < 1:
         raise ScratchnetError("sweep needs --epochs >= 1")
@@ -260,15 +291,16 @@ def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
                         n_samples=config.n_samples, noise=config.noise, seed=config.data_seed,
                         n_classes=config.n_classes)  # once, here; shipped to the workers
     args = (record_every, curve_points, setup, device)
-    done, engines, agreement = [total - todo], set(), [{}]
+    done, engines, agreement, blocks = [total - todo], set(), [{}], []
     if progress:
         progress(done[0], total)
 
-    def finished(result: ChunkResult) -> None:
-        writer.write(result)
+    def finished(result: ChunkResult, index: int) -> None:
+        writer.write(result, index)
+        blocks.append((index, result.columns))
         engines.add(result.engine)
         agreement[0] = merge_agreement(agreement[0], result.agreement)
-        done[0] += len(result.rows)
+        done[0] += len(result.columns["seed"])
         if progress:
             progress(done[0], total)
         if on_chunk:
@@ -276,23 +308,48 @@ def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
 
     t0 = time.perf_counter()
     if scheduler is None:
-        for chunk in chunks:
+        for index, chunk in enumerate(chunks):
             inner = None
             if progress:  # the chunk's epochs, counted as a fraction of its networks
                 def inner(e, E, *_, before=done[0], k=len(chunk.seeds)):
                     progress(before + k * e // max(E, 1), total)
-            finished(run_chunk(config, dataset, chunk, *args, progress=inner, dtype=dtype))
+            finished(run_chunk(config, dataset, chunk, *args, progress=inner, dtype=dtype),
+                     index)
     else:
         _run_on_dask(scheduler, workers, config, dataset, chunks, args, finished, dtype)
     seconds = time.perf_counter() - t0
-    grid = {_key(hidden_label(h), lr, s) for h in hiddens for lr in lrs for s in seeds}
     # the grid's order, as an uninterrupted serial sweep writes it (chunks of one architecture,
     # lr-major): resumed, repaired and distributed sweeps end with the same file
-    writer.put_in_order({k: i for i, k in enumerate(
-        _key(hidden_label(h), lr, s) for h in hiddens for lr in lrs for s in seeds)})
-    rows = [r for r in read_rows(out) if _key(r["hidden"], r["lr"], r["seed"]) in grid]
-    return SweepRun(out, rows, todo, total - todo, seconds, todo * epochs, scheduler,
+    keys = lambda: (_key(hidden_label(h), lr, s)  # noqa: E731
+                    for h in hiddens for lr in lrs for s in seeds)
+    writer.finish(lambda: {k: i for i, k in enumerate(keys())})
+    if writer.fresh:  # every row of the grid is in memory, chunk by chunk
+        columns = _concat([c for _, c in sorted(blocks, key=lambda b: b[0])])
+    else:
+        grid = set(keys())
+        columns = columns_of([r for r in read_rows(out)
+                              if _key(r["hidden"], r["lr"], r["seed"]) in grid])
+    return SweepRun(out, columns, todo, total - todo, seconds, todo * epochs, scheduler,
                     tuple(sorted(engines)), agreement[0])
+
+
+def _grid_lists(hiddens, lrs, seeds) -> tuple[list, list, list]:
+    """The grid's lists, as tuples without repeats (the CLI's parsers refuse repeats already);
+    an architecture label must fit the curves file's records."""
+    hiddens = list(dict.fromkeys((int(h),) if isinstance(h, (int, np.integer))
+                                 else tuple(int(v) for v in h) for h in hiddens))
+    for h in hiddens:
+        if len(hidden_label(h)) > HIDDEN_WIDTH:
+            raise ScratchnetError(f"--hidden: '{hidden_label(h)[:40]}…' is longer than "
+                                  f"{HIDDEN_WIDTH} characters")
+    return (hiddens, list(dict.fromkeys(float(v) for v in lrs)),
+            list(dict.fromkeys(int(v) for v in seeds)))
+
+
+def _concat(blocks: list[dict]) -> dict:
+    if not blocks:
+        return columns_of([])
+    return {c: np.concatenate([b[c] for b in blocks]) for c in COLUMNS}
 
 
 def _run_on_dask(scheduler: str, workers: int | None, config, dataset, chunks, args,
@@ -322,35 +379,39 @@ def _run_on_dask(scheduler: str, workers: int | None, config, dataset, chunks, a
             except (OSError, TimeoutError, ValueError) as e:
                 raise ScratchnetError(f"--scheduler {scheduler}: cannot connect ({e})") from None
         data = client.scatter(dataset, broadcast=True)  # the rows travel once per worker
-        futures = [client.submit(run_chunk, config, data, chunk, *args, dtype=dtype,
-                                 pure=False)
-                   for chunk in chunks]
+        futures = {client.submit(run_chunk, config, data, chunk, *args, dtype=dtype,
+                                 pure=False): index
+                   for index, chunk in enumerate(chunks)}
         try:
-            for future in as_completed(futures):
-                finished(future.result())
+            for future in as_completed(list(futures)):
+                finished(future.result(), futures[future])
                 future.release()
         finally:
-            client.cancel(futures)
+            client.cancel(list(futures))
 
 
 # ---- what the sweep says -------------------------------------------------------------------
-def summarize(rows: list[dict]) -> list[dict]:
-    """Per (hidden, lr): how the final test accuracy and loss spread across seeds."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in sorted(rows, key=lambda r: r["seed"]):  # file order varies; sums must not
-        groups.setdefault((r["hidden"], r["lr"]), []).append(r)
+def summarize(rows) -> list[dict]:
+    """Per (hidden, lr): how the final test accuracy and loss spread across seeds.  ``rows``:
+    a list of row dicts, or columns (``SweepRun.columns``)."""
+    cols = rows if isinstance(rows, dict) else columns_of(rows)
+    order = np.argsort(np.asarray(cols["seed"]), kind="stable")  # file order varies; sums
+    hidden = np.asarray(cols["hidden"]).astype(str)[order]      # must not
+    lr = np.asarray(cols["lr"], float)[order]
     out = []
-    for (h, lr), rs in sorted(groups.items(), key=lambda kv: (arch_key(kv[0][0]), kv[0][1])):
-        acc = np.array([r["test_acc"] for r in rs])
-        loss = np.array([r["test_loss"] for r in rs])
-        out.append({"hidden": h, "lr": lr, "runs": len(rs), "acc_mean": float(acc.mean()),
-                    "acc_std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+    for h, v in sorted(set(zip(hidden.tolist(), lr.tolist())),
+                       key=lambda c: (arch_key(c[0]), c[1])):
+        pick = order[(hidden == h) & (lr == v)]
+        acc = np.asarray(cols["test_acc"], float)[pick]
+        loss = np.asarray(cols["test_loss"], float)[pick]
+        out.append({"hidden": h, "lr": v, "runs": len(pick), "acc_mean": float(acc.mean()),
+                    "acc_std": float(acc.std(ddof=1)) if len(pick) > 1 else 0.0,
                     **{f"acc_q{int(q * 100):02d}": float(np.quantile(acc, q))
                        for q in QUANTILES},
                     "loss_median": float(np.nanmedian(loss)) if np.isfinite(loss).any()
                     else float("nan"),
-                    "best_epoch_median": float(np.median([r["best_epoch"] for r in rs])),
-                    "diverged": sum(r["diverged_at"] >= 0 for r in rs)})
+                    "best_epoch_median": float(np.median(np.asarray(cols["best_epoch"])[pick])),
+                    "diverged": int((np.asarray(cols["diverged_at"])[pick] >= 0).sum())})
     return out
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import os
 import sys
 
@@ -59,13 +58,16 @@ def register(sub) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from ..core.errors import ScratchnetError
     from ..training.progress import ProgressBar
-    from ..sweep import parse_hidden, parse_lrs, parse_seeds, run_sweep, summarize
+    from ..sweep import is_stream, parse_hidden, parse_lrs, parse_seeds, run_sweep, summarize
 
     from ..core.io import check_folder, check_writable
 
     hiddens, lrs, seeds = parse_hidden(args.hidden), parse_lrs(args.lr), parse_seeds(args.seeds)
     check_writable(args.out, "--out")  # before any network is trained
     check_folder(args.plots, "--plots")
+    if args.plots and is_stream(args.out):
+        raise ScratchnetError(f"--plots needs the sweep's files, and --out {args.out} is not a "
+                              "regular file (its rows are only streamed): give --out a file")
     if args.workers and args.scheduler != "local":
         raise ScratchnetError("--workers goes with --scheduler local")
     if args.dtype != "float64" and args.device != "cuda":
@@ -86,20 +88,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"scratchnet: interrupted; the finished chunks are in {args.out}: run the same "
               "command again to resume", file=sys.stderr)
         return 130
-    if not args.quiet:
+    if not args.quiet:  # to stderr when the rows go to stdout (--out /dev/stdout)
+        out = sys.stderr if _is_stdout(args.out) else sys.stdout
         where = f"on Dask ({args.scheduler})" if args.scheduler else "in process"
         rate = run.network_epochs / run.seconds if run.seconds > 0 else float("nan")
         engines = "/".join(run.engines) or "-"
         print(f"sweep: {run.trained} networks trained {where} in {run.seconds:.2f} s "
               f"({rate:,.0f} network-epochs/s, {engines} engine), {run.skipped} already in "
-              f"{args.out}")
-        print(format_summary(summarize(run.rows)))
+              f"{args.out}", file=out)
+        print(format_summary(summarize(run.columns)), file=out)
         if run.agreement:
-            print(format_agreement(run.agreement))
+            print(format_agreement(run.agreement), file=out)
     if args.plots:
         for path in plot_sweep(args.out, args.plots):
             print(f"wrote {path}")
     return 0
+
+
+def _is_stdout(path: str) -> bool:
+    """``path`` is the file this process's standard output (fd 1) writes to."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(1))
+    except OSError:
+        return False
+
+
 def format_agreement(a: dict) -> str:
     """One line: how far the reduced-precision networks are from float64 (sweep.merge_agreement)."""
     return (f"{a['dtype']} vs float64 ({a['networks']} networks trained again on the CPU): "
@@ -138,7 +151,7 @@ def plot_sweep(out: str, directory: str) -> list[str]:
     import matplotlib.pyplot as plt
 
     from ..core.io import save_figure
-    from ..sweep import arch_key, curves_path, read_rows
+    from ..sweep import arch_key, read_curves, read_rows
 
     rows = read_rows(out)
     configs = sorted({(r["hidden"], r["lr"]) for r in rows},
@@ -163,25 +176,19 @@ def plot_sweep(out: str, directory: str) -> list[str]:
     save_figure(fig, paths[-1], dpi=120)  # atomic
     plt.close(fig)
 
-    curves: dict[tuple, dict] = {}
-    with open(curves_path(out), newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
-        m = (len(header) - 4) // 2
-        epochs = [int(c.split("@")[1]) for c in header[4:4 + m]]
-        for c in reader:
-            if len(c) == len(header):  # the last chunk written wins (a re-run chunk)
-                curves[(c[0], float(c[1]), int(c[2]))] = np.array(c[4:], dtype=float)
+    curves = read_curves(out)  # one record per network: key, epochs, train, test
+    c_hidden = curves["hidden"].astype(str)
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3 * nrows), squeeze=False)
     for ax, (h, lr) in zip(axes.flat, configs):
-        C = np.array([v for (ch, clr, _), v in curves.items() if (ch, clr) == (h, lr)])
+        C = curves[(c_hidden == h) & (curves["lr"] == lr)]
         if C.size == 0:
             ax.axis("off")
             continue
-        for part, color, name in ((slice(0, m), "tab:blue", "train"),
-                                  (slice(m, 2 * m), "tab:orange", "test")):
+        epochs = C["epochs"][0]
+        for part, color, name in (("train", "tab:blue", "train"),
+                                  ("test", "tab:orange", "test")):
             with np.errstate(all="ignore"):
-                q = np.nanquantile(C[:, part], [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+                q = np.nanquantile(C[part], [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
             ax.fill_between(epochs, q[0], q[4], color=color, alpha=0.15, lw=0)
             ax.fill_between(epochs, q[1], q[3], color=color, alpha=0.3, lw=0)
             ax.plot(epochs, q[2], color=color, lw=1.5, label=f"{name} (median)")
