@@ -1,12 +1,16 @@
 """The doctor finds each pitfall on a constructed case and stays quiet on a clean run."""
 import dataclasses
 
-import numpy as np
+from dataclasses import replace
 
+import numpy as np
+import pytest
+
+from scratchnet.trust import differences as D
 from scratchnet.trust import doctor
 from scratchnet.core.data import Standardizer
 from scratchnet.core.network import Layout, init_weights
-from scratchnet.training.train import TrainConfig, prepare
+from scratchnet.training.train import TrainConfig, prepare, train
 
 CLEAN = dict(data="moons", n_samples=400, hidden=(4,), init="xavier", lr=1e-3, epochs=2000)
 
@@ -130,6 +134,102 @@ def test_comparison_without_a_shared_init():
     (f,) = doctor.check_shared_init(w, other, lay)
     assert f.severity == "serious" and "w21: x_2 → n7" in f.saw and "3" in f.saw
     assert doctor.check_shared_init(w, w[:5])[0].id == "init-not-shared"
+
+
+# ---- PS5 Question 3's five differences (trust/differences.py) ---------------------------
+def test_the_five_differences_are_one_table_and_question_3_has_all_five():
+    assert [d.key for d in D.DIFFERENCES] == ["output", "standardize_targets", "grid_stats",
+                                             "loss_scale", "init_from"]
+    right = TrainConfig()
+    assert D.present(right, prepare(right), D.Setup()) == []
+    q3 = TrainConfig(output="identity", standardize_targets=True)
+    assert D.present(q3, prepare(q3), D.Setup.ps5_q3()) == list(D.DIFFERENCES)
+
+
+def test_the_doctor_options_describe_each_difference():
+    import argparse
+
+    p = argparse.ArgumentParser()
+    D.add_arguments(p)
+    config = TrainConfig()
+    args = p.parse_args(["--grid-stats", "self", "--loss-scale", "mean"])
+    assert D.from_args(args, config) == (config, D.Setup("self", "mean", "seed"))
+    q3_config, setup = D.from_args(p.parse_args(["--ps5-q3"]), config)
+    assert setup == D.Setup("none", "sum", "torch-default")
+    assert q3_config.output == "identity" and q3_config.standardize_targets
+    with pytest.raises(SystemExit):
+        p.parse_args(["--init-from", "xavier"])
+
+
+def test_pytorch_default_init_is_uniform_within_one_over_sqrt_fan_in():
+    lay = Layout.build(64, 200)
+    w = D.torch_default_weights(lay, seed=3)
+    for l, W in enumerate(lay.views(w)):
+        bound = 1 / np.sqrt(lay.sizes[l])
+        assert np.all(np.abs(W) <= bound) and np.abs(W).max() > 0.95 * bound
+        assert W.std() == pytest.approx(bound / np.sqrt(3), rel=0.1)  # U(−b, b): std b/√3
+    assert not np.allclose(w, D.torch_default_weights(lay, seed=4))
+
+
+def test_the_grid_standardized_three_ways():
+    config = TrainConfig()
+    prep = prepare(config)
+    raw = D.map_grid(prep.dataset.X, n=30)
+    assert raw.shape == (900, 2)
+    own = D.grid_inputs(raw, prep.x_scaler, "self")
+    np.testing.assert_allclose(own.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(own.std(axis=0), 1, atol=1e-12)
+    np.testing.assert_allclose(D.grid_inputs(raw, prep.x_scaler, "train"),
+                               prep.x_scaler.transform(raw))
+    assert ids(doctor.check_setup(prep, config, D.Setup(grid_stats="self"))) == [
+        "grid-own-statistics"]
+    assert ids(doctor.check_setup(prep, config, D.Setup(grid_stats="none"))) == [
+        "grid-not-standardized"]
+
+
+def test_a_scaled_loss_is_named_with_its_factor():
+    assert D.loss_factor("half", 80) == 1 and D.loss_factor("sum", 80) == 2
+    assert D.loss_factor("mean", 80) == pytest.approx(2 / 80)
+    assert doctor.check_loss_scale("half", 80) == []
+    (f,) = doctor.check_loss_scale("sum", 80)
+    assert f.number == 5 and f.severity == "serious" and "2η" in f.why
+
+
+def test_question_3_names_all_five_differences_with_their_measured_effects():
+    config = TrainConfig(output="identity", standardize_targets=True, epochs=3000)
+    found, _ = doctor.diagnose(config, setup=D.Setup.ps5_q3(), check_epochs=3000,
+                               time_limit=30)
+    by_id = {f.id: f for f in found}
+    for fid in ("no-output-activation", "targets-out-of-range", "grid-not-standardized",
+                "loss-scale-differs", "init-not-shared"):
+        assert by_id[fid].severity == "serious"
+        assert "of the map's grid points change class" in by_id[fid].effect
+    assert "all 5 together" in by_id["differences-together"].saw
+    assert "effect:" in by_id["loss-scale-differs"].format()
+
+
+def test_a_measured_effect_is_the_run_it_describes():
+    """The doubled loss is measured as a run with 2η: its loss and accuracy are that run's."""
+    config = TrainConfig(epochs=2000)
+    prep = prepare(config)
+    setup = D.Setup(loss_scale="sum")
+    (e,), n = D.measure(config, prep, setup, D.present(config, prep, setup), check_epochs=2000,
+                        time_limit=30)
+    assert n == 2000 and e.key == "loss_scale"
+    twice, once = train(replace(config, lr=2e-4, log_every=0)), train(replace(config,
+                                                                              log_every=0))
+    assert e.numbers["train_loss"] == pytest.approx(twice.final["train_loss"], rel=1e-9)
+    assert e.numbers["right_train_loss"] == pytest.approx(once.final["train_loss"], rel=1e-9)
+    assert e.numbers["test_acc"] == pytest.approx(twice.final["test_acc"])
+    assert 0 <= e.numbers["map_changed_share"] <= 1
+
+
+def test_the_right_setup_measures_nothing_and_quick_measures_nothing():
+    config = TrainConfig(output="identity", epochs=500)
+    assert D.measure(config, prepare(config), D.Setup(), []) == ([], 0)
+    found = quick(config, setup=D.Setup.ps5_q3())
+    assert all(f.effect == "" for f in found)
+    assert "loss-scale-differs" in ids(found) and "init-not-shared" in ids(found)
 
 
 # ---- 6 -----------------------------------------------------------------------------------

@@ -7,10 +7,15 @@ pitfalls of docs/trust.md, most of them met in PS5:
 2 no output activation on class labels (PS5 Question 3)             7 saturated units, vanishing gradients
 3 features on very different scales or not standardized             8 test loss rising while train falls
 4 a grid, new data or test rows standardized with other statistics  9 imbalance, duplicates, rows per weight
-5 two runs compared from different initial weights
+5 two runs compared from different initial weights or losses
 
 Static checks look at the prepared data and the initial weights; dynamic ones at a short training
 run of bounded time (``--quick`` skips them). Exit code 1 when anything is ``serious``.
+
+PS5 Question 3's five differences (``differences.DIFFERENCES``) are described by ``--output``,
+``--standardize-targets`` and the doctor's ``--grid-stats``, ``--loss-scale``, ``--init-from``
+(``--ps5-q3``: all five); each one present is named (findings 1, 2, 4, 5) and, unless
+``--quick``, measured: the right setup against it with that one difference, same seed and epochs.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from ..core.activations import ACTIVATIONS
 from ..core.backprop import forward, loss_and_grad
 from ..core.data import Standardizer
 from ..core.network import Layout, init_weights
+from . import differences as D
 
 SEVERITIES = ("serious", "warning", "info")
 
@@ -37,13 +43,15 @@ class Finding:
     saw: str  # what was measured, with numbers
     why: str
     fix: str
+    effect: str = ""  # measured: what this difference alone does (PS5 Question 3's five)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def format(self) -> str:
         return (f"[{self.number}] {self.severity.upper():8} {self.id}: {self.title}\n"
-                f"    saw: {self.saw}\n    why: {self.why}\n    fix: {self.fix}")
+                f"    saw: {self.saw}\n    why: {self.why}\n    fix: {self.fix}"
+                + (f"\n    effect: {self.effect}" if self.effect else ""))
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
@@ -242,6 +250,61 @@ def check_shared_init(w_a, w_b, layout: Layout | None = None) -> list[Finding]:
         "two implementations agree (PS5 Question 3 used PyTorch's own initialisation)",
         "start both from the same w: twin.to_torch(layout, w) / `scratchnet compare` "
         "without --torch-init")]
+
+
+def check_loss_scale(scale: str, n_train: int) -> list[Finding]:
+    """5: the loss minimized is not the problem set's E = ½Σ(ŷ − y)² (``--loss-scale``)."""
+    if scale == "half":
+        return []
+    c = D.loss_factor(scale, n_train)
+    return [Finding(
+        5, "loss-scale-differs", "serious", "the loss is not the problem set's ½Σ(ŷ − y)²",
+        f"--loss-scale {scale}: {D.LOSS_SCALES[scale]}, i.e. {c:.3g} × E on {n_train} training "
+        "rows",
+        f"a loss c × E has gradients c × ∂E/∂w, so gradient descent with η takes the steps of "
+        f"{c:.3g}η on E, and its printed losses are {c:.3g}× larger: neither the curves nor the "
+        "printed numbers can be compared with a run on E (PS5 Question 3's "
+        "MSELoss(reduction='sum') against Question 2's ½Σ)",
+        f"minimize E = ½Σ(ŷ − y)² (in PyTorch: 0.5 * MSELoss(reduction='sum')), or divide η by "
+        f"{c:.3g} and the printed loss by {c:.3g} before comparing")]
+
+
+def check_setup(prep, config, setup: "D.Setup") -> list[Finding]:
+    """4, 5: the map grid, the loss and the initial weights as the user's own code has them
+    (the doctor's --grid-stats, --loss-scale, --init-from)."""
+    out = []
+    if setup.grid_stats != "train":
+        raw = D.map_grid(prep.dataset.X)
+        out += check_grid(prep.x_scaler, D.grid_inputs(raw, prep.x_scaler, setup.grid_stats),
+                          raw, what="map grid")
+    out += check_loss_scale(setup.loss_scale, prep.train_idx.size)
+    if setup.init_from != "seed":
+        lay = prep.layout
+        out += check_shared_init(init_weights(lay, config.init, config.seed),
+                                 D.torch_default_weights(lay, config.seed), lay)
+    return out
+
+
+def attach_effects(findings: list[Finding], effects) -> list[Finding]:
+    """Each measured effect into the finding that names its difference; all of them together
+    as one more finding."""
+    ids = {"output": ("no-output-activation",), "standardize_targets": ("targets-out-of-range",),
+           "grid_stats": ("grid-own-statistics", "grid-not-standardized", "grid-mismatch"),
+           "loss_scale": ("loss-scale-differs",), "init_from": ("init-not-shared",)}
+    out = list(findings)
+    for e in effects:
+        if e.key == "together":
+            out.append(Finding(5, "differences-together", "info", "the differences together",
+                               e.text, "each alone changes the result; together they make the "
+                               "two runs disagree for reasons that have nothing to do with "
+                               "convergence (PS5 Question 3's conclusion)",
+                               "remove them one at a time, right setup first"))
+            continue
+        for i, f in enumerate(out):
+            if f.id in ids[e.key]:
+                out[i] = dataclasses.replace(f, effect=e.text)
+                break
+    return out
 
 
 # ---- 6, 8: the loss curves ------------------------------------------------------------------
@@ -465,13 +528,18 @@ def dynamic_checks(prep, config, w0=None, check_epochs: int = 20_000,
 
 
 def diagnose(config, *, quick: bool = False, w0=None, check_epochs: int = 20_000,
-             time_limit: float = 5.0, prepared=None) -> tuple[list[Finding], int]:
-    """All checks for ``config``: (findings sorted most serious first, epochs trained)."""
+             time_limit: float = 5.0, prepared=None, setup: "D.Setup | None" = None
+             ) -> tuple[list[Finding], int]:
+    """All checks for ``config`` as the user's code has it (``setup``: the doctor's options;
+    None = the right setup): (findings sorted most serious first, epochs trained)."""
     from ..training.train import prepare
 
     prep = prepared or prepare(config)
-    found, trained = static_checks(prep, config, w0), 0
+    setup = setup or D.Setup()
+    found, trained = static_checks(prep, config, w0) + check_setup(prep, config, setup), 0
     if not quick and config.epochs > 0:
         more, trained = dynamic_checks(prep, config, w0, check_epochs, time_limit)
-        found += more
+        effects, _ = D.measure(config, prep, setup, D.present(config, prep, setup), w0=w0,
+                               check_epochs=check_epochs, time_limit=time_limit)
+        found = attach_effects(found + more, effects)
     return sort_findings(found), trained
