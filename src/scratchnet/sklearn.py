@@ -313,7 +313,8 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
         ``early_stopping=True`` and ``None``, 0.1 of the rows are held out.
     random_state : int, RandomState or None, default=None
         Seeds the initial weights (an int is the problem set's ``np.random.seed``), the
-        validation split, the mini-batch order and the jitter.
+        validation split, and the mini-batch order and jitter of every epoch t
+        (``optim.epoch_rng(seed, t)``, as ``scratchnet train``).
     beta1, beta2 : float, default=0.9, 0.999
         β₁, β₂ of ``adam``.
     rho : float, default=0.99
@@ -362,6 +363,9 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
     n_iter_ : int
         Epochs recorded so far (``len(loss_curve_)``); an early-stopped fit's last epoch
         records its losses and stops instead of stepping.
+    engine_ : {"fast", "numpy"}
+        The shared engine of the last ``fit`` / ``partial_fit``: the compiled loop where
+        ``auto`` takes it, else the readable numpy loop (the same numbers to 1e-12).
     """
 
     def __init__(self, hidden=(7,), activation="sigmoid", output="auto", loss="auto", lr=0.5,
