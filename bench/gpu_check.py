@@ -14,7 +14,10 @@ rows, ½Σ loss, train and test loss + accuracy recorded every epoch, float64) a
 networks — the register-resident unrolled kernel (gpu_codegen) with its registers and local
 memory per thread, its variants (threads per block, a register cap, rows in global memory) and
 the generic local-memory kernel it replaced; correctness of the CUDA ensemble against the CPU
-engine (four layouts, one diverging, also cut into chunks); end to end through
+engine (four layouts, one diverging, also cut into chunks; momentum + L2 and adam, one adam
+network diverging, against the numpy ensemble); the kernel's rate with momentum + L2 and with
+adam beside plain gradient descent (the optimizer state in registers / spilled, issue 15
+item 1); end to end through
 train_ensemble(device="cuda"); the baseline, plain batched PyTorch (one bmm per layer,
 autograd) on the same GPU; and a 123-weight layout, unrolled and generic.
 Every case catches its own errors, so one failure still leaves the other lines.
@@ -108,6 +111,14 @@ def correctness():
         "the same in chunks of 4 epochs": (relu, [0, 1, 2], [1e-3, 0.8, 2e-3], 4),
         "2-4-1 tanh sigmoid bce": (TrainConfig(loss="bce", hidden=(4,), activation="tanh",
                                                epochs=200), [0, 1, 2], [1e-3, 1e-2, 0.1], None),
+        "ps5 momentum + l2": (TrainConfig(epochs=300, optimizer="momentum", l2=0.01),
+                              list(range(4)), [1e-4, 1e-3, 1e-2, 3e-2], None),
+        "ps5 adam": (TrainConfig(epochs=300, optimizer="adam"), list(range(4)),
+                     [1e-4, 1e-3, 1e-2, 3e-2], None),
+        # adam with ε ≫ √v̂ steps like gd with lr / ε: network 1 diverges (the replay launch)
+        "2-5-1 relu adam, one diverges, chunks of 4": (
+            TrainConfig(epochs=30, hidden=(5,), activation="relu", output="identity",
+                        optimizer="adam", eps=1e200), [0, 1], [1e197, 1e199], 4),
     }
     for name, (cfg, seeds, lrs, chunk) in cases.items():
         if SMALL:
@@ -142,17 +153,24 @@ def resources(kernel) -> dict:
 
 @case("fused kernel speed")
 def kernel_speed(prep, K, E, threads=128, variant="auto", shared_rows=None, max_registers=-1,
-                 loss="sse", label="ps5 2-7-1 sigmoid sse", dtype="float64"):
+                 loss="sse", label="ps5 2-7-1 sigmoid sse", dtype="float64", options=None):
+    """``options``: TrainConfig fields of an optimizer / penalty (the kernel with its state)."""
+    from dataclasses import replace
+
     from numba import cuda
 
+    from scratchnet.engines.ensemble import EnsembleSteps
     from scratchnet.engines.gpu import DeviceRun
     from scratchnet.core.network import init_weights_batch
 
     layout, P = prep.layout, prep.problem
     W = init_weights_batch(layout, "normal", range(K))
+    steps = None if not options else \
+        EnsembleSteps.from_config(replace(prep_config(), **options), layout, K)
     t = time.perf_counter()
     run = DeviceRun(layout, loss, W, np.full(K, 1e-4), P, E, variant=variant,
-                    shared_rows=shared_rows, max_registers=max_registers, dtype=dtype)
+                    shared_rows=shared_rows, max_registers=max_registers, dtype=dtype,
+                    steps=steps)
     run.launch(0, 1, 1, 0, threads)  # compile / warm up
     cuda.synchronize()
     compile_s = time.perf_counter() - t
@@ -164,6 +182,8 @@ def kernel_speed(prep, K, E, threads=128, variant="auto", shared_rows=None, max_
         best = min(best, time.perf_counter() - t)
         if best > 1.0:
             break
+    if options:
+        label += " " + " ".join(f"{k}={v}" for k, v in options.items())
     emit(BENCH, f"fused kernel: {label}", kernel=run.variant, dtype=dtype, K=K, epochs=E,
          threads_per_block=threads,
          max_registers="default" if max_registers == -1 else max_registers,
@@ -276,9 +296,12 @@ def main():
     for dtype in ("float64", "float32"):
         rate = kernel_speed(prep, 100_000 // k, 1000 // e, dtype=dtype)
         end_to_end_vs_kernel(prep, 100_000 // k, 1000 // e, dtype, rate, dtype == "float64")
+    # issue 15 item 1: the optimizers in the kernel, beside plain gd's rate just measured
+    for options in ({"optimizer": "momentum", "l2": 0.01}, {"optimizer": "adam"}):
+        kernel_speed(prep, 100_000 // k, 1000 // e, options=options)
+    correctness()
     for K, E in ((10_000, 1000), (30_000, 1000), (300_000, 300)):
         kernel_speed(prep, K // k, E // e)  # the default kernel
-    correctness()
     kernel_speed(prep, 100_000 // k, 100 // e, variant="generic")  # the kernel before
     end_to_end(prep, 10_000 // k, 1000 // e)
     for K, E in ((10_000, 200), (100_000, 50)):
