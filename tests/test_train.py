@@ -1,3 +1,6 @@
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -121,3 +124,23 @@ def test_auto_engine_keeps_numpy_where_the_compiled_loop_does_not_pay():
     assert not fast_pays(Layout.build(2, 7, activation="tanh"))  # scalar libm tanh
     assert not fast_pays(Layout.build(2, (64, 64)))  # BLAS wins on wide hidden layers
     assert train_mod.select_engine("auto", Layout.build(2, (64, 64)))[0] == "numpy"
+
+
+BEFORE = os.path.join(os.path.dirname(__file__), "data", "ps5_weights_before_restructuring.json")
+
+
+@pytest.mark.parametrize("engine", ["fast", "numpy"])
+@pytest.mark.parametrize("run", ["default", "faithful"])
+def test_same_weights_as_before_the_restructuring(run, engine):
+    """`scratchnet train --data ps5 [--faithful]` (100000 epochs) gives the weights the code of
+    commit 1305bb9 (before issue 11's restructuring) gave, to 1e-12, on both engines (the
+    numpy engine's 1e5 epochs take about 30 s of CPU each on the 2-core box)."""
+    if engine == "fast" and train_mod.compiled_engine("auto") is None:
+        pytest.skip("numba is not installed")
+    with open(BEFORE, encoding="utf-8") as fh:
+        before = json.load(fh)["runs"][run]
+    w = np.asarray(before["w"])
+    r = train(TrainConfig(data="ps5", faithful=run == "faithful", engine=engine))
+    assert r.engine == engine and r.final["epochs"] == before["final"]["epochs"] == 100_000
+    np.testing.assert_allclose(r.model.w, w, rtol=0, atol=1e-12 * max(1.0, np.abs(w).max()))
+    assert abs(r.final["train_loss"] - before["final"]["train_loss"]) <= 1e-9

@@ -362,6 +362,65 @@ def _watched(net, va, w, B, D1, D2, g, e_test):
     return e
 
 
+def _plain_epochs(net, tr, te, w, prev, eta, start, stop, rec, nw, stop_on_nan):
+    """Full-batch gradient descent with nothing else on (the problem set's job and the
+    ensembles'): ``_epochs`` without its option branches, the same numbers."""
+    sizes, offs, ro, acts, loss, canonical = net
+    X, Y, Lab, n, thr = tr
+    Xt, Yt, Labt, nt, thrt = te
+    nb, nbt, P, L = X.shape[0], Xt.shape[0], w.size, sizes.size - 1
+    G = np.zeros((nb, P))
+    El, Et = np.zeros(nb), np.zeros(nbt)
+    Hl, Ht = np.zeros(nb, np.int64), np.zeros(nbt, np.int64)
+    mw, bs = max(sizes.max(), 1), max(X.shape[2], Xt.shape[2])
+    S = np.empty((nw, ro[L + 1], bs))
+    D1, D2 = np.empty((nw, mw, bs)), np.empty((nw, mw, bs))
+    N, NT = n.sum(), nt.sum()
+    for t in range(start, stop):
+        for i in prange(nw):
+            B = S[i]
+            for b in range(i, nb, nw):
+                _load(B, X[b], n[b])
+                _forward(sizes, offs, ro, acts, w, B, n[b])
+                El[b] = _loss_sum(loss, B, ro[L], Y[b], n[b])
+                Hl[b] = _hits(B, ro[L], sizes[L], Lab[b], thr, n[b])
+                for p in range(P):
+                    G[b, p] = 0.0
+                _backward(sizes, offs, ro, acts, loss, canonical, w, B, Y[b], n[b], G[b],
+                          D1[i], D2[i])
+        e_train, hits = El[0], Hl[0]
+        for b in range(1, nb):
+            e_train += El[b]
+            hits += Hl[b]
+        if stop_on_nan and not math.isfinite(e_train):
+            for p in range(P):
+                w[p] = prev[p]
+            return t
+        if t % rec.every == 0:
+            for i in prange(nw):
+                B = S[i]
+                for b in range(i, nbt, nw):
+                    _load(B, Xt[b], nt[b])
+                    _forward(sizes, offs, ro, acts, w, B, nt[b])
+                    Et[b] = _loss_sum(loss, B, ro[L], Yt[b], nt[b])
+                    Ht[b] = _hits(B, ro[L], sizes[L], Labt[b], thrt, nt[b])
+            e_test, hits_t = Et[0], Ht[0]
+            for b in range(1, nbt):
+                e_test += Et[b]
+                hits_t += Ht[b]
+            k = (t - rec.base) // rec.every
+            rec.train_loss[k], rec.test_loss[k] = e_train, e_test
+            rec.train_acc[k], rec.test_acc[k] = hits / N, hits_t / NT
+        for p in range(P):
+            if stop_on_nan:
+                prev[p] = w[p]
+            s = G[0, p]
+            for b in range(1, nb):
+                s += G[b, p]
+            w[p] -= eta * s
+    return -1
+
+
 def _epochs_py(net, tr, te, va, w, steps, st, bt, start, stop, rec, nw):
     """Epochs start..stop−1 of one network (train.run_epochs and optim.Loop fused): records
     the four metrics at every t with t % every == 0 into index t // every, then updates w —
@@ -374,6 +433,12 @@ def _epochs_py(net, tr, te, va, w, steps, st, bt, start, stop, rec, nw):
     the plain ``_epochs`` needs nw = 1.  Returns the epoch at which a non-finite training loss
     stopped the run (``steps.on_nan`` ≠ 0), else −1; early stopping (watching the loss of
     the validation rows ``va``, or of the test rows when there are none) sets st.ints[2]."""
+    h = steps.hyper
+    if bt.size == 0 and bt.xj.shape[0] == 0 and steps.kind == 0 and not steps.mean and \
+            steps.eta.size == 1 and h[5] == 0.0 and h[6] == 0.0 and steps.patience == 0 \
+            and steps.on_nan != 1:
+        return _plain_epochs(net, tr, te, w, st.prev, steps.eta[0], start, stop, rec, nw,
+                             steps.on_nan == 2)
     nb, nbt, P, L = tr.X.shape[0], te.X.shape[0], w.size, net.sizes.size - 1
     G, g = np.zeros((nb, P)), np.empty(P)  # per-block partial gradients, their sum
     El, Et = np.zeros(nb), np.zeros(nbt)
@@ -441,7 +506,8 @@ def _ensemble_py(net, tr, te, W, W_prev, lrs, steps, bt, start, stop, rec, diver
 
 
 _LOOP_FUNCTIONS = (exp_neg, clip, _forward, _hits, _output_delta, _backward, _load, _gather,
-                   _batch_gradient, _step, _early_stop, _block, _update, _watched, _epochs_py,
+                   _batch_gradient, _step, _early_stop, _block, _update, _watched, _plain_epochs,
+                   _epochs_py,
                    _ensemble_py)
 
 
@@ -484,7 +550,7 @@ _fast = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 exp_neg = njit(cache=True, error_model="numpy", fastmath={"contract"})(exp_neg)
 for _name in ("clip", "_activate", "_times_deriv", "_loss_sum", "_loss_grad", "_forward",
               "_hits", "_output_delta", "_backward", "_load", "_gather", "_batch_gradient",
-              "_step", "_early_stop", "_block", "_update", "_watched"):
+              "_step", "_early_stop", "_block", "_update", "_watched", "_plain_epochs"):
     globals()[_name] = njit(**_fast)(globals()[_name])
 _epochs = njit(**_fast)(_epochs_py)
 _epochs_parallel_py = types.FunctionType(_epochs_py.__code__, globals(), "_epochs_parallel")
