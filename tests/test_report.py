@@ -327,6 +327,54 @@ def test_divergence_epoch_is_one_absolute_count(tmp_path, capsys):
         assert len(fh.read().strip().splitlines()) == 1 + whole_len  # header + train()'s
 
 
+def test_an_interrupt_in_the_side_experiments_keeps_what_finished(tmp_path):
+    """Ctrl-C (a KeyboardInterrupt, as every handled signal becomes) while the learning rates
+    are compared: the run's files, Questions 1–2 and the Q4 parts already measured are
+    written, the page and summary.json say interrupted, the code is 130."""
+    def status(step):
+        if step == "learning rates":
+            raise KeyboardInterrupt
+
+    out = tmp_path / "i"
+    rep = build_report(TrainConfig(epochs=300, log_every=0), str(out),
+                       ReportOptions(torch_epochs=0, aux_epochs=100, status=status))
+    s = strict_json(out / "summary.json")
+    assert rep.code == 130 and s["interrupted"] is True
+    assert s["interrupted_during"] == "learning rates" and s["epochs_done"] == 300
+    assert "monitor" in s["q4"] and "learning_rates" not in s["q4"]
+    for name in ("model.json", "history.csv", "losses.png", "decision_map.png", "monitor.png"):
+        assert (out / name).exists(), name
+    assert not (out / "learning_rates.png").exists()
+    assert "interrupted while learning rates" in _page(str(out))
+
+
+def test_ps5_interrupted_while_training_writes_the_epochs_done(tmp_path):
+    """SIGTERM in a real process once training has begun: exit 143, and one epoch count in
+    stderr, summary.json, history.csv, model.json and report.html."""
+    import signal
+
+    cmd = [sys.executable, "-m", "scratchnet", "ps5", "--engine", "numpy", "--epochs",
+           "3000000", "--log-every", "1000", "--verbose", "--quiet", "--torch-epochs", "0",
+           "--aux-epochs", "0", "--out", "rep"]
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stdout.readline().startswith("epoch ")  # training has begun
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 128 + signal.SIGTERM and "Traceback" not in err
+    s = strict_json(tmp_path / "rep" / "summary.json")
+    n = s["final"]["epochs"]
+    assert s["interrupted"] is True and s["epochs_done"] == n and 1 <= n < 3000000
+    assert f"kept {n} epochs" in err
+    assert Model.load(tmp_path / "rep" / "model.json").final["epochs"] == n
+    with open(tmp_path / "rep" / "history.csv") as fh:
+        assert len(fh.read().strip().splitlines()) == 1 + n
+    assert f"interrupted after {n} epochs" in _page(str(tmp_path / "rep"))
+
+
 def test_exercise_mode_hides_solutions(tmp_path):
     out = tmp_path / "ex"
     rep = build_report(TrainConfig(epochs=200, lr=1e-2, log_every=0), str(out),

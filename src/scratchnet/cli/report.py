@@ -148,6 +148,11 @@ def cmd_ps5(args: argparse.Namespace) -> int:
         if "diverged" in rep.summary:
             print(f"scratchnet: {rep.summary['diverged']}", file=sys.stderr)
     s, f = rep.summary, rep.summary["final"]
+    if s.get("interrupted"):
+        where = (f"while {s['interrupted_during']}, after training" if "interrupted_during" in s
+                 else "during training")
+        print(f"scratchnet ps5: interrupted {where}: kept {f['epochs']} epochs; wrote the "
+              f"report of what finished to {args.out}", file=sys.stderr)
     print(f"scratchnet ps5: {os.path.join(args.out, 'report.html')} — {s['layout']} on "
           f"{s['data']['source']}, {f['epochs']} epochs: train loss {f['train_loss']:.4g}, "
           f"test loss {f['test_loss']:.4g}, test acc {f['test_acc']:.3f}; training "

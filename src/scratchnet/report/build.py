@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core.errors import DivergedError, ScratchnetError
 from ..core.network import init_weights
+from ..training.run import deferred_interrupts
 
 AUX_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # η × these, compared
 
@@ -192,12 +193,14 @@ class _Steps:
         self.times: dict[str, float] = {}
         self.errors: dict[str, str] = {}
         self.status = status
+        self.current: str | None = None  # the step running now (where an interrupt landed)
 
     def __call__(self, name, into: dict | None = None, key: str | None = None):
         steps = self
 
         class _Step:
             def __enter__(self):
+                steps.current = name
                 if steps.status is not None:
                     steps.status(name)
                 self.t0 = time.perf_counter()
@@ -238,12 +241,15 @@ class _Folder:
 
 
 def build_report(config, out: str = "ps5-report", options: ReportOptions | None = None) -> Report:
-    """Train as ``config`` says and write the whole report into the folder ``out``."""
+    """Train as ``config`` says and write the whole report into the folder ``out``.
+
+    An interrupt (Ctrl-C, SIGTERM, SIGHUP: ``KeyboardInterrupt``) during the training keeps the
+    epochs done, and the report of them is written without the side experiments; one during
+    the side experiments keeps those that finished.  Either way ``summary.json`` says
+    ``"interrupted": true`` and ``code`` is 130."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..core.io import write_json, write_text
-    from .html import ReportData, render_html
 
     opt = options or ReportOptions()
     os.makedirs(out, exist_ok=True)
@@ -255,23 +261,50 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
         result, snaps, code = _train(config, opt, snapshot_epochs(E, opt.snapshots, (n_twin,)),
                                      s)
     t_report = time.perf_counter()  # everything from here on is "the report"
-    with T("torch twin"):
-        collect, skipped = start_twin(config, result, snaps, n_twin)
-    _describe_run(s, result)
-    with T("files"):
-        result.model.save(F.path("model.json"))
-        result.history.to_csv(F.path("history.csv"))
-    der = _question1(result, T, F, s)
-    _question2(result, opt, T, F, s)
-    student = _student(config, result, T, F, s)
-    q4 = _question4(config, result, snaps, opt, T, F, student)
-    with T("torch twin"):
-        s["torch"] = torch_section(config, result, snaps, n_twin, collect, skipped, F)
-    s["q4"] = q4
+    s.update(torch={"skipped": "the run was interrupted"}, q4={})
+    twin = der = student = None
+    try:
+        with deferred_interrupts():  # the run's own files and Questions 1–2: always whole
+            if code != 130:
+                with T("torch twin"):  # in a worker process while the figures are drawn
+                    twin, skipped = start_twin(config, result, snaps, n_twin)
+                s["torch"] = {"skipped": skipped}
+            _describe_run(s, result)
+            with T("files"):
+                result.model.save(F.path("model.json"))
+                result.history.to_csv(F.path("history.csv"))
+            der = _question1(result, T, F, s)
+            _question2(result, opt, T, F, s)
+        if code != 130:
+            student = _student(config, result, T, F, s)
+            _question4(config, result, snaps, opt, T, F, student, s["q4"])
+            with T("torch twin"):
+                s["torch"] = torch_section(config, result, snaps, n_twin, twin,
+                                           s["torch"].get("skipped"), F)
+    except KeyboardInterrupt:
+        code = 130
+        s["interrupted_during"] = T.current
+    finally:
+        if twin is not None:
+            twin.cancel()  # a no-op once its numbers were collected
+    with deferred_interrupts():  # the page and summary.json: written whole, then the signal
+        _finish(config, opt, result, der, student, T, F, s, code, t_report)
+    return Report(out, s, s["files"], code)
+
+
+def _finish(config, opt, result, der, student, T, F: _Folder, s: dict, code: int,
+            t_report: float) -> None:
+    """The worked step, report.html, the optional outputs and summary.json."""
+    from ..core.io import write_json, write_text
+    from .html import ReportData, render_html
+
+    if code == 130:
+        s["interrupted"] = True
+        s["epochs_done"] = int(result.final["epochs"])
     with T("worked step"):
         worked = _worked(config, result)
     t0 = time.perf_counter()
-    data = ReportData(out=out, result=result, derivation=der, files=F.files, summary=s,
+    data = ReportData(out=F.out, result=result, derivation=der, files=F.files, summary=s,
                       init_w=init_weights(result.prepared.layout, config.init, config.seed),
                       worked=worked, student=student.result if student else None,
                       exercise=opt.exercise)
@@ -281,10 +314,10 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
              report_seconds=time.perf_counter() - t_report)
     if T.errors:
         s["errors"] = T.errors
-    _extras(config, opt, F, s)
+    if code != 130:
+        _extras(config, opt, F, s)
     s["files"] = F.files + ["summary.json"]
-    write_json(os.path.join(out, "summary.json"), _finite(s))
-    return Report(out, s, s["files"], code)
+    write_json(os.path.join(F.out, "summary.json"), _finite(s))
 
 
 def _extras(config, opt: ReportOptions, F: _Folder, s: dict) -> None:
@@ -437,13 +470,13 @@ def _worked(config, result):
     return worked_step(lay, config.loss, w0, P.x_train, P.y_train, config.lr, row=0)
 
 
-def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student) -> dict:
-    """Question 4's concepts, each measured on this run or changed in a side experiment (one
-    that fails is reported, the rest goes on)."""
+def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student,
+               q4: dict) -> dict:
+    """Question 4's concepts into ``q4``, each measured on this run or changed in a side
+    experiment (one that fails is reported, the rest goes on; an interrupt keeps those done)."""
     from . import experiments as ex
     from . import plots
 
-    q4: dict = {}
     prep = result.prepared
     layout, P = prep.layout, prep.problem
     with T("monitor", q4, "monitor"):
@@ -583,21 +616,38 @@ def start_twin(config, result, snaps, n: int):
         return None, f"training stopped before epoch {n}"
     args = (result.prepared, config, snaps[0], n)
     try:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        fut = pool.submit(_twin_job, *args)
+        return _Twin(args), None
     except (OSError, RuntimeError, ValueError):  # no processes here: run it in line later
-        return (lambda: _twin_job(*args)), None
+        return _Twin(args, in_line=True), None
 
-    def collect():
+
+class _Twin:
+    """The twin's job in a worker process: called, its numbers; ``cancel()`` ends the worker
+    (on an interrupt: the report does not wait for a comparison it will not show)."""
+
+    def __init__(self, args, in_line: bool = False):
+        self.args, self.pool, self.job = args, None, None
+        if not in_line:
+            import multiprocessing
+
+            self.pool = multiprocessing.get_context("spawn").Pool(1)
+            self.job = self.pool.apply_async(_twin_job, args)
+
+    def __call__(self):
+        if self.pool is None:
+            return _twin_job(*self.args)
         try:
-            return fut.result()
+            return self.job.get()
         finally:
-            pool.shutdown()
+            self.pool.close()
+            self.pool.join()
+            self.pool = None
 
-    return collect, None
+    def cancel(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 def torch_section(config, result, snaps, n: int, collect, skipped, F: _Folder) -> dict:

@@ -210,7 +210,11 @@ def _header(d: ReportData) -> str:
                  "epochs before it.</p>")
     if d.result.stopped == "interrupted":
         H.append(f"<p class='note'>Training was interrupted after {f['epochs']} epochs; the "
-                 "report shows what was trained.</p>")
+                 "report shows what was trained, without the side experiments.</p>")
+    elif d.summary.get("interrupted"):
+        H.append(f"<p class='note'>Training finished ({f['epochs']} epochs); the report was "
+                 f"interrupted while {e(str(d.summary.get('interrupted_during')))}: the parts "
+                 "after it say so.</p>")
     if d.exercise:
         H.append("<p class='note'>Exercise version: the derivation, the worked step and the "
                  "answers to Question 4 are hidden behind <b>show solution</b>.</p>")
