@@ -22,9 +22,11 @@ value and ∂E/∂ŷ) are not written here: ``engines/snippets.py`` holds them o
 and for the CUDA code generator.  The functions below are plain Python; at import the module
 source for numba is *rendered*: the snippet functions (``_activate``, ``_times_deriv``,
 ``_loss_sum``, ``_loss_grad``) generated from the table, followed by the text of the loop
-functions of this file.  That source is written to a file named after its hash (in the user's
-cache folder) and imported, so numba's on-disk cache (``cache=True``) works and can never hold
-code compiled from an older table.  Only the first run ever pays for compiling.
+functions of this file.  That source is written once to a file named after the hash of what
+it is rendered from, this file and ``snippets.py`` (in the user's cache folder), and imported,
+so numba's on-disk cache (``cache=True``) works and can never hold code compiled from an older
+table; a start-up that finds the file does not render again.  Only the first run ever pays for
+compiling.
 
 Without numba, :func:`available` is False and ``train.select_engine`` takes the numpy engine.
 """
@@ -562,7 +564,7 @@ _ensemble = njit(parallel=True, **_fast)(_ensemble_py)
 
 def module_source() -> str:
     """The Python source numba compiles: constants, the rendered snippet functions, the loop
-    functions of this file, the jit calls.  Its hash names the file it is written to."""
+    functions of this file, the jit calls (written once to the file ``_source_key`` names)."""
     head = ['"""Rendered by scratchnet.engines.fast from engines/snippets.py and the loop '
             'functions of fast.py; do not edit."""', "import math", "import types",
             "from math import expm1, log, log1p, tanh", "", "import numpy as np",
@@ -599,14 +601,25 @@ def _write_once(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _source_key() -> str:
+    """The hash of what the rendered module is made from: this file, ``snippets.py`` (the
+    table) and the constants it takes from the core; the module's file is named after it,
+    so a start-up that finds the file reads two small files instead of rendering."""
+    h = hashlib.sha256(f"{EPS!r} {SOFTMAX!r} {sys.version_info[:2]}".encode())
+    for mod in (sys.modules[__name__], snippets):
+        with open(mod.__file__, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:20]
+
+
 def _compile_module():
     """Import the rendered module (numba compiles its functions on first call)."""
-    src = module_source()
-    name = "_scratchnet_fast_" + hashlib.sha256(src.encode()).hexdigest()[:20]
+    name = "_scratchnet_fast_" + _source_key()
     for folder in _cache_folders():
         path = os.path.join(folder, name + ".py")
         try:
-            _write_once(path, src)
+            if not os.path.isfile(path):
+                _write_once(path, module_source())
             break
         except OSError:
             continue

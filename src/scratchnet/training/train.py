@@ -16,7 +16,7 @@ import numpy as np
 from ..core.backprop import accuracy, predict
 from ..core.data import (Dataset, Standardizer, check_classification, check_features, load_data,
                    split_indices)
-from ..core.errors import DivergedError, ScratchnetError
+from ..core.errors import DivergedError, OptionError, ScratchnetError
 from ..core.losses import LOSSES
 from ..core.model import Model
 from ..core.network import Layout, init_weights
@@ -156,7 +156,7 @@ def prepare(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
         raise ScratchnetError(f"{ds.source}: {K} classes need one output per class: use "
                               "--output softmax --loss ce")
     if config.loss == "ce" and config.output != "softmax":
-        raise ScratchnetError("--loss ce needs --output softmax")
+        raise OptionError("loss", "ce", "ce needs {output} softmax", ("output",))
     train_idx, test_idx = split_indices(len(ds.y), config.test_size, config.split_seed)
     val_idx = None
     fraction = validation_fraction(config)
@@ -164,9 +164,9 @@ def prepare(config: TrainConfig, dataset: Dataset | None = None) -> Prepared:
         try:
             keep, held = split_indices(len(train_idx), fraction, config.split_seed)
         except ScratchnetError:
-            raise ScratchnetError(f"--validation-fraction {fraction:g}: the {len(train_idx)} "
-                                  "training rows are too few to hold some out (need at least "
-                                  "2 left and 1 held out)") from None
+            raise OptionError("validation_fraction", fraction,
+                              f"{fraction:g} leaves the {len(train_idx)} training rows too few "
+                              "to hold some out (need at least 2 left and 1 held out)") from None
         train_idx, val_idx = train_idx[keep], train_idx[held]
     if config.faithful:
         # The problem set standardizes with the WHOLE data set's statistics, before the split.
@@ -235,7 +235,7 @@ def compiled_engine(name: str):
     is usable, else None; ``fast`` without numba is a user error.  Shared by ``select_engine``
     and ``ensemble.select_engine``."""
     if name not in ("auto", "numpy", "fast"):
-        raise ScratchnetError(f"--engine: unknown '{name}' (choose from auto, numpy, fast)")
+        raise OptionError("engine", name, f"unknown '{name}' (choose from auto, numpy, fast)")
     if name == "numpy":
         return None
     try:
@@ -245,8 +245,8 @@ def compiled_engine(name: str):
     if fast is not None and fast.available():
         return fast
     if name == "fast":
-        raise ScratchnetError("--engine fast: the compiled engine is unavailable "
-                              "(is numba installed?)")
+        raise OptionError("engine", name, "fast: the compiled engine is unavailable (is numba "
+                          "installed?)")
     return None
 
 
@@ -344,11 +344,10 @@ def diverged_error(run, config: TrainConfig, partial) -> DivergedError:
 def _report(run: Run, seen: int, config: TrainConfig, on_log, progress) -> None:
     """The log lines of the records new since ``seen``, then the progress bar."""
     rec = run.records
-    if on_log and config.log_every:
-        for i in range(seen, rec.n):
-            t = int(rec.epoch[i])
-            if t % config.log_every == 0:
-                on_log(t, float(rec.cols["train_loss"][i]), float(rec.cols["test_loss"][i]))
+    if on_log and config.log_every:  # (found with numpy: a slice is 1000 records)
+        for i in seen + np.flatnonzero(rec.epoch[seen:rec.n] % config.log_every == 0):
+            on_log(int(rec.epoch[i]), float(rec.cols["train_loss"][i]),
+                   float(rec.cols["test_loss"][i]))
     if progress and rec.n:
         last = run.last
         progress(run.epoch, config.epochs, last["train_loss"], last["test_loss"])
