@@ -293,6 +293,12 @@ CORPUS = {
     # "--epochs 1e10" is no longer refused: the options engineer bounded the history's memory
     # (training/options.py, run.HISTORY_BUDGET), so it is a valid (very long) run, held by
     # tests/test_options.py; replaying it here would train for hours.
+    # compare and the CNN demo keep every epoch's numbers: checked against memory up front
+    "compare-epochs-1e10": (["compare", "--epochs", "1e10"], ["--epochs", "GB of memory"]),
+    "demo-digits-epochs-1e12": (["demo", "digits", "--epochs", "1000000000000"],
+                                ["--epochs", "GB of memory"]),
+    "test-size-too-few-rows": (TRAIN + ["--data", "{d}/two.csv"],
+                               ["--test-size: 0.2", "too few of the 2 rows"]),
     "hidden-1e11": (TRAIN + ["--hidden", "100000000000"], ["--hidden"]),
     "n-samples-huge": (TRAIN + ["--data", "moons", "--n-samples", "100000000000"],
                        ["--n-samples"]),
@@ -320,6 +326,7 @@ def write_case_files(d: str, model: dict) -> None:
         "tiny.csv": "x_1,x_2,classification\n" + "".join(f"{(i + 1) * 1e-320!r},{i},{i % 2}\n"
                                                          for i in range(10)),
         "dup.csv": "x_1,x_2,x_1,classification\n1,2,3,0\n4,5,6,1\n",
+        "two.csv": "x_1,x_2,classification\n1,2,0\n3,5,1\n",
         "deep.json": "[" * 200_000 + "]" * 200_000,
     }
     for name, text in files.items():

@@ -153,3 +153,113 @@ def test_sigkill_while_writing_leaves_the_old_file_or_the_new_one(tmp_path):
         m = (tmp_path / "m.json").read_text()
         if m != '{"old": true}\n':
             assert np.all(np.isfinite(Model.load(tmp_path / "m.json").w))
+
+
+# ---- demo and compare: a real signal, sent by the process to itself at a chosen moment ------
+# ``scratchnet.cli.main`` installs the handlers (SIGTERM and SIGHUP take the path of Ctrl-C);
+# a hook sends the signal from inside the engine or the twin, so the moment is exact and each
+# test takes a few seconds.
+def kill_self(sig):
+    os.kill(os.getpid(), sig)  # the handler runs here: KeyboardInterrupt from this line
+
+
+def one_scratchnet_line(err: str, text: str) -> None:
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("scratchnet:")]
+    assert len(lines) == 1 and text in lines[0], err
+
+
+def test_demo_learning_rate_keeps_the_finished_curves(tmp_path, capsys, monkeypatch):
+    """SIGTERM while the third η trains: the first two curves are drawn, the exit is 143."""
+    from scratchnet.cli import main
+    from scratchnet.report import demos
+    from scratchnet.training import train as train_mod
+
+    calls = []
+    real = train_mod.engine_for
+
+    def engine_for(config, prep):
+        engine = real(config, prep)
+        calls.append(config.lr)
+        if len(calls) == 3:  # the third η: stopped in its first slice
+            epochs = engine.epochs
+            engine.epochs = lambda *a: (kill_self(signal.SIGTERM), epochs(*a))[1]
+        return engine
+
+    monkeypatch.setattr(train_mod, "engine_for", engine_for)
+    seen = {}
+    real_lr_result = demos._lr_result
+    monkeypatch.setattr(demos, "_lr_result",
+                        lambda curves, *a: seen.update(curves) or real_lr_result(curves, *a))
+    code = main(["demo", "learning-rate", "--epochs", "300", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 143
+    one_scratchnet_line(err, "interrupted at epoch 0 of η = 0.003 (2 of 5 finished, kept)")
+    assert calls == [1e-4, 1e-3, 3e-3]  # nothing trained after the signal
+    assert sorted(seen) == [1e-4, 1e-3] and all(len(c) == 300 for c in seen.values())
+    assert (tmp_path / "learning-rate.png").read_bytes()[:4] == b"\x89PNG"
+    assert "η = 0.001" in err and "wrote" in err and out == ""  # the summary on stderr
+
+
+def test_demo_digits_keeps_the_epochs_so_far(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the CNN's third epoch: two epochs kept, figures drawn, exit 130."""
+    from scratchnet.cli import main
+    from scratchnet.cnn import net
+
+    real = net._CNNEngine.epochs
+
+    def epochs(self, theta, start, stop, out):
+        if start == 2:
+            kill_self(signal.SIGINT)
+        return real(self, theta, start, stop, out)
+
+    monkeypatch.setattr(net._CNNEngine, "epochs", epochs)
+    code = main(["demo", "digits", "--epochs", "30", "--out", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 130
+    one_scratchnet_line(err, "interrupted at epoch 2 of 30")
+    assert "2 epochs in" in err
+    for name in ("digits-kernels.png", "digits-feature-maps.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("where,sig,code,kept", [("twin", signal.SIGHUP, 129, 400),
+                                                 ("engine", signal.SIGTERM, 143, 300)])
+def test_compare_keeps_the_checkpoints_both_reached(tmp_path, capsys, monkeypatch, where, sig,
+                                                    code, kept):
+    """A signal in the twin's segment 400→500 keeps 0..400; one in the engine's 300→400
+    keeps 0..300 (the engine's slice in flight is dropped by the Run)."""
+    pytest.importorskip("torch")
+    from scratchnet.cli import main
+    from scratchnet.training import train as train_mod
+    from scratchnet.trust import twin
+
+    if where == "twin":
+        real = twin._TwinSteps.run
+
+        def run(self, start, stop, wanted=frozenset()):
+            if start == 400:
+                kill_self(sig)
+            return real(self, start, stop, wanted)
+
+        monkeypatch.setattr(twin._TwinSteps, "run", run)
+    else:
+        real_epochs = train_mod.run_epochs
+        calls = []
+
+        def run_epochs(*a):
+            calls.append(1)
+            if len(calls) == 4:  # the engine's fourth segment, 300 → 400
+                kill_self(sig)
+            return real_epochs(*a)
+
+        monkeypatch.setattr(train_mod, "run_epochs", run_epochs)
+    fig = tmp_path / "c.png"
+    got = main(["compare", "--engine", "numpy", "--epochs", "1000", "--out", str(fig)])
+    out, err = capsys.readouterr()
+    assert got == code
+    one_scratchnet_line(err, f"interrupted at epoch {kept} of 1000")
+    rows = [ln.split()[0] for ln in err.splitlines() if ln.strip()[:1].isdigit()]
+    assert rows == [str(m) for m in range(0, kept + 1, 100)]  # every checkpoint both reached
+    assert f"after {kept} epochs" in err and "agree" in err and out == ""
+    assert fig.read_bytes()[:4] == b"\x89PNG"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import nonneg_int, option_type, positive_float, positive_int
 
@@ -65,8 +66,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise ScratchnetError("--n-classes: the softmax demo needs 3 or more classes")
         kw.update(data=args.data, n_classes=args.n_classes, epochs=args.epochs or None)
     result = DEMOS[name](**kw)
+    # after Ctrl-C (SIGTERM, SIGHUP) the figures of what finished are written; stdout may be a
+    # full pipe nobody reads, so the lines go to stderr, and the exit is 130 (main: 128 + sig)
+    file = sys.stderr if result.interrupted else sys.stdout
+    if result.interrupted:
+        print(f"scratchnet: {result.interrupted}", file=sys.stderr)
     for line in result.lines:
-        print(line)
+        print(line, file=file)
     for path in result.figures:
-        print(f"wrote {path}")
-    return 0
+        print(f"wrote {path}", file=file)
+    return 130 if result.interrupted else 0

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from ..core.errors import ScratchnetError
+from ..core.io import check_writable
+from ..training.run import deferred_interrupts
+from ..training.train import prepare
 from .common import (add_training_args, config_from_args, nonneg_int, path, positive_float,
                      seconds)
 
@@ -59,41 +64,55 @@ def _describe(config, prep) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """Exit 0 when the engine and the twin agree, 1 when not; after Ctrl-C (SIGTERM, SIGHUP)
+    the checkpoints both reached are printed and drawn, and the exit is 130 (``main`` makes it
+    128 + the signal); a diverging engine compares up to its last checkpoint and exits 2."""
     from ..trust import twin
-    from ..training.train import prepare
 
     if not twin.torch_available():
-        from ..core.errors import ScratchnetError
-
         raise ScratchnetError("compare needs PyTorch: pip install 'scratchnet[torch]'")
-    from ..core.io import check_writable
-
     config = config_from_args(args)
     check_writable(args.out, "--out")  # before training
     prep = prepare(config)
     res = twin.compare(config, args.dtype, args.checkpoints, args.torch_init, prep)
-    if args.out:
-        save_compare_figure(res, args.out)
+    with deferred_interrupts():  # a second Ctrl-C waits for the figure
+        if args.out and res.epochs:
+            save_compare_figure(res, args.out)
+    code = 0 if res.agree else 1
+    if res.stopped == "interrupted":
+        code = 130
+        print(f"scratchnet: interrupted at epoch {res.epochs} of {res.planned}; keeping the "
+              f"{len(res.checkpoints)} checkpoints both reached", file=sys.stderr)
+    elif res.stopped == "diverged":
+        code = 2
+        print(f"scratchnet: the engine diverged at epoch {res.diverged_at}: try a lower --lr "
+              f"(now {config.lr:g}); compared up to epoch {res.epochs}", file=sys.stderr)
+    # after an interrupt stdout may be a full pipe nobody reads: the table goes to stderr
+    _print_comparison(res, config, prep, args, sys.stderr if code == 130 else sys.stdout)
+    return code
+
+
+def _print_comparison(res, config, prep, args, file) -> None:
     if args.json:
-        print(json.dumps(res.to_dict(), indent=1))
-        return 0 if res.agree else 1
+        print(json.dumps(res.to_dict(), indent=1), file=file)
+        return
     print(f"compare: {_describe(config, prep)}; {res.engine} engine vs torch, {res.dtype}, "
-          f"{'same' if res.same_init else 'DIFFERENT'} initial weights")
+          f"{'same' if res.same_init else 'DIFFERENT'} initial weights", file=file)
     print(f"{'epoch':>8}  {'max |Δw|':>10}  {'max |Δloss|':>11}  {'engine loss':>14}  "
-          f"{'torch loss':>14}")
+          f"{'torch loss':>14}", file=file)
     for r in res.checkpoints:
         print(f"{r['epoch']:>8}  {r['max_abs_weight_diff']:>10.2e}  "
               f"{r['max_abs_loss_diff']:>11.2e}  {r['engine_train_loss']:>14.9g}  "
-              f"{r['torch_train_loss']:>14.9g}")
+              f"{r['torch_train_loss']:>14.9g}", file=file)
     verdict = ("agree" if res.agree else "DISAGREE") + f" (tolerance {res.tolerance:.0e})"
     print(f"max |Δw| = {res.max_abs_weight_diff:.3e}, max |Δloss| = "
           f"{res.max_abs_loss_diff:.3e} after {res.epochs} epochs in {res.dtype}: the engine and "
-          f"PyTorch {verdict}; {res.engine_seconds:.2f} s vs {res.twin.seconds:.2f} s")
+          f"PyTorch {verdict}; {res.engine_seconds:.2f} s vs {res.twin.seconds:.2f} s",
+          file=file)
     for f in res.findings:
-        print(f.format())
-    if args.out:
-        print(f"figure: {args.out}")
-    return 0 if res.agree else 1
+        print(f.format(), file=file)
+    if args.out and res.epochs:
+        print(f"figure: {args.out}", file=file)
 
 
 def save_compare_figure(res, path: str) -> None:
@@ -150,7 +169,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from ..trust import doctor
-    from ..training.train import prepare
 
     config = config_from_args(args)
     prep = prepare(config)

@@ -26,7 +26,8 @@ from ..core.errors import ScratchnetError
 from ..core.losses import LOSSES
 from ..core.network import Layout, init_weights
 from ..training.optim import OPTIMIZERS, Hyper, Schedule, epoch_rng, penalty
-from ..training.run import METRICS, Outcome, Run
+from ..training.run import METRICS, Outcome, Run, deferred_interrupts
+from ..trust.twin import check_epochs_fit
 
 Array = np.ndarray
 
@@ -350,6 +351,7 @@ def train_cnn(config: CNNConfig | None = None, images: Array | None = None,
     config = config or CNNConfig()
     if config.optimizer not in OPTIMIZERS:
         raise ScratchnetError(f"optimizer: unknown '{config.optimizer}'")
+    check_epochs_fit(config.epochs, 48)  # the per-epoch history below, before it exists
     if images is None:
         images, labels = load_digits_images()
     labels = np.asarray(labels, int)
@@ -377,16 +379,28 @@ def train_cnn(config: CNNConfig | None = None, images: Array | None = None,
                     progress(last["epoch"], hist)
         except KeyboardInterrupt:  # in the progress callback: the epochs done are whole
             run.stopped = "interrupted"
-        theta = run.w
-        recorded = run.history
-        for k in METRICS:
-            hist[k][:len(recorded)] = getattr(recorded, k)
+        # after Ctrl-C the epochs done are kept; a second one waits until the result is whole
+        try:
+            with deferred_interrupts():
+                result = _cnn_result(run, hist, config, (x_tr, l_tr, x_te, l_te), t0)
+        except KeyboardInterrupt:  # delivered once the result was built
+            result.final["stopped"] = "interrupted"
+    return result
+
+
+def _cnn_result(run, hist: dict, config: "CNNConfig", data, t0: float) -> CNNResult:
+    """The result of ``run`` (finished or stopped): final metrics of the weights it holds."""
+    x_tr, l_tr, x_te, l_te = data
+    layout, theta = run.engine.layout, run.w
+    recorded = run.history
+    for k in METRICS:
+        hist[k][:len(recorded)] = getattr(recorded, k)
     seconds = time.perf_counter() - t0
     (tr_loss, tr_acc), (te_loss, te_acc) = (_evaluate(layout, theta, x_tr, l_tr),
                                             _evaluate(layout, theta, x_te, l_te))
     final = {"train_loss": tr_loss, "test_loss": te_loss, "train_acc": tr_acc,
              "test_acc": te_acc, "epochs": run.epoch, "seconds": seconds,
-             "n_train": len(tr), "n_test": len(te), "n_params": layout.n_params,
+             "n_train": len(l_tr), "n_test": len(l_te), "n_params": layout.n_params,
              "layout": layout.describe(), "stopped": run.stopped or "completed"}
     return CNNResult(layout, theta, hist, final, config, x_te, l_te)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import DivergedError
+from ..training.run import deferred_interrupts
 from ..training.train import TrainConfig, train
 
 
@@ -31,6 +32,35 @@ class DemoResult:
     lines: list[str]  # what `scratchnet demo` prints
     data: dict  # the measured numbers
     figures: list[str] = field(default_factory=list)  # paths written
+    interrupted: str | None = None  # "interrupted at epoch N …" when Ctrl-C stopped the runs
+
+
+def _train_each(configs: dict) -> tuple[dict, dict, str | None]:
+    """Train every config of ``{label: TrainConfig}`` in turn (all were checked when built,
+    before any training).  Returns the finished runs ``{label: TrainResult}``, which of them
+    diverged (kept at their last finite epoch), and None — or, after Ctrl-C (SIGTERM and
+    SIGHUP take its path), the one line saying where it stopped: the finished runs are kept,
+    the one in flight is left out (a partial curve would read as a verdict)."""
+    done, diverged = {}, {}
+    label = next(iter(configs), "")
+    try:
+        for label, cfg in configs.items():
+            try:
+                r, bad = train(cfg), False
+            except DivergedError as e:
+                r, bad = e.result, True
+            if r.stopped == "interrupted":
+                return done, diverged, _stopped_line(r.final["epochs"], label, len(done),
+                                                     len(configs))
+            done[label], diverged[label] = r, bad
+    except KeyboardInterrupt:  # outside a run (preparing the next one): nothing of it trained
+        return done, diverged, _stopped_line(0, label, len(done), len(configs))
+    return done, diverged, None
+
+
+def _stopped_line(epoch: int, label, finished: int, total: int) -> str:
+    return (f"interrupted at epoch {epoch} of {label} ({finished} of {total} finished, "
+            "kept)")
 
 
 def _figure_path(out: str, name: str) -> str:
@@ -55,16 +85,18 @@ def vanishing(out: str | None = None, epochs: int = 1500, data: str = "spiral",
     nothing.  The output is a sigmoid with cross-entropy (δ = ŷ − y) in every setup, so the
     output layer itself never vanishes: what differs is the hidden layers.
     """
-    runs = {}
-    for act, init, label in VANISHING_SETUPS:
-        cfg = TrainConfig(data=data, hidden=(width,) * depth, activation=act, init=init,
-                          output="sigmoid", loss="bce", lr=lr, epochs=epochs, seed=seed,
-                          monitor=True, log_every=0)
-        try:
-            r = train(cfg)
-        except DivergedError as e:
-            r = e.result
-        runs[label] = r
+    configs = {label: TrainConfig(data=data, hidden=(width,) * depth, activation=act,
+                                  init=init, output="sigmoid", loss="bce", lr=lr,
+                                  epochs=epochs, seed=seed, monitor=True, log_every=0)
+               for act, init, label in VANISHING_SETUPS}
+    runs, _, stopped = _train_each(configs)
+    with deferred_interrupts():  # a second Ctrl-C waits for the lines and figures
+        result = _vanishing_result(runs, out, epochs, data, depth, width, lr)
+    result.interrupted = stopped
+    return result
+
+
+def _vanishing_result(runs: dict, out, epochs, data, depth, width, lr) -> DemoResult:
     lines = [f"{depth} hidden layers of {width} units on '{data}', plain gradient descent "
              f"η = {lr:g}, {epochs} epochs; ‖∂E/∂W_l‖ at epoch 0, first → last layer:"]
     data_out = {}
@@ -83,7 +115,7 @@ def vanishing(out: str | None = None, epochs: int = 1500, data: str = "spiral",
     lines.append("  (saturated: f′ below 10% of its maximum; for ReLU that is β = 0, an inactive "
                  "unit, normal for about half of them)")
     figures = []
-    if out is not None:
+    if out is not None and runs:
         figures = [_figure_path(out, "vanishing.png"), _figure_path(out, "gradients.png")]
         _save(_vanishing_figure(runs, depth), figures[0])
         _save(_gradients_figure(runs), figures[1])
@@ -182,15 +214,18 @@ def learning_rate(out: str | None = None, lrs=LEARNING_RATES, epochs: int = 2000
                   data: str = "ps5", seed: int = 0) -> DemoResult:
     """The problem set's 2-7-1 sigmoid network, with a linear output as in its Question 3
     (a sigmoid output bounds the loss and hides divergence), trained with each η."""
-    curves, diverged = {}, {}
-    for lr in lrs:
-        cfg = TrainConfig(data=data, output="identity", lr=float(lr), epochs=epochs, seed=seed,
-                          log_every=0)
-        try:
-            r, bad = train(cfg), False
-        except DivergedError as e:
-            r, bad = e.result, True
-        curves[float(lr)], diverged[float(lr)] = r.history.train_loss, bad
+    configs = {f"η = {float(lr):g}": TrainConfig(data=data, output="identity", lr=float(lr),
+                                                 epochs=epochs, seed=seed, log_every=0)
+               for lr in lrs}
+    runs, bad, stopped = _train_each(configs)
+    with deferred_interrupts():  # a second Ctrl-C waits for the lines and the figure
+        result = _lr_result({r.config.lr: r.history.train_loss for r in runs.values()},
+                            {runs[k].config.lr: bad[k] for k in runs}, out, epochs, data)
+    result.interrupted = stopped
+    return result
+
+
+def _lr_result(curves: dict, diverged: dict, out, epochs: int, data: str) -> DemoResult:
     finals = [c[-1] for lr, c in curves.items() if not diverged[lr]]
     best = min(finals) if finals else np.inf
     verdicts = {lr: verdict(c, diverged[lr], best) for lr, c in curves.items()}
@@ -202,7 +237,7 @@ def learning_rate(out: str | None = None, lrs=LEARNING_RATES, epochs: int = 2000
                + (f" (rose on {rises} of {len(c) - 1} epochs)" if rises else ""))
         lines.append(f"  η = {lr:<8g} {verdicts[lr]:<12} {end}")
     figures = []
-    if out is not None:
+    if out is not None and curves:
         figures = [_figure_path(out, "learning-rate.png")]
         _save(_lr_figure(curves, verdicts), figures[0])
     return DemoResult("learning-rate", lines, {"curves": curves, "verdicts": verdicts},
@@ -250,16 +285,25 @@ def softmax(out: str | None = None, data: str = "gaussians", n_classes: int = 3,
                       else None, hidden=(32, 32) if spiral else (16,), activation="tanh",
                       init="xavier", output="softmax", loss="ce", optimizer="adam", lr=0.01,
                       epochs=epochs or (1500 if spiral else 300), seed=seed, log_every=0)
-    r = train(cfg)
+    r = train(cfg)  # Ctrl-C: the epochs so far are kept (r.stopped == "interrupted")
+    with deferred_interrupts():  # a second Ctrl-C waits for the lines and the figure
+        result = _softmax_result(r, out, data, n_classes)
+    if r.stopped == "interrupted":
+        result.interrupted = (f"interrupted at epoch {r.final['epochs']} of {cfg.epochs} "
+                              "(the epochs so far kept)")
+    return result
+
+
+def _softmax_result(r, out, data: str, n_classes: int) -> DemoResult:
     model, ds = r.model, r.prepared.dataset
     P = model.predict_proba(ds.X)
     lines = [f"{n_classes} classes on '{data}': {r.model.layout.describe()} network, softmax "
-             f"output, cross-entropy, adam; {cfg.epochs} epochs",
+             f"output, cross-entropy, adam; {r.final['epochs']} epochs",
              f"  train acc {r.final['train_acc']:.3f}   test acc {r.final['test_acc']:.3f}",
              f"  σ(z) of the first point: [{', '.join(f'{p:.3f}' for p in P[0])}] "
              f"(sums to {P[0].sum():.3f}; the largest is the predicted class)"]
     figures = []
-    if out is not None:
+    if out is not None and r.final["epochs"]:
         figures = [_figure_path(out, "softmax.png")]
         _save(_softmax_figure(r), figures[0])
     return DemoResult("softmax", lines, {"result": r, "proba": P}, figures)
@@ -307,14 +351,23 @@ def digits(out: str | None = None, epochs: int = 30, seed: int = 0) -> DemoResul
     make of a few test digits (feature maps after ReLU, then after 2×2 max pooling)."""
     from ..cnn.net import CNNConfig, train_cnn
 
-    r = train_cnn(CNNConfig(epochs=epochs, seed=seed))
+    r = train_cnn(CNNConfig(epochs=epochs, seed=seed))  # Ctrl-C: the epochs so far are kept
+    with deferred_interrupts():  # a second Ctrl-C waits for the lines and the figures
+        result = _digits_result(r, out)
+    if r.final["stopped"] == "interrupted":
+        result.interrupted = (f"interrupted at epoch {r.final['epochs']} of {epochs} (the "
+                              "epochs so far kept)")
+    return result
+
+
+def _digits_result(r, out) -> DemoResult:
     f = r.final
     lines = [f"CNN {f['layout']} ({f['n_params']} parameters), adam + cosine schedule, "
-             f"shifts of ±1 pixel; {epochs} epochs in {f['seconds']:.1f} s",
+             f"shifts of ±1 pixel; {f['epochs']} epochs in {f['seconds']:.1f} s",
              f"  train acc {f['train_acc']:.4f}   test acc {f['test_acc']:.4f} "
              f"({f['n_test']} test digits)"]
     figures = []
-    if out is not None:
+    if out is not None and f["epochs"]:
         figures = [_figure_path(out, "digits-kernels.png"),
                    _figure_path(out, "digits-feature-maps.png")]
         _save(_kernels_figure(r), figures[0])

@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.errors import ScratchnetError
+from ..core.backprop import loss_value
+from ..core.errors import OptionError, ScratchnetError
 from ..core.losses import CANONICAL_PAIRS, EPS
 from ..core.network import Layout, init_weights
+from ..training.options import available_memory
+from ..training.run import Run, StepEngine, deferred_interrupts
+from ..training.train import prepare, select_engine
 
 DTYPES = ("float64", "float32")
 
@@ -200,6 +204,60 @@ class TwinResult:
     final_test_loss: float = float("nan")
 
 
+class _TwinSteps:
+    """The twin between segments of epochs: its module, loss, tensors and per-epoch losses, so
+    that ``compare`` can advance it checkpoint by checkpoint beside the engine."""
+
+    def __init__(self, prepared, config, w0: np.ndarray, dtype, epochs: int):
+        torch = _torch()
+        layout, P = prepared.layout, prepared.problem
+        self.torch, self.layout, self.lr = torch, layout, config.lr
+        self.dt = _dtype(dtype)
+        self.module = to_torch(layout, w0, self.dt)
+        self.body, self.head = self.module[:-1], self.module[-1]  # α_L = body(x), ŷ = head(α_L)
+        self.value, self.train_loss = loss_fn(config.loss, layout.output)
+        self.x_tr, self.y_tr, self.x_te, self.y_te = (
+            torch.from_numpy(np.ascontiguousarray(a)).to(self.dt)
+            for a in (P.x_train, P.y_train, P.x_test, P.y_test))
+        self.params = list(self.module.parameters())
+        self.tr_hist, self.te_hist = np.full(epochs, np.nan), np.full(epochs, np.nan)
+        self.snaps: dict[int, np.ndarray] = {}
+        self.seconds = 0.0
+
+    def run(self, start: int, stop: int, wanted=frozenset()) -> None:
+        """Epochs start..stop−1: record the losses of the weights before update t, update;
+        keep the weights after t + 1 updates when t + 1 is ``wanted``."""
+        torch, value = self.torch, self.value
+        if start in wanted and start not in self.snaps:
+            self.snaps[start] = from_torch(self.module, self.layout)
+        t0 = time.perf_counter()
+        for t in range(start, stop):
+            alpha = self.body(self.x_tr)  # (N, n_out)  α_L on the training rows
+            p = self.head(alpha)  # ŷ
+            with torch.no_grad():
+                self.tr_hist[t] = float(value(p, self.y_tr))
+                self.te_hist[t] = float(value(self.module(self.x_te), self.y_te))
+            self.train_loss(alpha, p, self.y_tr).backward()
+            with torch.no_grad():
+                for q in self.params:  # plain gradient descent, every weight from the old ones
+                    q -= self.lr * q.grad
+                    q.grad = None
+            if t + 1 in wanted:
+                self.snaps[t + 1] = from_torch(self.module, self.layout)
+        self.seconds += time.perf_counter() - t0
+
+    def losses_now(self) -> tuple[float, float]:
+        """(train, test) loss of the current weights."""
+        with self.torch.no_grad():
+            return (float(self.value(self.module(self.x_tr), self.y_tr)),
+                    float(self.value(self.module(self.x_te), self.y_te)))
+
+    def result(self, epochs: int, w: np.ndarray, final: tuple[float, float]) -> "TwinResult":
+        return TwinResult(w, self.tr_hist[:epochs], self.te_hist[:epochs], self.module,
+                          self.seconds, str(self.dt).replace("torch.", ""),
+                          {t: v for t, v in self.snaps.items() if t <= epochs}, *final)
+
+
 def train_twin(prepared, config, w0: np.ndarray | None = None, dtype="float64",
                epochs: int | None = None, checkpoints=()) -> TwinResult:
     """Train the PyTorch twin of ``prepared.layout`` as ``train.run_epochs`` trains the engine.
@@ -209,44 +267,27 @@ def train_twin(prepared, config, w0: np.ndarray | None = None, dtype="float64",
     config.init, config.seed)`` — the engine's own start. ``checkpoints``: epochs t at which the
     weights after t updates are kept in ``snapshots``.
     """
-    torch = _torch()
     if not getattr(config, "plain_gd", lambda: True)():
         raise ScratchnetError("the twin trains plain full-batch gradient descent only (the "
                               "problem set's); drop the optimizer / schedule / penalty flags")
-    layout, P = prepared.layout, prepared.problem
+    layout = prepared.layout
     w0 = init_weights(layout, config.init, config.seed) if w0 is None else w0
     epochs = config.epochs if epochs is None else int(epochs)
-    dt = _dtype(dtype)
-    module = to_torch(layout, w0, dt)
-    body, head = module[:-1], module[-1]  # α_L = body(x), ŷ = head(α_L)
-    value, train_loss = loss_fn(config.loss, layout.output)
-    x_tr, y_tr, x_te, y_te = (torch.from_numpy(np.ascontiguousarray(a)).to(dt)
-                              for a in (P.x_train, P.y_train, P.x_test, P.y_test))
-    params = list(module.parameters())
-    tr_hist, te_hist = np.full(epochs, np.nan), np.full(epochs, np.nan)
-    wanted, snaps = set(int(c) for c in checkpoints), {}
-    if 0 in wanted:
-        snaps[0] = from_torch(module, layout)
-    lr = config.lr
-    t0 = time.perf_counter()
-    for t in range(epochs):
-        alpha = body(x_tr)  # (N, n_out)  α_L on the training rows
-        p = head(alpha)  # ŷ
-        with torch.no_grad():
-            tr_hist[t] = float(value(p, y_tr))
-            te_hist[t] = float(value(module(x_te), y_te))
-        train_loss(alpha, p, y_tr).backward()
-        with torch.no_grad():
-            for q in params:  # plain gradient descent, every weight from the same old weights
-                q -= lr * q.grad
-                q.grad = None
-        if t + 1 in wanted:
-            snaps[t + 1] = from_torch(module, layout)
-    seconds = time.perf_counter() - t0
-    with torch.no_grad():
-        final = float(value(module(x_tr), y_tr)), float(value(module(x_te), y_te))
-    return TwinResult(from_torch(module, layout), tr_hist, te_hist, module, seconds,
-                      str(dt).replace("torch.", ""), snaps, *final)
+    check_epochs_fit(epochs, 16)  # the two loss curves
+    tw = _TwinSteps(prepared, config, w0, dtype, epochs)
+    tw.run(0, epochs, frozenset(int(c) for c in checkpoints))
+    return tw.result(epochs, from_torch(tw.module, layout), tw.losses_now())
+
+
+def check_epochs_fit(epochs: int, bytes_per_epoch: int) -> None:
+    """Refuse, naming ``epochs`` (``--epochs`` on the command line), a run whose per-epoch
+    arrays cannot fit in the memory available — before they are allocated.  The options
+    table's own check (``options.check_memory``) counts the bounded history of ``train``;
+    these arrays keep every epoch."""
+    need, free = int(epochs) * bytes_per_epoch, available_memory()
+    if free is not None and need > free:
+        raise OptionError("epochs", epochs, f"{epochs} needs about {need / 1e9:.3g} GB of "
+                          f"memory, more than the {free / 1e9:.3g} GB available")
 
 
 # ---- the comparison behind `scratchnet compare` ----------------------------------------------
@@ -269,6 +310,9 @@ class Comparison:
     twin: TwinResult
     engine_seconds: float = 0.0
     findings: list = field(default_factory=list)  # doctor findings (e.g. init not shared)
+    stopped: str = "completed"  # completed | interrupted | diverged
+    planned: int = 0  # the epochs asked for (``epochs``: those both finished and compared)
+    diverged_at: int | None = None  # the engine's first epoch whose loss or weights broke
 
     @property
     def agree(self) -> bool:
@@ -283,49 +327,89 @@ class Comparison:
                 "tolerance": self.tolerance, "agree": self.agree,
                 "torch_version": torch.__version__, "checkpoints": self.checkpoints,
                 "seconds": {"engine": self.engine_seconds, "torch": self.twin.seconds},
-                "findings": [f.to_dict() for f in self.findings]}
+                "findings": [f.to_dict() for f in self.findings], "stopped": self.stopped,
+                "planned_epochs": self.planned, "diverged_at": self.diverged_at}
+
+
+COMPARE_BYTES_PER_EPOCH = 160  # both engines' curves, the records' doubling, the differences
 
 
 def compare(config, dtype: str = "float64", n_checkpoints: int = 10, torch_init: bool = False,
             prepared=None) -> Comparison:
     """Train the engine and the twin from the same initial weights and measure the gap.
 
+    Both advance checkpoint by checkpoint, the engine as a :class:`~scratchnet.training.run.Run`
+    (the driver every command uses).  Ctrl-C (or SIGTERM/SIGHUP taking its path) keeps the
+    checkpoints both reached: the result says ``stopped="interrupted"`` and compares those
+    epochs.  A diverging engine stops the comparison at its last checkpoint before the
+    divergence (``stopped="diverged"``).
+
     ``torch_init=True`` starts the twin from PyTorch's own initialisation instead (what PS5
     Question 3 did): the gap is then large and the doctor's finding 5 says why."""
-    from ..core.backprop import loss_value
-    from .doctor import check_shared_init
-    from ..training.train import History, prepare, select_engine
-
     if not getattr(config, "plain_gd", lambda: True)():
         raise ScratchnetError("compare trains plain full-batch gradient descent only (the "
                               "problem set's); drop the optimizer / schedule / penalty flags")
     dtype = str(_dtype(dtype)).replace("torch.", "")
+    E = config.epochs
+    check_epochs_fit(E, COMPARE_BYTES_PER_EPOCH)  # before any per-epoch array exists
     prep = prepared or prepare(config)
-    layout, P, E = prep.layout, prep.problem, config.epochs
+    layout, P = prep.layout, prep.problem
     w = init_weights(layout, config.init, config.seed)
     w_twin = torch_default_weights(layout, config.seed) if torch_init else w.copy()
     marks = sorted(set(np.linspace(0, E, max(1, n_checkpoints) + 1).round().astype(int)))
-    engine, run = select_engine(config.engine, layout)
-    hist = History.empty(E)
-    snaps, t0 = {0: w.copy()}, time.perf_counter()
+    name, fn = select_engine(config.engine, layout)
+    longest = max((b - a for a, b in zip(marks[:-1], marks[1:])), default=1)
+    run = Run(StepEngine(name, fn, layout, config.loss, P, config.lr), w, E,
+              slice_epochs=longest, history_budget=E + 1)  # one slice per segment, no thinning
+    tw = _TwinSteps(prep, config, w_twin, dtype, E)
+    tw.snaps[0] = from_torch(tw.module, layout)
+    state = {"done": 0, "snaps": {0: w.copy()}, "twin_final": {0: tw.losses_now()},
+             "seconds": 0.0, "stopped": "completed"}
+    try:
+        _advance_both(run, tw, marks, state)
+    except KeyboardInterrupt:  # outside the engine (the twin, a snapshot): keep what both did
+        state["stopped"] = "interrupted"
+    with deferred_interrupts():  # the result is built whole, then a signal is delivered
+        return _comparison(config, prep, dtype, run, tw, marks, state, w_twin)
+
+
+def _advance_both(run, tw: _TwinSteps, marks: list[int], state: dict) -> None:
+    """The engine, then the twin, one checkpoint segment at a time; ``state["done"]`` is the
+    last checkpoint both reached."""
     for a, b in zip(marks[:-1], marks[1:]):
-        run(layout, config.loss, w, P, config.lr, a, b, hist)
-        snaps[b] = w.copy()
-    engine_seconds = time.perf_counter() - t0
-    tw = train_twin(prep, config, w_twin, dtype, E, checkpoints=marks)
-    dloss = np.maximum(np.abs(tw.train_loss - hist.train_loss),
-                       np.abs(tw.test_loss - hist.test_loss))  # (E,)
-    e_final = loss_value(layout, config.loss, w, P.x_train, P.y_train)
-    e_loss = np.append(hist.train_loss, e_final)  # (E + 1,) loss after t updates, t = 0..E
-    t_loss = np.append(tw.train_loss, tw.final_train_loss)
-    dloss = np.append(dloss, abs(e_final - tw.final_train_loss))
+        t0 = time.perf_counter()
+        run.advance(b - a)
+        state["seconds"] += time.perf_counter() - t0
+        if run.stopped in ("interrupted", "diverged") or run.epoch < b:
+            state["stopped"] = run.stopped
+            return
+        state["snaps"][b] = run.w.copy()
+        tw.run(a, b, frozenset({b}))
+        state["twin_final"][b] = tw.losses_now()
+        state["done"] = int(b)
+
+
+def _comparison(config, prep, dtype, run, tw: _TwinSteps, marks, state, w_twin) -> Comparison:
+    """The Comparison of the ``state["done"]`` epochs both finished."""
+    from .doctor import check_shared_init
+
+    layout, P, done, snaps = prep.layout, prep.problem, state["done"], state["snaps"]
+    hist = run.history.truncate(done)
+    twin = tw.result(done, tw.snaps[done], state["twin_final"][done])
+    dloss = np.maximum(np.abs(twin.train_loss - hist.train_loss),
+                       np.abs(twin.test_loss - hist.test_loss))  # (done,)
+    e_final = loss_value(layout, config.loss, snaps[done], P.x_train, P.y_train)
+    e_loss = np.append(hist.train_loss, e_final)  # (done + 1,) loss after t updates, t = 0..done
+    t_loss = np.append(twin.train_loss, twin.final_train_loss)
+    dloss = np.append(dloss, abs(e_final - twin.final_train_loss))
     rows = [{"epoch": int(m),
-             "max_abs_weight_diff": float(np.abs(tw.snapshots[m] - snaps[m]).max()),
+             "max_abs_weight_diff": float(np.abs(tw.snaps[m] - snaps[m]).max()),
              "max_abs_loss_diff": float(dloss[:m + 1].max()),
              "engine_train_loss": float(e_loss[m]), "torch_train_loss": float(t_loss[m])}
-            for m in marks]
+            for m in marks if m <= done]
     findings = check_shared_init(init_weights(layout, config.init, config.seed), w_twin, layout)
-    return Comparison(E, dtype, engine, not findings, rows,
+    return Comparison(done, dtype, run.engine.name, not findings, rows,
                       max(r["max_abs_weight_diff"] for r in rows),
                       float(dloss.max()), TOLERANCE[dtype],
-                      hist.train_loss, hist.test_loss, tw, engine_seconds, findings)
+                      hist.train_loss, hist.test_loss, twin, state["seconds"], findings,
+                      state["stopped"], run.epochs, run.diverged_at)
