@@ -115,3 +115,28 @@ def test_everything_but_compare_works_without_torch(capsys, monkeypatch):
     assert code == 0
     code, _, err = run(capsys, "compare", "--epochs", "10")
     assert code == 2 and "compare needs PyTorch" in err
+
+
+def test_compare_of_a_diverging_engine_stops_at_its_last_checkpoint(capsys):
+    """η = 0.5 on a linear output overflows at epoch 90: the checkpoints before it are
+    compared, the divergence is one line naming --lr, exit 2 (as train)."""
+    pytest.importorskip("torch")
+    code, out, err = run(capsys, "compare", "--output", "identity", "--lr", "0.5", "--epochs",
+                         "400", "--checkpoints", "8", "--engine", "numpy", "--json")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == ["scratchnet: the engine diverged at epoch 90: try a "
+                                        "lower --lr (now 0.5); compared up to epoch 50"]
+    d = json.loads(out)
+    assert d["stopped"] == "diverged" and d["epochs"] == 50 and d["planned_epochs"] == 400
+    assert [c["epoch"] for c in d["checkpoints"]] == [0, 50]
+    last = d["checkpoints"][-1]  # already huge (~1e173): the two agree relatively
+    assert last["engine_train_loss"] > 1e100
+    assert last["torch_train_loss"] == pytest.approx(last["engine_train_loss"], rel=1e-9)
+
+
+def test_compare_refuses_epochs_that_cannot_fit_in_memory(capsys):
+    pytest.importorskip("torch")
+    code, out, err = run(capsys, "compare", "--epochs", "1e10")
+    assert code == 2 and out == ""
+    assert err.startswith("scratchnet: --epochs: 10000000000 needs about") and \
+        err.count("\n") == 1 and "GB of memory" in err
