@@ -294,3 +294,139 @@ def test_seeds_are_checked_before_the_list_is_built(text, pattern):
     with pytest.raises(ScratchnetError, match=pattern):
         parse_seeds(text)
     assert parse_seeds("0:3,7,4294967295") == [0, 1, 2, 7, 4294967295]
+
+
+# ---- the curves file: records appended block by block (issue 15 item 3) --------------------
+def write_bytes(path, data):
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+@pytest.mark.parametrize("damage", ["stale_count", "bad_record", "bad_setup_bytes"])
+def test_damaged_curve_records_are_handled_like_torn_lines(tmp_path, damage):
+    from scratchnet.sweepfile import npy_header, read_npy_header
+
+    clean, clean_curves = clean_sweep(tmp_path)
+    out = str(tmp_path / "s.csv")
+    write_bytes(out, clean)
+    with open(str(tmp_path / "clean.curves.npy"), "rb") as fh:
+        dtype, count, start = read_npy_header(fh, "x")
+    assert count == 6 and len(clean_curves) == start + 6 * dtype.itemsize
+    data = bytearray(clean_curves)
+    if damage == "stale_count":  # killed between a block and the header that counts it
+        data[:start] = npy_header(dtype, 4)
+    elif damage == "bad_record":  # record 3's architecture overwritten
+        data[start + 2 * dtype.itemsize:start + 2 * dtype.itemsize + 4] = b"\xff?x\x00"
+    else:  # record 5's setup hash is not one
+        off = start + 4 * dtype.itemsize + dtype.fields["setup"][1]
+        data[off:off + 10] = b"ZZZZZZZZZZ"
+    write_bytes(curves_path(out), bytes(data))
+    warnings_seen = []
+    run = run_sweep(config(epochs=20), **SMALL, out=out, chunk_size=2,
+                    warn=warnings_seen.append)
+    with open(out, "rb") as fh, open(curves_path(out), "rb") as gh:
+        assert fh.read() == clean and gh.read() == clean_curves  # byte for byte
+    if damage == "stale_count":  # all six records are whole: nothing to train again
+        assert run.trained == 0 and not warnings_seen
+    else:
+        assert run.trained == 1 and len(warnings_seen) == 1
+        assert "set aside" in warnings_seen[0] and "trained again" in warnings_seen[0]
+        with open(out + ".set-aside.txt", "rb") as fh:
+            assert b"record" in fh.read()
+
+
+def test_a_curves_file_that_is_not_one_is_refused(tmp_path):
+    out = str(tmp_path / "s.csv")
+    run_sweep(config(epochs=20), **SMALL, out=out)
+    write_bytes(curves_path(out), b"hidden,lr,seed,setup,train@0\n")  # an old text file
+    with pytest.raises(ScratchnetError, match="not a sweep curves file"):
+        run_sweep(config(epochs=20), **SMALL, out=out)
+
+
+def test_more_curve_points_than_the_file_holds_is_refused(tmp_path):
+    out = str(tmp_path / "s.csv")
+    run_sweep(config(epochs=20), [(3,)], [1e-3], [0, 1], out=out, curve_points=5)
+    with pytest.raises(ScratchnetError, match="5 points, this sweep's 10"):
+        run_sweep(config(epochs=20), [(3,)], [1e-3], [0, 1, 2], out=out, curve_points=10)
+
+
+def test_chunks_written_out_of_order_end_in_grid_order(tmp_path):
+    """As Dask delivers them: a fresh file is rewritten block by block, byte for byte the
+    serial file, without parsing a line."""
+    from scratchnet.core.data import load_data
+    from scratchnet.sweep import SweepWriter, run_chunk, setup_id
+
+    cfg = config(epochs=20)
+    serial = str(tmp_path / "serial.csv")
+    run_sweep(cfg, **SMALL, out=serial, chunk_size=2)
+    setup = setup_id(cfg, 1)
+    data = load_data(cfg.data, cfg.features, cfg.target, n_samples=cfg.n_samples,
+                     noise=cfg.noise, seed=cfg.data_seed, n_classes=cfg.n_classes)
+    chunks = make_chunks(**SMALL, chunk_size=2)
+    out = str(tmp_path / "dask.csv")
+    writer = SweepWriter(out, setup)
+    for i in (2, 0, 1):
+        writer.write(run_chunk(cfg, data, chunks[i], 1, 100, setup), i)
+    writer.finish(lambda: pytest.fail("a fresh file needs no key order"))
+    for a, b in ((out, serial), (curves_path(out), curves_path(serial))):
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            assert fa.read() == fb.read()
+
+
+# ---- an --out that is not a regular file (issue 12) ------------------------------------------
+SWEEP_ARGS = ["sweep", "--seeds", "0:3", "--hidden", "3", "--lr", "1e-3,1e-2", "--epochs", "20",
+              "--engine", "numpy", "--chunk-size", "2"]
+
+
+def test_out_dev_stdout_streams_the_rows_and_the_summary_goes_to_stderr(tmp_path):
+    file_out = str(tmp_path / "s.csv")
+    assert main(SWEEP_ARGS + ["--out", file_out, "--quiet"]) == 0
+    code = ("import sys\nfrom scratchnet.cli import main\n"
+            f"sys.exit(main({SWEEP_ARGS + ['--out', '/dev/stdout']!r}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    with open(file_out, "rb") as fh:
+        assert proc.stdout == fh.read()  # the CSV alone, the rows a file gets
+    err = proc.stderr.decode()
+    assert err.count("is not a regular file") == 1
+    assert "scratchnet: warning: --out /dev/stdout is not a regular file: the rows are " \
+           "streamed to it, with no lock, no resume and no curves file" in err
+    assert "6 networks trained in process" in err and "test acc mean" in err
+    assert not os.path.exists("/dev/stdout.lock")
+    assert sorted(os.listdir(tmp_path)) == ["s.csv", "s.curves.npy"]  # nothing for the stream
+
+
+def test_out_dev_null_and_a_fifo_take_the_rows_without_lock_or_curves(tmp_path):
+    import threading
+
+    warnings_seen = []
+    run = run_sweep(config(epochs=20), **SMALL, out=os.devnull, warn=warnings_seen.append)
+    assert run.trained == 6 and len(run.rows) == 6 and len(warnings_seen) == 1
+    assert not os.path.exists(os.devnull + ".lock")
+    assert not os.path.exists(curves_path(os.devnull))
+    fifo = str(tmp_path / "rows.fifo")
+    os.mkfifo(fifo)
+    got = []
+
+    def read_all():
+        with open(fifo, "rb") as fh:
+            got.append(fh.read())  # until the sweep closes its end
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    try:
+        run = run_sweep(config(epochs=20), **SMALL, out=fifo, chunk_size=4,
+                        warn=warnings_seen.append)
+    finally:
+        if reader.is_alive():  # unblock the reader if the sweep never opened the fifo
+            open(fifo, "wb").close()
+        reader.join()
+    clean, _ = clean_sweep(tmp_path)
+    assert sorted(got[0].split(b"\r\n")) == sorted(clean.split(b"\r\n"))
+    assert sorted(os.listdir(tmp_path)) == ["clean.csv", "clean.curves.npy", "rows.fifo"]
+
+
+def test_plots_with_an_out_that_is_not_a_file_is_one_line(capsys):
+    assert main(SWEEP_ARGS + ["--out", os.devnull, "--plots", "p"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--plots" in err and "not a regular file" in err

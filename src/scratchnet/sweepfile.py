@@ -371,10 +371,11 @@ def read_rows(out: str) -> list[dict]:
 
 
 def _rewrite(path: str, s: Scan, lines: list[Line]) -> None:
-    """``path`` again with only ``lines``, in that order, streamed from the file itself (a
-    curves file gets a header that counts them)."""
+    """``path`` again with only ``lines`` (records, or whole blocks of them), in that order,
+    streamed from the file itself (a curves file gets a header that counts them)."""
     with open(path, "rb") as src, atomic_write(path, "wb") as dst:
-        dst.write(src.read(s.header_end) if s.dtype is None else npy_header(s.dtype, len(lines)))
+        dst.write(src.read(s.header_end) if s.dtype is None else npy_header(
+            s.dtype, sum(ln.end - ln.start for ln in lines) // s.dtype.itemsize))
         for ln in lines:
             src.seek(ln.start)
             dst.write(src.read(ln.end - ln.start))
@@ -460,10 +461,12 @@ class SweepWriter:
     def write(self, result, index: int = 0) -> None:
         """Append ``result`` (a ``sweep.ChunkResult``), the chunk ``index`` of the grid."""
         rows = format_rows(result.columns).encode()
-        if self.stream:  # no fsync: a pipe or a terminal has no disk behind it
-            with open(self.out, "ab") as fh:
-                fh.write(b"" if self.blocks else (",".join(COLUMNS) + "\r\n").encode())
-                fh.write(rows)
+        if self.stream:  # opened once: a fifo's reader sees the end when it is closed
+            if not self.blocks:
+                self._fh = open(self.out, "ab")
+                self._fh.write((",".join(COLUMNS) + "\r\n").encode())
+            self._fh.write(rows)
+            self._fh.flush()  # no fsync: a pipe or a terminal has no disk behind it
             self.blocks.append((index, None, None))
             return
         # curves first: the main file is the record of what is done
@@ -510,6 +513,8 @@ class SweepWriter:
         by block from the byte ranges it wrote; a resumed one goes through
         :meth:`put_in_order` with ``order()`` (key → position)."""
         if self.stream:
+            if self.blocks:
+                self._fh.close()
             return
         if not self.fresh:
             self.put_in_order(order())
