@@ -150,9 +150,25 @@ def test_cli_sweep_summary_and_plots(tmp_path, capsys):
 def test_cli_sweep_errors_are_one_line(tmp_path, capsys):
     assert main(["sweep", "--seeds", "3:1", "--out", str(tmp_path / "s.csv")]) == 2
     assert "--seeds: empty range" in capsys.readouterr().err
-    assert main(["sweep", "--optimizer", "adam", "--epochs", "5", "--out",
+    assert main(["sweep", "--batch-size", "4", "--epochs", "5", "--out",
                  str(tmp_path / "s.csv")]) == 2
-    assert "full-batch gradient descent" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--batch-size" in err
+    assert not os.path.exists(tmp_path / "s.csv")
+
+
+@pytest.mark.parametrize("options", [dict(optimizer="momentum", l2=1e-3),
+                                     dict(optimizer="adam")])
+def test_what_the_ensembles_train_a_sweep_passes_through(tmp_path, options):
+    """optimizer, l2, l1 go to train_ensemble untouched; another value is another setup."""
+    out = str(tmp_path / "s.csv")
+    run = run_sweep(config(epochs=30, **options), [(3,)], [1e-2], [0, 4], out=out)
+    ref = train(config(epochs=30, hidden=(3,), lr=1e-2, seed=4, **options))
+    (row,) = [r for r in run.rows if r["seed"] == 4]
+    for m in ("train_loss", "test_loss"):
+        assert row[m] == pytest.approx(ref.final[m], rel=1e-9, abs=1e-12)
+    with pytest.raises(ScratchnetError, match="another setup"):
+        run_sweep(config(epochs=30), [(3,)], [1e-2], [0, 4], out=out)
 
 
 def test_sweep_without_scheduler_imports_neither_dask_nor_matplotlib(tmp_path):

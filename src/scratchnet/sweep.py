@@ -27,10 +27,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .core.data import load_data
 from .core.errors import ScratchnetError
+from .engines.ensemble import check_options, train_ensemble
 from .sweepfile import (COLUMNS, HIDDEN_WIDTH, SweepLock, SweepWriter,  # noqa: F401
                         curve_records, curves_path, is_stream, print_warning, read_curves,
                         read_rows)
+from .training.train import prepare
 
 KEY = ("hidden", "lr", "seed")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -176,9 +179,6 @@ def columns_of(rows: list[dict]) -> dict:
 def run_chunk(config, dataset, chunk: Chunk, record_every: int, curve_points: int, setup: str,
               device: str = "cpu", progress=None, dtype: str = "float64") -> ChunkResult:
     """Train the chunk's networks as one ensemble on ``dataset`` and return its rows."""
-    from .engines.ensemble import train_ensemble
-    from .training.train import prepare
-
     cfg = replace(config, hidden=tuple(chunk.hidden))
     res = train_ensemble(cfg, chunk.seeds, chunk.lrs, device=device,
                          prepared=prepare(cfg, dataset), record_every=record_every,
@@ -271,12 +271,8 @@ def _run_sweep(config, hiddens, lrs, seeds, out: str, *, chunk_size: int = 100,
     counts networks;
     ``on_chunk(result)`` is called after each chunk is written.  Finished configurations
     already in ``out`` are skipped.  Ctrl-C stops after the chunks written so far."""
-    from .core.data import load_data
-
-    if hasattr(config, "plain_gd") and not config.plain_gd():
-        raise ScratchnetError("sweep trains with the problem set's full-batch gradient descent "
-                              "(the ensemble engine): drop --optimizer, --batch-size, "
-                              "--schedule, --l2/--l1, --early-stopping, --jitter, --monitor")
+    if hasattr(config, "plain_gd"):  # what the ensembles train, asked of them (OptionError)
+        check_options(config)
     hiddens, lrs, seeds = _grid_lists(hiddens, lrs, seeds)
     epochs = int(config.epochs)
     if epochs < 1:
