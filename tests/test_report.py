@@ -26,7 +26,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 PNG = b"\x89PNG\r\n\x1a\n"
 FILES = ["data.png", "network.png", "network.svg", "derivation.md", "losses.png",
          "decision_map.png", "hidden_units.png", "monitor.png", "learning_rates.png",
-         "softmax_map.png", "kernels.png", "model.json", "history.csv", "summary.json",
+         "softmax_map.png", "kernels.png", "learned_kernels.png", "model.json", "history.csv", "summary.json",
          "report.html"]
 TORCH_FILES = ["torch_losses.png", "torch_decision_map.png"]
 
@@ -325,6 +325,15 @@ def test_divergence_epoch_is_one_absolute_count(tmp_path, capsys):
     assert f"training diverged at epoch {t} " in _page(str(out))
     with open(out / "history.csv") as fh:
         assert len(fh.read().strip().splitlines()) == 1 + whole_len  # header + train()'s
+
+
+def test_learned_kernels_from_the_digits_cnn(report):
+    rep, out, _ = report
+    lk = rep.summary["q4"]["learned_kernels"]
+    assert lk["epochs"] >= 1 and lk["kernels"] == 32 and lk["test_acc"] > 0.5
+    page = _page(out)
+    assert "<code>scratchnet demo digits</code>" in page and "alt=\"learned kernels\"" in page
+    assert f"test accuracy {lk['test_acc']:.3f} on {lk['n_test']} digits" in page
 
 
 def test_an_interrupt_in_the_side_experiments_keeps_what_finished(tmp_path):

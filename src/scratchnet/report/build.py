@@ -3,7 +3,7 @@
     build_report(config, "ps5-report")  →  report.html (one self-contained page) + its parts:
     data.png, network.png/.svg, derivation.md, losses.png, decision_map.png, hidden_units.png,
     torch_losses.png, torch_decision_map.png, monitor.png, learning_rates.png, softmax_map.png,
-    kernels.png, model.json, history.csv, summary.json
+    kernels.png, learned_kernels.png, model.json, history.csv, summary.json
 
 The training is the engine's (``train.train``, the compiled path when available).  It runs in
 segments between a few log-spaced epochs, each segment continuing from the last one's weights —
@@ -558,6 +558,8 @@ def _q4_softmax_kernels(result, T, F: _Folder, q4: dict) -> None:
         F.savefig(plots.decision_map_figure(sm.model, sm_prep.dataset, sm_prep.train_idx,
                                             sm_prep.test_idx, title="Softmax: three classes"),
                   "softmax_map.png")
+    with T("learned kernels", q4, "learned_kernels"):
+        q4["learned_kernels"] = learned_kernels(F)
     ds = result.prepared.dataset
     if ds.X.shape[1] == 2:
         with T("kernels", q4, "kernels"):
@@ -568,6 +570,28 @@ def _q4_softmax_kernels(result, T, F: _Folder, q4: dict) -> None:
             q4["kernels"] = {"mean_p_at_strongest_edges": float(Pm[1:-1, 1:-1][top].mean()),
                              "pooled_shape": list(pooled.shape), "grid_shape": list(Pm.shape)}
             F.savefig(plots.conv_pool_figure(g1, g2, Pm), "kernels.png")
+
+
+KERNEL_EPOCHS = 3  # the digits CNN's epochs in the report (demo digits: 30); ~1 s, 93 % test
+
+
+def learned_kernels(F: _Folder, epochs: int = KERNEL_EPOCHS) -> dict:
+    """The CNN of ``scratchnet demo digits`` trained ``epochs`` epochs: its learned kernels and
+    what they make of one test digit (learned_kernels.png)."""
+    from . import plots
+    from ..cnn.net import CNNConfig, forward_all, train_cnn
+
+    r = train_cnn(CNNConfig(epochs=epochs))
+    if r.final["stopped"] == "interrupted":
+        raise KeyboardInterrupt  # the report's own interrupt: keep what finished before
+    (K, _), = r.layout.views(r.theta)[0]  # (F, 1, 3, 3): the one conv block's kernels
+    caches, _ = forward_all(r.layout, r.theta, r.x_test[:1])
+    maps = caches[0][1][0]  # (F, 8, 8) β after ReLU
+    F.savefig(plots.learned_kernels_figure(K, r.x_test[0, 0], maps, epochs,
+                                           r.final["test_acc"]), "learned_kernels.png")
+    return {"epochs": epochs, "kernels": int(K.shape[0]), "test_acc": r.final["test_acc"],
+            "n_test": r.final["n_test"], "layout": r.final["layout"],
+            "n_params": r.final["n_params"]}
 
 
 def _linear_baseline(config, result) -> dict:

@@ -574,23 +574,31 @@ def _q4_loss(d: ReportData) -> str:
 
 
 def _q4_kernels(d: ReportData) -> str:
-    kq = _got(d, "kernels", "grid_shape")
+    kq, lk = _got(d, "kernels", "grid_shape"), _got(d, "learned_kernels", "kernels")
     text = ("A CNN slides small kernels over an image; the same kernel is used at every "
             "position (shared weights), and its numbers are <b>learned</b> by backpropagation "
-            "like any other weight. Pooling keeps the strongest response of each block. Here a"
-            " hand-set 3×3 Sobel kernel is applied to this run's map as an image: it responds "
-            "where the probability changes, i.e. on the border. <code>scratchnet demo digits"
-            "</code> trains a small CNN on 8×8 digits and shows the kernels it learned.")
-    if "kernels" not in d.summary["q4"]:
+            "like any other weight. Pooling keeps the strongest response of each block. Below, "
+            "the kernels the CNN of <code>scratchnet demo digits</code> learned on the 8×8 "
+            "digits, and a hand-set 3×3 Sobel kernel (not learned) applied to this run's map as"
+            " an image: it responds where the probability changes, i.e. on the border.")
+    if "kernels" not in d.summary["q4"] and "learned_kernels" not in d.summary["q4"]:
         return ""
-    if not kq:
-        return _concept(d, "Convolution kernels and pooling", text, _why(d, "kernels"))
-    m = (f"Mean probability where the kernel responds most (top 2%): "
-         f"{kq['mean_p_at_strongest_edges']:.2f} — on the border. Pooling: "
-         f"{kq['grid_shape'][1]}×{kq['grid_shape'][0]} → {kq['pooled_shape'][1]}×"
-         f"{kq['pooled_shape'][0]} pixels.")
-    return _concept(d, "Convolution kernels and pooling", text, m,
-                    _img(d.out, "kernels.png", "kernels"))
+    m, figs = "", ""
+    if lk:
+        m += (f"The digits CNN ({html.escape(lk['layout'])}, {lk['n_params']:,} weights) "
+              f"trained {lk['epochs']} epochs here (the demo trains 30): test accuracy "
+              f"{lk['test_acc']:.3f} on {lk['n_test']} digits; {lk['kernels']} kernels of 9 "
+              "weights each, every one shared by all 64 positions. ")
+        figs += _img(d.out, "learned_kernels.png", "learned kernels")
+    else:
+        m += _why(d, "learned_kernels") + " "
+    if kq:
+        m += (f"Sobel on the map: mean probability where the kernel responds most (top 2%): "
+              f"{kq['mean_p_at_strongest_edges']:.2f} — on the border. Pooling: "
+              f"{kq['grid_shape'][1]}×{kq['grid_shape'][0]} → {kq['pooled_shape'][1]}×"
+              f"{kq['pooled_shape'][0]} pixels.")
+        figs += _img(d.out, "kernels.png", "kernels")
+    return _concept(d, "Convolution kernels and pooling", text, m, figs)
 
 
 def _q4_augmentation(d: ReportData) -> str:

@@ -426,3 +426,36 @@ def conv_pool_figure(g1, g2, P: np.ndarray, pool: int = 8):
         a.set_xticks([])
         a.set_yticks([])
     return fig
+
+
+@styled
+def learned_kernels_figure(K: np.ndarray, image: np.ndarray, maps: np.ndarray, epochs: int,
+                           test_acc: float, show: int = 16):
+    """The first ``show`` learned 3×3 kernels K (F, 1, 3, 3) of the digits CNN, then one test
+    digit and what four of them make of it (feature maps after ReLU): learned, and the same
+    kernel applied at every position."""
+    fig = new_figure(11.0, 2.9)
+    top = fig.subfigures(1, 2, width_ratios=[1.15, 1.0])
+    n = min(show, K.shape[0])
+    axes = top[0].subplots(2, (n + 1) // 2).ravel()
+    lim = np.abs(K[:n]).max()
+    for f, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if f < n:
+            ax.imshow(K[f, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(f"K{f + 1}", fontsize=8)
+        else:
+            ax.set_visible(False)
+    top[0].suptitle(f"Learned 3×3 kernels after {epochs} epochs (red +, blue −)", fontsize=10)
+    right = top[1].subplots(1, 5)
+    right[0].imshow(image, cmap="gray_r")
+    right[0].set_title("test digit", fontsize=8)
+    for j, ax in enumerate(right[1:]):
+        ax.imshow(maps[j], cmap="magma")
+        ax.set_title(f"K{j + 1} map", fontsize=8)
+    for ax in right:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    top[1].suptitle(f"its feature maps after ReLU (test accuracy {test_acc:.2f})", fontsize=10)
+    return fig
