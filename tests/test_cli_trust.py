@@ -29,6 +29,21 @@ def test_doctor_on_the_question_3_setup_lists_findings_1_and_2_first(capsys):
     assert {"id", "severity", "title", "saw", "why", "fix"} <= set(d["findings"][0])
 
 
+def test_doctor_ps5_q3_names_all_five_differences_from_the_command_line(capsys):
+    code, out, _ = run(capsys, "doctor", "--data", "ps5", "--ps5-q3", "--quick", "--json")
+    ids = {f["id"] for f in json.loads(out)["findings"]}
+    assert code == 1 and {"no-output-activation", "targets-out-of-range", "grid-not-standardized",
+                          "loss-scale-differs", "init-not-shared"} <= ids
+    code, out, _ = run(capsys, "doctor", "--data", "ps5", "--grid-stats", "self",
+                       "--loss-scale", "mean", "--quick", "--json")
+    ids = {f["id"] for f in json.loads(out)["findings"]}
+    assert "loss-scale-differs" in ids and "init-not-shared" not in ids
+    assert "no-output-activation" not in ids
+    with pytest.raises(SystemExit) as e:
+        main(["doctor", "--loss-scale", "double"])
+    assert e.value.code == 2
+
+
 def test_doctor_on_the_clean_ps5_setup_finds_nothing_serious(capsys):
     code, out, _ = run(capsys, "doctor", "--data", "ps5", "--check-epochs", "3000")
     assert code == 0

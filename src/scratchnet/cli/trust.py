@@ -9,6 +9,7 @@ from ..core.errors import ScratchnetError
 from ..core.io import check_writable
 from ..training.run import deferred_interrupts
 from ..training.train import prepare
+from ..trust import differences
 from .common import (add_training_args, config_from_args, nonneg_int, path, positive_float,
                      seconds)
 
@@ -53,6 +54,7 @@ def register(sub) -> None:
     d.add_argument("--time-limit", type=seconds, default=5.0,
                    help="about this many seconds for the dynamic checks (default: 5)")
     d.add_argument("--json", action="store_true", help="print the findings as JSON")
+    differences.add_arguments(d)
     d.set_defaults(func=cmd_doctor)
 
 
@@ -170,11 +172,11 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from ..trust import doctor
 
-    config = config_from_args(args)
+    config, setup = differences.from_args(args, config_from_args(args))
     prep = prepare(config)
     findings, trained = doctor.diagnose(config, quick=args.quick, prepared=prep,
                                         check_epochs=args.check_epochs,
-                                        time_limit=args.time_limit)
+                                        time_limit=args.time_limit, setup=setup)
     serious = sum(f.severity == "serious" for f in findings)
     if args.json:
         print(json.dumps({"setup": _describe(config, prep), "epochs_trained": trained,
