@@ -146,24 +146,21 @@ LIGHT_IN_FUNCTIONS_ALLOWED = {
     # engineer 2 (the driver, issue 11 items 2-3; signals): training/, cli main
     "scratchnet.training.train": 1,  # the engine selection point (engines.fast): stays
     "scratchnet.training.optim": 1, "scratchnet.cli": 1,
-    # engineer 3 (compiled back-ends)
-    "scratchnet.engines.gpu": 4,
     # engineer 7 (ensembles, bench)
     "scratchnet.engines.ensemble": 5,
     # engineer 4 (files, data, model, sweep, predict)
-    "scratchnet.sweep": 4, "scratchnet.cli.train": 8, "scratchnet.cli.speed": 8,
+    "scratchnet.cli.train": 8,
     # engineer 5 (report)
     "scratchnet.report.build": 37, "scratchnet.report.demos": 10, "scratchnet.report.derive": 2,
     "scratchnet.report.diagram": 1, "scratchnet.report.experiments": 8,
-    "scratchnet.report.html": 2, "scratchnet.report.notebook": 1, "scratchnet.report.plots": 1,
+    "scratchnet.report.notebook": 1, "scratchnet.report.plots": 1,
     "scratchnet.report.worked": 1, "scratchnet.cli.report": 12,
     # the playground: web/ has none left (PlaygroundError moved into the package so that
     # session and features no longer import each other); the command keeps one, so that every
     # other command starts without the web application's modules
     "scratchnet.cli.web": 1,
     # the lead (no owner this round): trust/, the trust and demo commands
-    "scratchnet.trust.doctor": 3, "scratchnet.trust.gradcheck": 4, "scratchnet.trust.twin": 3,
-    "scratchnet.cli.trust": 9, "scratchnet.cli.demo": 3,
+    "scratchnet.trust.twin": 1, "scratchnet.cli.demo": 3,
 }
 
 

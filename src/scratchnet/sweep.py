@@ -18,6 +18,7 @@ numbers as an uninterrupted serial one.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -355,7 +356,6 @@ def _run_on_dask(scheduler: str, workers: int | None, config, dataset, chunks, a
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ScratchnetError("--scheduler needs Dask: pip install 'scratchnet[dist]'") from None
-    import contextlib
 
     with contextlib.ExitStack() as stack:
         if scheduler == "local":

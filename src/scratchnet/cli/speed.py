@@ -11,6 +11,13 @@ import copy
 import os
 import sys
 
+import numpy as np
+
+from ..core.errors import ScratchnetError
+from ..core.io import check_folder, check_writable, save_figure
+from ..sweep import (QUANTILES, arch_key, is_stream, parse_hidden, parse_lrs, parse_seeds,
+                     read_curves, read_rows, run_sweep, summarize)
+from ..training.progress import ProgressBar
 from .common import add_training_args, config_from_args, path, positive_int
 
 
@@ -56,11 +63,7 @@ def register(sub) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..core.errors import ScratchnetError
-    from ..training.progress import ProgressBar
-    from ..sweep import is_stream, parse_hidden, parse_lrs, parse_seeds, run_sweep, summarize
 
-    from ..core.io import check_folder, check_writable
 
     hiddens, lrs, seeds = parse_hidden(args.hidden), parse_lrs(args.lr), parse_seeds(args.seeds)
     check_writable(args.out, "--out")  # before any network is trained
@@ -124,7 +127,6 @@ def format_agreement(a: dict) -> str:
 
 def format_summary(stats: list[dict]) -> str:
     """The summary table: one line per (architecture, η), the spread across seeds."""
-    from ..sweep import QUANTILES
 
     head = (f"{'hidden':>8} {'lr':>9} {'runs':>5}  {'test acc mean ± std':>19}  "
             + " ".join(f"{f'q{int(q * 100):02d}':>6}" for q in QUANTILES)
@@ -143,15 +145,12 @@ def plot_sweep(out: str, directory: str) -> list[str]:
     """Two figures from a sweep file and its curves file: per configuration the histogram of
     the final test loss across seeds, and the band (5–95 % and 25–75 % across seeds, median
     line) of the train and test loss curves."""
-    import numpy as np
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..core.io import save_figure
-    from ..sweep import arch_key, read_curves, read_rows
 
     rows = read_rows(out)
     configs = sorted({(r["hidden"], r["lr"]) for r in rows},

@@ -5,11 +5,13 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from ..core.errors import ScratchnetError
-from ..core.io import check_writable
+from ..core.io import check_writable, save_figure
 from ..training.run import deferred_interrupts
 from ..training.train import prepare
-from ..trust import differences
+from ..trust import differences, doctor, gradcheck, twin
 from .common import (add_training_args, config_from_args, nonneg_int, path, positive_float,
                      seconds)
 
@@ -69,7 +71,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Exit 0 when the engine and the twin agree, 1 when not; after Ctrl-C (SIGTERM, SIGHUP)
     the checkpoints both reached are printed and drawn, and the exit is 130 (``main`` makes it
     128 + the signal); a diverging engine compares up to its last checkpoint and exits 2."""
-    from ..trust import twin
 
     if not twin.torch_available():
         raise ScratchnetError("compare needs PyTorch: pip install 'scratchnet[torch]'")
@@ -122,7 +123,6 @@ def save_compare_figure(res, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
                                  gridspec_kw={"height_ratios": [2, 1]})
@@ -145,14 +145,12 @@ def save_compare_figure(res, path: str) -> None:
     bx.legend(fontsize=8)
     bx.set_xlabel("epoch")
     fig.tight_layout()
-    from ..core.io import save_figure  # atomic: a temporary file, then os.replace
 
     save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from ..trust import gradcheck
 
     config = config_from_args(args)
     kw = {"autograd": False} if args.no_autograd else {}
@@ -170,7 +168,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ..trust import doctor
 
     config, setup = differences.from_args(args, config_from_args(args))
     prep = prepare(config)

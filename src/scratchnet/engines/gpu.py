@@ -28,6 +28,8 @@ import numpy as np
 
 from ..core.errors import OptionError
 from ..core.losses import CANONICAL_PAIRS
+from . import codegen as gpu_codegen
+from .snippets import ACT_CODES, LOSS_CODES
 
 THREADS = 128  # threads per block
 SHARED_ROWS_BYTES = 24 * 1024  # the unrolled kernel copies the rows to shared memory up to this
@@ -99,14 +101,12 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool,
                               f"{_max_unrolled()} weights) run in single precision")
     elif variant != "unrolled":
         raise ValueError(f"unknown kernel variant {variant!r}")
-    from . import codegen as gpu_codegen
 
     return gpu_codegen.build_kernel(cuda, sizes, acts, loss, canonical, rows, max_registers,
                                     dtype, variant == "unrolled", optimizer, penalized)
 
 
 def _max_unrolled() -> int:
-    from . import codegen as gpu_codegen
 
     return gpu_codegen.MAX_UNROLLED_PARAMS
 
@@ -119,7 +119,6 @@ def choose_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool, n_train
     (rows in shared memory when they take at most SHARED_ROWS_BYTES; max_registers −1: the
     MAX_REGISTERS / CAP_MAX_PARAMS rule, measured for gradient descent and kept for the other
     optimizers until gpu_check measures them), else the generic one."""
-    from . import codegen as gpu_codegen
 
     opt = dict(optimizer="gd" if optimizer == "sgd" else optimizer, penalized=bool(penalized))
     if variant == "auto":
@@ -147,7 +146,6 @@ class DeviceRun:
                  diverged_at: np.ndarray | None = None, W_prev: np.ndarray | None = None,
                  variant: str = "auto", shared_rows: bool | None = None,
                  max_registers: int | None = -1, dtype: str = "float64", steps=None):
-        from .fast import ACT_CODES, LOSS_CODES
 
         dt = np.dtype(dtype)
 

@@ -28,7 +28,9 @@ import numpy as np
 from ..core.activations import ACTIVATIONS
 from ..core.backprop import forward, loss_and_grad
 from ..core.data import Standardizer
+from ..core.errors import DivergedError
 from ..core.network import Layout, init_weights
+from ..training.train import prepare, train
 from . import differences as D
 
 SEVERITIES = ("serious", "warning", "info")
@@ -495,8 +497,6 @@ def static_checks(prep, config, w0: np.ndarray | None = None) -> list[Finding]:
 def short_run(config, w0=None, check_epochs: int = 20_000, time_limit: float = 5.0):
     """Train a copy of ``config`` for at most ``check_epochs`` epochs and about ``time_limit``
     seconds (a 100-epoch pilot sets the count). Returns (TrainResult, diverged)."""
-    from ..core.errors import DivergedError
-    from ..training.train import train
 
     def run(n):
         cfg = dataclasses.replace(config, epochs=int(n), engine="numpy", log_every=0)
@@ -532,7 +532,6 @@ def diagnose(config, *, quick: bool = False, w0=None, check_epochs: int = 20_000
              ) -> tuple[list[Finding], int]:
     """All checks for ``config`` as the user's code has it (``setup``: the doctor's options;
     None = the right setup): (findings sorted most serious first, epochs trained)."""
-    from ..training.train import prepare
 
     prep = prepared or prepare(config)
     setup = setup or D.Setup()

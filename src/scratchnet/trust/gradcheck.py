@@ -31,7 +31,9 @@ import numpy as np
 
 from ..core.backprop import forward, loss_and_grad
 from ..core.losses import CANONICAL_PAIRS, LOSSES
-from ..core.network import Layout
+from ..core.network import Layout, init_weights
+from ..training.train import prepare
+from .twin import from_torch_grad, loss_fn, to_torch, torch_available
 
 STEP = 1e-5  # h of the central difference (weights are O(1), float64)
 TOL = 1e-4  # largest relative error that passes
@@ -73,7 +75,6 @@ def autograd_grad(layout: Layout, loss: str, w: np.ndarray, x: np.ndarray,
     """∂E/∂w by PyTorch autograd on the twin (float64)."""
     import torch
 
-    from .twin import from_torch_grad, loss_fn, to_torch
 
     m = to_torch(layout, w, "float64")
     alpha = m[:-1](torch.from_numpy(np.ascontiguousarray(x)))
@@ -180,7 +181,6 @@ def check(layout: Layout, loss: str, w: np.ndarray, x: np.ndarray, y: np.ndarray
 
     ``autograd``: None = use torch when it is installed, True = require it, False = skip it.
     """
-    from .twin import torch_available
 
     w = np.asarray(w, dtype=np.float64)
     value, analytic = loss_and_grad(layout, loss, w, x, y)
@@ -210,8 +210,6 @@ def check(layout: Layout, loss: str, w: np.ndarray, x: np.ndarray, y: np.ndarray
 
 def check_config(config, w0: np.ndarray | None = None, **kw) -> GradCheck:
     """Prepare ``config``'s data and check the gradient at its initial weights (training rows)."""
-    from ..core.network import init_weights
-    from ..training.train import prepare
 
     prep = prepare(config)
     w = init_weights(prep.layout, config.init, config.seed) if w0 is None else w0
