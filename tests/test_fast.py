@@ -235,7 +235,7 @@ from itertools import product  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 from scratchnet.training.optim import OPTIMIZERS, SCHEDULES, Hyper, Loop, Schedule  # noqa: E402
-from scratchnet.training.run import OPTIONS  # noqa: E402
+from scratchnet.training.run import ENGINE_OPTIONS  # noqa: E402
 
 EXTRAS = list(product((None, 24), (0.0, 0.3), ((0.0, 0.0), (0.02, 0.0), (0.02, 0.01)),
                       (None, 2)))  # batch size × jitter × (λ₂, λ₁) × patience
@@ -330,7 +330,7 @@ def test_divergence_keeps_the_last_finite_weights(problems):
 
 
 def test_compiled_loop_declares_every_option_but_the_monitor():
-    assert fast.CompiledLoop.supports == OPTIONS - {"monitor"}
+    assert fast.CompiledLoop.supports == ENGINE_OPTIONS - {"monitor"}
     assert set(fast.OPT_KINDS) == set(OPTIMIZERS)
 
 

@@ -41,13 +41,12 @@ import os
 import sys
 import tempfile
 from collections import namedtuple
-from types import SimpleNamespace
 
 import numpy as np
 
 from ..core.losses import CANONICAL_PAIRS, EPS
 from ..training.optim import Loop, epoch_rng, jitter, weight_mask
-from ..training.run import OPTIONS, Outcome
+from ..training.run import ENGINE_OPTIONS, Outcome
 from . import snippets
 from .snippets import ACT_CODES, LOSS_CODES, SOFTMAX
 
@@ -462,7 +461,7 @@ def _epochs_py(net, tr, te, va, w, steps, st, bt, start, stop, rec, nw):
                                       n[b], thr, w, S[i], D1[i], D2[i], G[b], clean)
         e_train = El.sum()
         bad = not math.isfinite(e_train)
-        if steps.on_nan == 1:  # optim.Loop also stops when a weight is not finite
+        if steps.on_nan != 0:  # optim.Loop and numpy_engine also stop on a non-finite weight
             for p in range(P):
                 bad = bad or not math.isfinite(w[p])
         if bad and steps.on_nan == 2:  # (ensemble) the epoch is not recorded
@@ -491,15 +490,20 @@ def _epochs_py(net, tr, te, va, w, steps, st, bt, start, stop, rec, nw):
     return -1
 
 
-def _ensemble_py(net, tr, te, W, W_prev, lrs, steps, bt, start, stop, rec, diverged_at):
+def _ensemble_py(net, tr, te, W, W_prev, S1, S2, lrs, steps, t0, bt, start, stop, rec,
+                 diverged_at):
     """One network per parallel iteration (each with its own scratch buffers), every one with
-    its own η = lrs[k]; ``steps`` gives the rest (plain gradient descent, on_nan = 2)."""
+    its own η = lrs[k] and its own rows of the optimizer's state S1, S2 (K, P) (a (K, 0)
+    placeholder where the optimizer keeps none), updated in place; ``steps`` gives the rest
+    (the optimizer, the penalty, on_nan = 2), t0 adam's step count before epoch ``start``."""
     for k in prange(W.shape[0]):
         if diverged_at[k] < 0:
             sk = Steps(steps.kind, np.full(1, lrs[k]), steps.hyper, steps.mask, steps.mean,
                        steps.patience, steps.on_nan)
-            st = State(W_prev[k], W_prev[k], W_prev[k], W_prev[k], np.zeros(3, np.int64),
-                       np.zeros(1))  # (only prev is used by plain gradient descent)
+            ints = np.zeros(3, np.int64)  # [adam's t, best epoch (unused), stopped_at]
+            ints[0] = t0
+            ints[1] = -1
+            st = State(S1[k], S2[k], W_prev[k], W_prev[k], ints, np.zeros(1))
             rk = Records(rec.train_loss[k], rec.test_loss[k], rec.train_acc[k],
                          rec.test_acc[k], rec.every, rec.base)
             t = _epochs(net, tr, te, te, W[k], sk, st, bt, start, stop, rk, 1)
@@ -724,16 +728,30 @@ def run_epochs(layout, loss: str, w: np.ndarray, P, lr: float, start: int, stop:
 
 def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
                     start: int, stop: int, record_every: int, rec: dict,
-                    diverged_at: np.ndarray) -> None:
-    """``ensemble.numpy_engine`` compiled: one network per core at a time (numba prange)."""
+                    diverged_at: np.ndarray, steps=None) -> None:
+    """``ensemble.numpy_engine`` compiled: one network per core at a time (numba prange), each
+    in the single-network loop ``_epochs``.  ``steps``: the run's ``ensemble.EnsembleSteps``
+    (the optimizer and penalty; its state arrays (K, P) updated in place, adam's count moved
+    on), None for w ← w − η g."""
     if stop <= start:
         return
     tr, te = _problem_blocks(P, max(1, P.x_train.shape[0], P.x_test.shape[0]))
     records = Records(rec["train_loss"], rec["test_loss"], rec["train_acc"], rec["test_acc"],
                       int(record_every), 0)
-    _ensemble(net_bundle(layout, loss), tr, te, W, W_prev, np.ascontiguousarray(lrs, np.float64),
-              _plain_steps(0.0, W.shape[1], ON_NAN["ensemble"]), _no_batches(P), int(start),
+    K, n = W.shape
+    none = np.empty((K, 0))  # the state an optimizer does not keep: never read
+    if steps is None:
+        sk, S1, S2, t0 = _plain_steps(0.0, n, ON_NAN["ensemble"]), none, none, 0
+    else:
+        sk = Steps(OPT_KINDS[steps.optimizer], np.zeros(1), steps.hyper_array(),
+                   np.ascontiguousarray(steps.mask, np.float64), False, 0, ON_NAN["ensemble"])
+        S1, S2 = (none if a is None else a for a in steps.arrays())
+        t0 = int(steps.state.get("t", 0))
+    _ensemble(net_bundle(layout, loss), tr, te, W, W_prev, S1, S2,
+              np.ascontiguousarray(lrs, np.float64), sk, t0, _no_batches(P), int(start),
               int(stop), records, diverged_at)
+    if steps is not None:  # (the numpy engine's optim steps count t themselves)
+        steps.advance(stop - start)
 
 
 # With options (an optimizer, mini-batches, …) the numpy loop pays more Python per epoch than
@@ -758,7 +776,7 @@ class CompiledLoop(Loop):
     batch's gradient by its rows (the estimator's ``reduction="mean"``)."""
 
     name = "fast"
-    supports = OPTIONS - {"monitor"}
+    supports = ENGINE_OPTIONS - {"monitor"}
     mean = False
 
     def epochs(self, w: np.ndarray, start: int, stop: int, out, row0: int | None = None):
@@ -821,53 +839,3 @@ class CompiledLoop(Loop):
         if e is not None and ints[1] >= 0 and ints[1] != e.best_epoch:
             e.best_epoch, e.best_loss = int(ints[1]), float(self.state.best_loss[0])
             e.best_w = self.state.best_w.copy()
-
-
-_STATE_KEYS = {"momentum": ("v", None), "nesterov": ("v", None), "rmsprop": ("r", None),
-               "adam": ("m", "v")}  # where optim's state dicts keep what State.s1 / s2 hold
-
-
-def train_full_batch(layout, loss: str, w: np.ndarray, x: np.ndarray, Y: np.ndarray, lr: float,
-                     start: int, stop: int, *, optimizer: str = "gd", hyper=None,
-                     schedule=None, l2: float = 0.0, l1: float = 0.0, jitter: float = 0.0,
-                     seed: int = 0, mean: bool = False, state: dict | None = None):
-    """Full-batch epochs start..stop−1 on rows (x, Y) for the estimators: the compiled loop
-    with their options (optimizer, schedule, penalty, jitter, ``mean`` reduction) and their
-    optimizer ``state`` (optim's dict, updated in place).  Returns the training loss of every
-    epoch (summed over the rows, before that epoch's update), or None — with ``w`` and
-    ``state`` untouched — when a loss or a weight stopped being finite (the caller replays
-    with its own loop, which words the error)."""
-    kw = {} if hyper is None else {"hyper": hyper}
-    if schedule is not None:
-        kw["schedule"] = schedule
-    loop = CompiledLoop(optimizer, l2=l2, l1=l1, jitter=jitter, seed=seed, **kw)
-    P = _rows_problem(x, Y)
-    loop.bind(layout, loss, P, lr)
-    loop.mean = mean
-    loop.state, loop.mask = _fresh_state(w), weight_mask(layout)
-    keys = _STATE_KEYS.get(loop.opt.name, (None, None))
-    for arr, key in zip((loop.state.s1, loop.state.s2), keys):
-        if key is not None and state is not None:
-            arr[:] = state[key]
-    if state is not None and "t" in state:
-        loop.state.ints[0] = state["t"]
-    wc = w.copy()
-    out = Records(*(np.full(stop - start, np.nan) for _ in range(4)), 1, start)
-    if loop.epochs(wc, start, stop, out).ended is not None or not np.all(np.isfinite(wc)):
-        return None
-    w[:] = wc
-    for arr, key in zip((loop.state.s1, loop.state.s2), keys):
-        if key is not None and state is not None:
-            state[key][:] = arr
-    if state is not None and "t" in state:
-        state["t"] = int(loop.state.ints[0])
-    return out.train_loss
-
-
-def _rows_problem(x: np.ndarray, Y: np.ndarray):
-    """A training problem of rows (x, Y) with no test rows (labels unused: zeros)."""
-    N = len(x)
-    return SimpleNamespace(x_train=np.ascontiguousarray(x, float), y_train=np.asarray(Y, float),
-                           x_test=np.zeros((0, x.shape[1])), y_test=np.zeros((0, Y.shape[1])),
-                           l_train=np.zeros(N, np.int64), l_test=np.zeros(0, np.int64),
-                           threshold=0.5)

@@ -31,7 +31,7 @@ import numpy as np
 from ..core.backprop import accuracy, backward, forward, output_delta, predict
 from ..core.losses import LOSSES
 from ..core.network import Layout
-from .run import OPTIONS, Outcome
+from .run import ENGINE_OPTIONS, Outcome
 
 Array = np.ndarray
 
@@ -260,7 +260,7 @@ class Loop:
     """
 
     name = "numpy"
-    supports = OPTIONS
+    supports = ENGINE_OPTIONS
     stops_early = True
 
     def __init__(self, optimizer: str = "gd", hyper: Hyper = Hyper(), schedule: Schedule =

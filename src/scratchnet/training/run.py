@@ -46,14 +46,15 @@ from ..core.io import write_csv
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 # the training options beyond the problem set's plain full-batch gradient descent; an engine
 # declares which of them it runs in ``supports``
-OPTIONS = frozenset({"optimizer", "batch_size", "schedule", "l2", "l1", "early_stopping",
-                     "jitter", "monitor"})
+ENGINE_OPTIONS = frozenset({"optimizer", "batch_size", "schedule", "l2", "l1",
+                            "early_stopping", "jitter", "monitor"})
 HISTORY_BUDGET = 1 << 20  # records kept at full resolution (32 MiB); then every k-th epoch
 SLICE = 1000  # epochs per slice by default: a fraction of a second for the PS5 network
 
 
 def options_used(config) -> frozenset:
-    """The options of ``config`` beyond plain full-batch gradient descent (see ``OPTIONS``)."""
+    """The options of ``config`` beyond plain full-batch gradient descent (see
+    ``ENGINE_OPTIONS``)."""
     used = set()
     if config.optimizer not in ("gd", "sgd"):
         used.add("optimizer")
@@ -89,7 +90,8 @@ class Engine(Protocol):
 
     Declared capabilities instead of probing:
 
-    * ``supports`` — the options of ``OPTIONS`` it runs (an empty set: plain gradient descent);
+    * ``supports`` — the options of ``ENGINE_OPTIONS`` it runs (an empty set: plain gradient
+      descent);
     * ``keeps_last_finite`` — it checks every epoch itself and, at the first whose loss or
       weights are not finite, puts back the previous weights and returns
       ``Outcome(t − start + 1, "diverged")``; otherwise the Run finds the epoch by replaying;
@@ -449,4 +451,4 @@ def check_engine_runs(engine: Engine, used: frozenset) -> None:
 
 
 __all__ = ["Engine", "History", "Outcome", "Run", "StepEngine", "Records", "deferred_interrupts",
-           "options_used", "OPTIONS", "METRICS", "HISTORY_BUDGET"]
+           "options_used", "ENGINE_OPTIONS", "METRICS", "HISTORY_BUDGET"]
