@@ -179,7 +179,7 @@ class _ScratchNet(BaseEstimator):
         xv, Yv = self._validation if self._validation is not None else (x[:1], Y[:1])
         return Problem(x, Y, xv, Yv, np.zeros(len(x), np.int64), np.zeros(len(xv), np.int64))
 
-    def _engine(self, P: Problem, early: bool):
+    def _engine(self, prob: Problem, early: bool):
         """The engine of this call, bound to ``P``: the compiled loop
         (``engines.fast.CompiledLoop``) where ``auto`` takes it for the layout (numba present,
         ``fast.loop_pays``), else the readable numpy loop.  A later call (``partial_fit``)
@@ -200,7 +200,7 @@ class _ScratchNet(BaseEstimator):
             ints = getattr(loop.state, "ints", None)  # the compiled state: [adam t, best, stop]
             if ints is not None:
                 ints[2] = 0  # an earlier fit's early stop does not end this call
-        return loop.bind(self.layout_, self._loss_name, P, self.lr)
+        return loop.bind(self.layout_, self._loss_name, prob, self.lr)
 
     def _train(self, x: np.ndarray, Y: np.ndarray, n_epochs: int, early: bool) -> None:
         """Epochs n_iter_ .. n_iter_ + n_epochs − 1 on (x, Y), driven by ``Run`` as

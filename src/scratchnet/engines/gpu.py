@@ -142,7 +142,7 @@ class DeviceRun:
     without copying anything back.  ``steps``: the run's ``ensemble.EnsembleSteps`` (None:
     plain gradient descent)."""
 
-    def __init__(self, layout, loss: str, W: np.ndarray, lrs: np.ndarray, P, nrec: int,
+    def __init__(self, layout, loss: str, W: np.ndarray, lrs: np.ndarray, prob, nrec: int,
                  diverged_at: np.ndarray | None = None, W_prev: np.ndarray | None = None,
                  variant: str = "auto", shared_rows: bool | None = None,
                  max_registers: int | None = -1, dtype: str = "float64", steps=None):
@@ -153,8 +153,8 @@ class DeviceRun:
                                else layout.output] for l in range(layout.n_layers))
         self.kernel, self.variant = choose_kernel(
             tuple(int(v) for v in layout.sizes), acts, LOSS_CODES[loss],
-            (layout.output, loss) in CANONICAL_PAIRS, P.x_train.shape[0], P.x_test.shape[0],
-            variant, shared_rows, max_registers, dt.name,
+            (layout.output, loss) in CANONICAL_PAIRS, prob.x_train.shape[0],
+            prob.x_test.shape[0], variant, shared_rows, max_registers, dt.name,
             *(("gd", False) if steps is None else (steps.optimizer, steps.penalized)))
         self.K, self.dtype = W.shape[0], dt
         # (K, P) → (P, K): one transposing copy on the host (and the cast), one transfer
@@ -164,9 +164,9 @@ class DeviceRun:
         self.diverged_at = cuda.to_device(np.full(self.K, -1, np.int64) if diverged_at is None
                                           else np.ascontiguousarray(diverged_at, np.int64))
         self.data = [cuda.to_device(np.ascontiguousarray(a, t)) for a, t in (
-            (lrs, dt), (P.x_train, dt), (P.y_train, dt), (P.l_train, np.int64),
-            (P.x_test, dt), (P.y_test, dt), (P.l_test, np.int64))]
-        self.threshold = float(P.threshold)
+            (lrs, dt), (prob.x_train, dt), (prob.y_train, dt), (prob.l_train, np.int64),
+            (prob.x_test, dt), (prob.y_test, dt), (prob.l_test, np.int64))]
+        self.threshold = float(prob.threshold)
         self.rec = {m: cuda.device_array((max(nrec, 1), self.K), dt)
                     for m in ("train_loss", "test_loss", "train_acc", "test_acc")}
         self._state_to_device(steps)
@@ -234,7 +234,7 @@ class DeviceRun:
         return div
 
 
-def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
+def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, prob,
                 start: int, stop: int, record_every: int, rec: dict,
                 diverged_at: np.ndarray, dtype: str = "float64", steps=None) -> None:
     """``ensemble.numpy_engine`` on the GPU (same arguments, same results; ``dtype="float32"``:
@@ -244,7 +244,7 @@ def cuda_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.nd
         return
     j0 = -(-start // record_every)  # the record columns of epochs start..stop−1
     j1 = -(-stop // record_every)
-    run = DeviceRun(layout, loss, W, lrs, P, j1 - j0, diverged_at, W_prev, dtype=dtype,
+    run = DeviceRun(layout, loss, W, lrs, prob, j1 - j0, diverged_at, W_prev, dtype=dtype,
                     steps=steps)
     run.launch(start, stop, record_every, j0)
     diverged_at[:] = run.finish(start, stop, record_every, j0)

@@ -118,7 +118,7 @@ class Engine(Protocol):
 
 class StepEngine:
     """Any plain gradient-descent function with the signature of ``train.run_epochs`` —
-    ``fn(layout, loss, w, P, lr, start, stop, hist)`` filling ``hist[start:stop]`` — as an
+    ``fn(layout, loss, w, prob, lr, start, stop, hist)`` filling ``hist[start:stop]`` — as an
     Engine: the compiled ``scratchnet.engines.fast.run_epochs`` among them.
 
     Plain gradient descent does the same at every epoch index, so the function is called on
@@ -131,12 +131,12 @@ class StepEngine:
     best_epoch = None
     monitor = None
 
-    def __init__(self, name: str, fn, layout, loss: str, P, lr: float):
+    def __init__(self, name: str, fn, layout, loss: str, prob, lr: float):
         self.name, self.fn = name, fn
-        self.layout, self.loss, self.P, self.lr = layout, loss, P, lr
+        self.layout, self.loss, self.prob, self.lr = layout, loss, prob, lr
 
     def epochs(self, w, start, stop, out) -> Outcome:
-        self.fn(self.layout, self.loss, w, self.P, self.lr, 0, stop - start, out)
+        self.fn(self.layout, self.loss, w, self.prob, self.lr, 0, stop - start, out)
         return Outcome(stop - start)
 
     def rollback(self) -> None:

@@ -488,10 +488,10 @@ def check_data(prep) -> list[Finding]:
 # ---- running everything ---------------------------------------------------------------------
 def static_checks(prep, config, w0: np.ndarray | None = None) -> list[Finding]:
     w = init_weights(prep.layout, config.init, config.seed) if w0 is None else w0
-    P = prep.problem
+    prob = prep.problem
     return (check_targets(prep) + check_output_activation(prep, w) + check_feature_scales(prep)
             + check_leakage(prep) + check_data(prep)
-            + check_units(prep.layout, config.loss, w, P.x_train, P.y_train))
+            + check_units(prep.layout, config.loss, w, prob.x_train, prob.y_train))
 
 
 def short_run(config, w0=None, check_epochs: int = 20_000, time_limit: float = 5.0):
@@ -518,11 +518,11 @@ def short_run(config, w0=None, check_epochs: int = 20_000, time_limit: float = 5
 def dynamic_checks(prep, config, w0=None, check_epochs: int = 20_000,
                    time_limit: float = 5.0) -> tuple[list[Finding], int]:
     res, diverged = short_run(config, w0, check_epochs, time_limit)
-    h, P = res.history, prep.problem
+    h, prob = res.history, prep.problem
     found = check_learning_rate(h.train_loss, config.lr, config.epochs, diverged)
     found += check_overfitting(h.train_loss, h.test_loss)
     if not diverged:
-        found += check_units(prep.layout, config.loss, res.model.w, P.x_train, P.y_train,
+        found += check_units(prep.layout, config.loss, res.model.w, prob.x_train, prob.y_train,
                              f"after {len(h)} training epochs")
     return found, len(h)
 
