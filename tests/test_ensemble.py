@@ -185,7 +185,7 @@ def test_interrupt_keeps_finished_chunks(prep, monkeypatch):
             raise KeyboardInterrupt
         real(*args)
 
-    monkeypatch.setattr(ensemble, "select_ensemble_engine", lambda d, e, dt, st: ("numpy", flaky))
+    monkeypatch.setattr(ensemble, "select_ensemble_engine", lambda d, e, dt: ("numpy", flaky))
     monkeypatch.setattr(ensemble, "CHUNK_WORK", {"cpu": 2e4, "cuda": 2e4})  # 100-epoch chunks
     r = train_ensemble(replace(CFG, epochs=1000), seeds=[0, 1], prepared=prep)
     assert r.stopped == "interrupted" and r.epochs_done == 100
@@ -197,15 +197,15 @@ def test_interrupt_keeps_finished_chunks(prep, monkeypatch):
 
 # ---- optimizers and penalties ---------------------------------------------------------------
 OPTIMIZERS = ["gd", "momentum", "nesterov", "rmsprop", "adam"]
-PENALTIES = {"none": {}, "l2": {"l2": 0.05}, "l2+l1": {"l2": 0.05, "l1": 0.01}}
+PENALTIES = {"none": {}, "l2": {"l2": 0.05}, "l1": {"l1": 0.01},
+             "l2+l1": {"l2": 0.05, "l1": 0.01}}
 
 
 def _engines_with_steps() -> list[str]:
-    """numpy always; the compiled ensemble once it takes an optimizer (``steps``)."""
+    """numpy always; the compiled ensemble where numba is available."""
     from scratchnet.engines import fast
 
-    return ["numpy"] + (["fast"] if fast.available() and
-                        ensemble._takes_steps(fast.ensemble_engine) else [])
+    return ["numpy"] + (["fast"] if fast.available() else [])
 
 
 @pytest.mark.parametrize("engine", _engines_with_steps())
@@ -285,6 +285,24 @@ def test_a_diverging_adam_network_keeps_its_last_finite_weights(engine):
 
 
 @pytest.mark.parametrize("engine", _engines_with_steps())
+def test_weights_running_off_with_a_finite_loss_count_as_diverging(engine):
+    """Saturated sigmoids keep the loss finite (21.5) while momentum at η = 1e307 drives
+    weights to ±inf: the network stops at the first non-finite weight, as train() does."""
+    cfg = TrainConfig(epochs=30, optimizer="momentum")
+    with np.errstate(all="ignore"):
+        r = train_ensemble(cfg, seeds=[0, 1], lrs=[1e307, 1e307], engine=engine)
+    assert list(r.diverged_at) == [9, 7]  # (on PS5)
+    for k in (0, 1):
+        with pytest.raises(DivergedError) as err:
+            with np.errstate(all="ignore"):
+                train(replace(cfg, seed=k, lr=1e307))
+        solo = err.value.result
+        assert np.all(np.isfinite(r.W[k])) and len(solo.history) == r.diverged_at[k]
+        assert rel_err(r.W[k], solo.model.w) <= 1e-12
+        assert rel_err(r.train_loss[k, :r.diverged_at[k]], solo.history.train_loss) <= 1e-12
+
+
+@pytest.mark.parametrize("engine", _engines_with_steps())
 def test_adam_state_carries_over_chunks(engine, monkeypatch):
     """Chunks of 4 epochs (the diverging network too: at a chunk's first epoch or inside one)
     give the numbers of one chunk: the moments and adam's count go from slice to slice."""
@@ -298,9 +316,13 @@ def test_adam_state_carries_over_chunks(engine, monkeypatch):
             assert rel_err(cut.train_loss, whole.train_loss) <= 1e-12
 
 
-def test_an_interrupted_slice_puts_the_optimizer_state_back(prep, monkeypatch):
+@pytest.mark.parametrize("engine", _engines_with_steps())
+def test_an_interrupted_slice_puts_the_optimizer_state_back(prep, monkeypatch, engine):
     """Ctrl-C inside a slice: the weights and the adam moments and count of the slices before
     it are kept, those of the dropped slice are not."""
+    from scratchnet.engines import fast
+
+    run = {"numpy": ensemble.numpy_engine, "fast": fast.ensemble_engine}[engine]
     seen = []
 
     class Spy(ensemble._Ensemble):
@@ -315,15 +337,15 @@ def test_an_interrupted_slice_puts_the_optimizer_state_back(prep, monkeypatch):
         if calls["n"] == 3:  # the third slice: half its epochs run, then Ctrl-C
             a = list(args)
             a[7] = a[6] + (a[7] - a[6]) // 2
-            ensemble.numpy_engine(*a, **kw)
+            run(*a, **kw)
             raise KeyboardInterrupt
-        ensemble.numpy_engine(*args, **kw)
+        run(*args, **kw)
 
     cfg = replace(CFG, epochs=1000, optimizer="adam")
     monkeypatch.setattr(ensemble, "_Ensemble", Spy)
     monkeypatch.setattr(ensemble, "CHUNK_WORK", {"cpu": 2e4, "cuda": 2e4})  # 100-epoch slices
     monkeypatch.setattr(ensemble, "select_ensemble_engine",
-                        lambda d, e, dt, st: ("numpy", flaky))
+                        lambda d, e, dt: (engine, flaky))
     r = train_ensemble(cfg, seeds=[0, 1], prepared=prep)
     assert r.stopped == "interrupted" and r.epochs_done == 200
     monkeypatch.undo()
@@ -334,3 +356,13 @@ def test_an_interrupted_slice_puts_the_optimizer_state_back(prep, monkeypatch):
     got, want = seen[0].steps.state, seen[1].steps.state
     assert got["t"] == want["t"] == 200
     assert rel_err(got["m"], want["m"]) <= 1e-12 and rel_err(got["v"], want["v"]) <= 1e-12
+
+
+def test_auto_gives_an_optimizer_to_the_compiled_ensemble(prep):
+    from scratchnet.engines import fast
+
+    if not fast.available():
+        pytest.skip("numba is not available")
+    for extra in ({"optimizer": "adam"}, {"l2": 0.1}):
+        r = train_ensemble(replace(CFG, epochs=2, **extra), seeds=[0, 1], prepared=prep)
+        assert r.engine == "fast"

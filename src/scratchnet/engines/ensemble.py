@@ -13,7 +13,8 @@ The K weight vectors are the rows of one (K, P) matrix in the w1..wP order; the 
 train them are interchangeable:
 
 * ``fast`` (numba): one network per parallel iteration, the whole chunk of epochs in cache,
-  the same compiled code as ``scratchnet.engines.fast.run_epochs`` — used whenever numba is available;
+  the same compiled loop as a single network's (``scratchnet.engines.fast``), optimizer and
+  penalty included — used whenever numba is available;
 * ``numpy``: the readable equations of ``backprop.py`` batched over a leading K axis;
 * ``cuda``: one GPU thread per network (``scratchnet.engines.gpu``), with ``device="cuda"``.
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import inspect
 import time
 from dataclasses import dataclass, field, replace
 
@@ -206,15 +206,6 @@ class EnsembleSteps:
                 self.state[k] = v
 
 
-def _takes_steps(fn) -> bool:
-    """Whether an engine function runs ``EnsembleSteps`` (its ``steps`` keyword)."""
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    try:
-        return "steps" in inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 # ---- the readable batched engine -------------------------------------------------------------
 # The equations are backprop.py's own: forward/backward/output_delta take W (K, P) as they take
 # w (P,), LOSSES[loss].values gives the K losses and accuracy the K accuracies.
@@ -272,11 +263,9 @@ def final_metrics(layout: Layout, loss: str, W: np.ndarray, P) -> dict:
 DTYPES = ("float64", "float32")
 
 
-def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "float64",
-                           steps: bool = False):
-    """(name, engine function) for ``device`` ("cpu" or "cuda"), ``engine`` and ``dtype``;
-    ``steps``: the run has ``EnsembleSteps`` (an optimizer or a penalty), which ``auto`` on
-    the CPU gives to the compiled engine only when that engine takes them."""
+def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "float64"):
+    """(name, engine function) for ``device`` ("cpu" or "cuda"), ``engine`` and ``dtype``.
+    Every engine takes ``EnsembleSteps`` (an optimizer or a penalty) through ``steps=``."""
     if dtype not in DTYPES:
         raise OptionError("dtype", dtype, f"unknown {dtype!r} (choose from {', '.join(DTYPES)})")
     if device == "cuda":
@@ -292,12 +281,6 @@ def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "floa
     from ..training.train import compiled_engine
 
     fast = compiled_engine(engine)
-    if fast is not None and steps and not _takes_steps(fast.ensemble_engine):
-        if engine == "fast":
-            raise OptionError("engine", engine, "the compiled ensemble runs plain gradient "
-                              "descent only (no {optimizer}, {l2} or {l1}): use auto or numpy",
-                              ("optimizer", "l2", "l1"))
-        fast = None
     if fast is not None:
         return "fast", fast.ensemble_engine
     return "numpy", numpy_engine
@@ -399,8 +382,7 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     if E < 0:
         raise ScratchnetError(f"epochs must be >= 0, got {E}")
     steps = EnsembleSteps.from_config(config, layout, K)
-    name, run = select_ensemble_engine(device, engine or config.engine, dtype,
-                                       steps is not None)
+    name, run = select_ensemble_engine(device, engine or config.engine, dtype)
 
     W = init_weights_batch(layout, config.init, seeds_arr)  # (K, P)
     rec_epochs = np.arange(0, E, record_every)
