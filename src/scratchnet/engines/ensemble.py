@@ -210,7 +210,7 @@ class EnsembleSteps:
 # The equations are backprop.py's own: forward/backward/output_delta take W (K, P) as they take
 # w (P,), LOSSES[loss].values gives the K losses and accuracy the K accuracies.
 def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
-                 lrs: np.ndarray, P, start: int, stop: int, record_every: int, rec: dict,
+                 lrs: np.ndarray, prob, start: int, stop: int, record_every: int, rec: dict,
                  diverged_at: np.ndarray, steps: EnsembleSteps | None = None) -> None:
     """Epochs start..stop−1 for all K networks at once (readable numpy, batched over K).
 
@@ -224,8 +224,8 @@ def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
     with np.errstate(all="ignore"):  # diverging networks overflow; they are handled below
         for t in range(start, stop):
             active = diverged_at < 0
-            betas = forward(layout, W, P.x_train)  # β_l: (K, N, n_l)
-            trl = LOSSES[loss].values(P.y_train, betas[-1])  # (K,)
+            betas = forward(layout, W, prob.x_train)  # β_l: (K, N, n_l)
+            trl = LOSSES[loss].values(prob.y_train, betas[-1])  # (K,)
             # a saturated sigmoid keeps the loss finite while w runs off: check both
             bad = active & ~(np.isfinite(trl) & np.isfinite(W).all(axis=1))
             if bad.any():
@@ -236,28 +236,29 @@ def numpy_engine(layout: Layout, loss: str, W: np.ndarray, W_prev: np.ndarray,
                 active &= ~bad
             if t % record_every == 0:
                 j = t // record_every
-                y_test = predict(layout, W, P.x_test)
+                y_test = predict(layout, W, prob.x_test)
                 rows = np.flatnonzero(active)
                 rec["train_loss"][rows, j] = trl[rows]
-                rec["test_loss"][rows, j] = LOSSES[loss].values(P.y_test, y_test)[rows]
-                rec["train_acc"][rows, j] = accuracy(betas[-1], P.l_train, P.threshold)[rows]
-                rec["test_acc"][rows, j] = accuracy(y_test, P.l_test, P.threshold)[rows]
+                rec["test_loss"][rows, j] = LOSSES[loss].values(prob.y_test, y_test)[rows]
+                rec["train_acc"][rows, j] = accuracy(betas[-1], prob.l_train,
+                                                     prob.threshold)[rows]
+                rec["test_acc"][rows, j] = accuracy(y_test, prob.l_test, prob.threshold)[rows]
             W_prev[active] = W[active]
-            g = backward(layout, W, betas, output_delta(layout, loss, betas[-1], P.y_train))
+            g = backward(layout, W, betas, output_delta(layout, loss, betas[-1], prob.y_train))
             if steps is None:
                 W -= np.where(active[:, None], lrs[:, None] * g, 0.0)
             else:
                 steps.step(W, g, lrs, np.flatnonzero(active))
 
 
-def final_metrics(layout: Layout, loss: str, W: np.ndarray, P) -> dict:
+def final_metrics(layout: Layout, loss: str, W: np.ndarray, prob) -> dict:
     """(K,) losses and accuracies of the final weights, as ``train.final_metrics`` per row."""
     with np.errstate(all="ignore"):
-        ptr, pte = predict(layout, W, P.x_train), predict(layout, W, P.x_test)
-        return {"train_loss": LOSSES[loss].values(P.y_train, ptr),
-                "test_loss": LOSSES[loss].values(P.y_test, pte),
-                "train_acc": accuracy(ptr, P.l_train, P.threshold),
-                "test_acc": accuracy(pte, P.l_test, P.threshold)}
+        ptr, pte = predict(layout, W, prob.x_train), predict(layout, W, prob.x_test)
+        return {"train_loss": LOSSES[loss].values(prob.y_train, ptr),
+                "test_loss": LOSSES[loss].values(prob.y_test, pte),
+                "train_acc": accuracy(ptr, prob.l_train, prob.threshold),
+                "test_acc": accuracy(pte, prob.l_test, prob.threshold)}
 
 
 DTYPES = ("float64", "float32")
@@ -298,9 +299,9 @@ class _Ensemble:
     best_epoch = None
     monitor = None
 
-    def __init__(self, name: str, fn, layout: Layout, loss: str, P, lrs: np.ndarray,
+    def __init__(self, name: str, fn, layout: Layout, loss: str, prob, lrs: np.ndarray,
                  record_every: int, W: np.ndarray, steps: EnsembleSteps | None = None):
-        self.name, self.fn, self.layout, self.loss, self.P = name, fn, layout, loss, P
+        self.name, self.fn, self.layout, self.loss, self.prob = name, fn, layout, loss, prob
         self.lrs, self.record_every, self.steps = lrs, record_every, steps
         self.W_prev = W.copy()  # the weights before the last update, per network
         self.diverged_at = np.full(W.shape[0], -1, np.int64)  # (K,) −1: still training
@@ -310,7 +311,7 @@ class _Ensemble:
         state = None if self.steps is None else copy.deepcopy(self.steps.state)
         self._saved = (self.W_prev.copy(), self.diverged_at.copy(), state)
         extra = {} if self.steps is None else {"steps": self.steps}
-        self.fn(self.layout, self.loss, W, self.W_prev, self.lrs, self.P, start, stop,
+        self.fn(self.layout, self.loss, W, self.W_prev, self.lrs, self.prob, start, stop,
                 self.record_every, rec, self.diverged_at, **extra)
         return Outcome(stop - start)
 
@@ -367,7 +368,7 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     if hasattr(config, "plain_gd"):
         check_options(config)
     prep = prepared if prepared is not None else prepare(config)
-    layout, P = prep.layout, prep.problem
+    layout, prob = prep.layout, prep.problem
     seeds_arr = np.atleast_1d(np.asarray(seeds))
     lrs_arr = None if lrs is None else np.atleast_1d(np.asarray(lrs, dtype=float))
     K = max(seeds_arr.size, 1 if lrs_arr is None else lrs_arr.size)
@@ -378,21 +379,22 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     if int(record_every) < 1:
         raise ScratchnetError(f"record_every must be >= 1, got {record_every}")
     record_every = int(record_every)
-    E = int(config.epochs if epochs is None else epochs)
-    if E < 0:
+    n_epochs = int(config.epochs if epochs is None else epochs)
+    if n_epochs < 0:
         raise ScratchnetError(f"epochs must be >= 0, got {E}")
     steps = EnsembleSteps.from_config(config, layout, K)
     name, run = select_ensemble_engine(device, engine or config.engine, dtype)
 
     W = init_weights_batch(layout, config.init, seeds_arr)  # (K, P)
-    rec_epochs = np.arange(0, E, record_every)
+    rec_epochs = np.arange(0, n_epochs, record_every)
     rec = _records(name, K, rec_epochs.size, dtype)
     # slices of a fraction of a second between progress reports and Ctrl-C checks
-    rows = P.x_train.shape[0] + P.x_test.shape[0] / record_every
+    rows = prob.x_train.shape[0] + prob.x_test.shape[0] / record_every
     budget = CHUNK_WORK["cuda" if name == "cuda" else "cpu"]
-    chunk = int(max(1, min(E, budget // max(1.0, K * rows)))) if E else 1
-    engine = _Ensemble(name, run, layout, config.loss, P, lrs_arr, record_every, W, steps)
-    driver = Run(engine, W, E, slice_epochs=chunk, records=_EnsembleRecords(rec, rec_epochs))
+    chunk = int(max(1, min(n_epochs, budget // max(1.0, K * rows)))) if n_epochs else 1
+    engine = _Ensemble(name, run, layout, config.loss, prob, lrs_arr, record_every, W, steps)
+    driver = Run(engine, W, n_epochs, slice_epochs=chunk,
+                 records=_EnsembleRecords(rec, rec_epochs))
     W = driver.w  # (K, P), updated in place by every slice
     t0 = time.perf_counter()
     try:
@@ -401,14 +403,14 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
             if progress is not None and driver.epoch and driver.stopped != "interrupted":
                 j = (driver.epoch - 1) // record_every
                 with np.errstate(all="ignore"):
-                    progress(driver.epoch, E,
+                    progress(driver.epoch, n_epochs,
                              float(np.nanmin(rec["train_loss"][:, j], initial=np.inf)),
                              float(np.nanmin(rec["test_loss"][:, j], initial=np.inf)))
     except KeyboardInterrupt:  # in the progress callback: every finished slice is whole
         driver.stopped = "interrupted"
     seconds = time.perf_counter() - t0
     stopped, done, diverged_at = driver.stopped or "completed", driver.epoch, engine.diverged_at
-    final = _final(name, run, layout, config.loss, W, lrs_arr, P, dtype)
+    final = _final(name, run, layout, config.loss, W, lrs_arr, prob, dtype)
     res = EnsembleResult(W, seeds_arr, lrs_arr, rec_epochs, rec["train_loss"], rec["test_loss"],
                          rec["train_acc"], rec["test_acc"], layout, prep, config, seconds, name,
                          device, diverged_at, final, stopped, done, dtype)
@@ -427,7 +429,7 @@ def _records(engine: str, K: int, n: int, dtype: str = "float64") -> dict:
     return {m: np.full((K, n), np.nan) for m in METRICS}
 
 
-def _final(name: str, run, layout: Layout, loss: str, W: np.ndarray, lrs: np.ndarray, P,
+def _final(name: str, run, layout: Layout, loss: str, W: np.ndarray, lrs: np.ndarray, prob,
            dtype: str) -> dict:
     """(K,) metrics of the final weights W.  The compiled engines (fast, cuda) compute them
     as one more epoch 0 on a copy of W — an engine's records at epoch 0 are the metrics of
@@ -435,16 +437,16 @@ def _final(name: str, run, layout: Layout, loss: str, W: np.ndarray, lrs: np.nda
     over (K, N, units) arrays (~50 µs a network, most of the host's time on the GPU).  The few
     networks whose final loss is not finite get no record there; ``final_metrics`` for them."""
     if name == "numpy" or W.shape[0] == 0:
-        return final_metrics(layout, loss, W, P)
+        return final_metrics(layout, loss, W, prob)
     K = W.shape[0]
     rec = _records(name, K, 1, dtype)
     div = np.full(K, -1, np.int64)
     with np.errstate(all="ignore"):
-        run(layout, loss, W.copy(), W.copy(), lrs, P, 0, 1, 1, rec, div)
+        run(layout, loss, W.copy(), W.copy(), lrs, prob, 0, 1, 1, rec, div)
     final = {m: np.array(rec[m][:, 0], dtype=float) for m in METRICS}  # (K,) each
     bad = np.flatnonzero(div >= 0)
     if bad.size:
-        rest = final_metrics(layout, loss, W[bad], P)
+        rest = final_metrics(layout, loss, W[bad], prob)
         for m in METRICS:
             final[m][bad] = rest[m]
     return final

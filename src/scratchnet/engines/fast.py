@@ -670,13 +670,13 @@ def _blocks(x, y, labels, block: int, thr: float) -> Rows:
     return Rows(X, Y, Lb, cnt, float(thr))
 
 
-def _problem_blocks(P, block: int) -> tuple[Rows, Rows]:
-    return (_blocks(P.x_train, P.y_train, P.l_train, block, P.threshold),
-            _blocks(P.x_test, P.y_test, P.l_test, block, P.threshold))
+def _problem_blocks(prob, block: int) -> tuple[Rows, Rows]:
+    return (_blocks(prob.x_train, prob.y_train, prob.l_train, block, prob.threshold),
+            _blocks(prob.x_test, prob.y_test, prob.l_test, block, prob.threshold))
 
 
-def _no_batches(P) -> Batches:
-    D, no = P.x_train.shape[1], P.y_train.shape[1]
+def _no_batches(prob) -> Batches:
+    D, no = prob.x_train.shape[1], prob.y_train.shape[1]
     return Batches(np.zeros((D, 0)), np.zeros((no, 0)), np.zeros((0, 0), np.int64),
                    np.zeros((0, D, 0)), 0)
 
@@ -699,14 +699,14 @@ def _fresh_state(w: np.ndarray) -> State:
                  np.array([0, -1, 0], np.int64), np.full(1, np.inf))
 
 
-def _run(layout, loss: str, w: np.ndarray, P, steps: Steps, st: State, bt: Batches,
+def _run(layout, loss: str, w: np.ndarray, prob, steps: Steps, st: State, bt: Batches,
          start: int, stop: int, rec: Records) -> int:
     """The compiled loop on one network: rows over the cores when there are many."""
-    par = P.x_train.shape[0] >= PARALLEL_ROWS and _threads() > 1
-    tr, te = _problem_blocks(P, BLOCK_ROWS if par else max(1, P.x_train.shape[0]))
-    x_val = getattr(P, "x_val", None)
+    par = prob.x_train.shape[0] >= PARALLEL_ROWS and _threads() > 1
+    tr, te = _problem_blocks(prob, BLOCK_ROWS if par else max(1, prob.x_train.shape[0]))
+    x_val = getattr(prob, "x_val", None)
     va = te if x_val is None or len(x_val) == 0 else \
-        _blocks(x_val, P.y_val, np.zeros(len(x_val), np.int64), max(1, len(x_val)), 0.5)
+        _blocks(x_val, prob.y_val, np.zeros(len(x_val), np.int64), max(1, len(x_val)), 0.5)
     fn = _epochs_parallel if par else _epochs
     wc = np.ascontiguousarray(w, dtype=np.float64)
     t = fn(net_bundle(layout, loss), tr, te, va, wc, steps, st, bt, int(start), int(stop), rec,
@@ -716,17 +716,17 @@ def _run(layout, loss: str, w: np.ndarray, P, steps: Steps, st: State, bt: Batch
     return int(t)
 
 
-def run_epochs(layout, loss: str, w: np.ndarray, P, lr: float, start: int, stop: int,
+def run_epochs(layout, loss: str, w: np.ndarray, prob, lr: float, start: int, stop: int,
                hist) -> None:
     """Epochs start..stop−1 of full-batch gradient descent, compiled; the signature and the
     numbers of ``train.run_epochs``: updates ``w`` in place, fills ``hist[start:stop]``."""
     if stop <= start:
         return
-    _run(layout, loss, w, P, _plain_steps(lr, w.size, ON_NAN["run_on"]), _fresh_state(w),
-         _no_batches(P), start, stop, _records(hist))
+    _run(layout, loss, w, prob, _plain_steps(lr, w.size, ON_NAN["run_on"]), _fresh_state(w),
+         _no_batches(prob), start, stop, _records(hist))
 
 
-def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, P,
+def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, prob,
                     start: int, stop: int, record_every: int, rec: dict,
                     diverged_at: np.ndarray, steps=None) -> None:
     """``ensemble.numpy_engine`` compiled: one network per core at a time (numba prange), each
@@ -735,7 +735,7 @@ def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: n
     on), None for w ← w − η g."""
     if stop <= start:
         return
-    tr, te = _problem_blocks(P, max(1, P.x_train.shape[0], P.x_test.shape[0]))
+    tr, te = _problem_blocks(prob, max(1, prob.x_train.shape[0], prob.x_test.shape[0]))
     records = Records(rec["train_loss"], rec["test_loss"], rec["train_acc"], rec["test_acc"],
                       int(record_every), 0)
     K, n = W.shape
@@ -748,7 +748,7 @@ def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: n
         S1, S2 = (none if a is None else a for a in steps.arrays())
         t0 = int(steps.state.get("t", 0))
     _ensemble(net_bundle(layout, loss), tr, te, W, W_prev, S1, S2,
-              np.ascontiguousarray(lrs, np.float64), sk, t0, _no_batches(P), int(start),
+              np.ascontiguousarray(lrs, np.float64), sk, t0, _no_batches(prob), int(start),
               int(stop), records, diverged_at)
     if steps is not None:  # (the numpy engine's optim steps count t themselves)
         steps.advance(stop - start)
@@ -788,7 +788,7 @@ class CompiledLoop(Loop):
             self.state, self.mask = _fresh_state(w), weight_mask(self.layout)
         self._saved = (tuple(a.copy() for a in self.state), copy.deepcopy(self.early))
         row0 = start if row0 is None else row0
-        N, D = self.P.x_train.shape
+        N, D = self.prob.x_train.shape
         B = min(self.batch_size or N, N)
         chunk = max(1, BATCH_ELEMENTS // max(N * ((D if self.sigma else 0) + (B < N)), 1))
         h = self.hyper
@@ -799,7 +799,7 @@ class CompiledLoop(Loop):
             eta = np.array([self.schedule.lr(self.lr, t) for t in range(a, b)], float)
             steps = Steps(OPT_KINDS[self.opt.name], eta, hyper, self.mask, bool(self.mean),
                           self.early.patience if self.early else 0, on_nan)
-            t = _run(self.layout, self.loss, w, self.P, steps, self.state,
+            t = _run(self.layout, self.loss, w, self.prob, steps, self.state,
                      self._batches(B, a, b), a, b, _records(out, 1, row0))
             self._sync_early()
             if t >= 0:
@@ -818,19 +818,19 @@ class CompiledLoop(Loop):
 
     def _batches(self, B: int, a: int, b: int) -> Batches:
         """Epochs a..b−1's jittered inputs and shuffles, drawn as optim.Loop draws them."""
-        P = self.P
-        N, D = P.x_train.shape
+        prob = self.prob
+        N, D = prob.x_train.shape
         if B == N and not self.sigma:
-            return _no_batches(P)
+            return _no_batches(prob)
         order = np.empty((b - a if B < N else 0, N), np.int64)
         xj = np.empty((b - a if self.sigma else 0, D, N))
         for e in range(b - a):
             rng = epoch_rng(self.seed, a + e)
             if self.sigma:
-                xj[e] = jitter(P.x_train, self.sigma, rng).T
+                xj[e] = jitter(prob.x_train, self.sigma, rng).T
             if B < N:
                 order[e] = rng.permutation(N)
-        return Batches(np.ascontiguousarray(P.x_train.T), np.ascontiguousarray(P.y_train.T),
+        return Batches(np.ascontiguousarray(prob.x_train.T), np.ascontiguousarray(prob.y_train.T),
                        order, xj, B)
 
     def _sync_early(self) -> None:

@@ -208,14 +208,14 @@ class GradientMonitor:
     on the training rows (``--monitor``)."""
 
     def __init__(self, layout: Layout, loss: str, prob):
-        self.layout, self.loss, self.P = layout, loss, prob
+        self.layout, self.loss, self.prob = layout, loss, prob
         self.norms, self.saturated = _monitor_functions()
         self.epochs: list[int] = []
         self.grad_norms: list[Array] = []
         self.shares: list[Array] = []
 
     def __call__(self, t: int, w: Array) -> None:
-        prob = self.P
+        prob = self.prob
         self.epochs.append(t)
         self.grad_norms.append(np.asarray(self.norms(self.layout, self.loss, w, prob.x_train,
                                                      prob.y_train), float))
@@ -281,7 +281,7 @@ class Loop:
         self.prev: Array | None = None  # weights of the last recorded epoch
         self.stopped_at: int | None = None  # legacy __call__: epochs recorded at early stop
         self._saved = None
-        self.layout = self.loss = self.P = None
+        self.layout = self.loss = self.prob = None
         self.lr = 0.0
 
     @classmethod
@@ -296,7 +296,7 @@ class Loop:
 
     def bind(self, layout: Layout, loss: str, prob, lr: float) -> "Loop":
         """The problem this engine trains on: layout, loss, data (train.Problem) and η."""
-        self.layout, self.loss, self.P, self.lr = layout, loss, prob, lr
+        self.layout, self.loss, self.prob, self.lr = layout, loss, prob, lr
         return self
 
     @property
@@ -313,7 +313,7 @@ class Loop:
         return g
 
     def _watched_loss(self, w: Array, test_loss: float) -> float:
-        prob = self.P
+        prob = self.prob
         x_val = getattr(prob, "x_val", None)
         if x_val is None or len(x_val) == 0:
             return test_loss  # no validation rows: the caller chose the test split
@@ -322,7 +322,7 @@ class Loop:
     def epochs(self, w: Array, start: int, stop: int, out, row0: int | None = None):
         """Epochs start..stop−1; epoch t is recorded in row t − row0 of ``out`` (row0 =
         start by default).  Returns a ``run.Outcome``."""
-        layout, loss, prob = self.layout, self.loss, self.P
+        layout, loss, prob = self.layout, self.loss, self.prob
         row0 = start if row0 is None else row0
         E = LOSSES[loss].value
         if self.state is None:
@@ -387,7 +387,7 @@ class Loop:
         seen if the final ones are worse on the watched rows.  True when it put them back."""
         if self.early is None or self.early.best_w is None or self.stopped_at is not None:
             return False
-        test = LOSSES[self.loss].value(self.P.y_test, predict(self.layout, w, self.P.x_test))
+        test = LOSSES[self.loss].value(self.prob.y_test, predict(self.layout, w, self.prob.x_test))
         if self._watched_loss(w, test) > self.early.best_loss:
             w[:] = self.early.best_w
             return True
