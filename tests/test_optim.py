@@ -5,8 +5,9 @@ import pytest
 
 from scratchnet.training import optim
 from scratchnet.core.backprop import backward, forward, output_delta
-from scratchnet.core.errors import DivergedError, ScratchnetError
+from scratchnet.core.errors import DivergedError, OptionError, ScratchnetError
 from scratchnet.training.optim import OPTIMIZERS, SCHEDULES, Hyper, Schedule
+from scratchnet.training.options import flag
 from scratchnet.training.train import TrainConfig, prepare, train
 
 W0 = np.array([1.0, -2.0])
@@ -234,8 +235,9 @@ def test_faithful_parity_keeps_the_fast_path():
     assert train(cfg).engine == select_engine("auto")[0]  # "fast" where numba is installed
     # every option but the gradient monitor runs on the compiled engine (issue 15)
     assert train(TrainConfig(epochs=10, optimizer="adam", engine="fast")).engine == "fast"
-    with pytest.raises(ScratchnetError, match="--engine fast runs every option but --monitor"):
+    with pytest.raises(OptionError, match="^engine: fast runs every option but monitor ") as e:
         train(TrainConfig(epochs=10, monitor=True, engine="fast"))
+    assert e.value.worded(flag).startswith("--engine: fast runs every option but --monitor (")
 
 
 def test_mini_batches_follow_a_fresh_seeded_shuffle_each_epoch():

@@ -272,8 +272,9 @@ def engine_for(config: TrainConfig, prep: Prepared) -> Engine:
             config.engine == "fast" or fast.loop_pays(layout)):  # options: see loop_pays
         return fast.CompiledLoop.from_config(config).bind(layout, config.loss, P, config.lr)
     if config.engine == "fast":
-        raise ScratchnetError("--engine fast runs every option but --monitor (the gradient "
-                              "monitor runs on the numpy engine): use --engine auto or numpy")
+        raise OptionError("engine", "fast", "fast runs every option but {monitor} (the "
+                          "gradient monitor runs on the numpy engine): choose auto or numpy",
+                          ("monitor",))
     monitor = GradientMonitor(layout, config.loss, P) if config.monitor else None
     return Loop.from_config(config, monitor).bind(layout, config.loss, P, config.lr)
 
