@@ -306,6 +306,21 @@ def test_memory_is_checked_against_what_is_available():
     assert est["epochs"] == 32_000 and est["hidden"] == 64 * 29 + 8 * 1000 * 3 * 8
 
 
+def test_arrays_that_keep_every_epoch_are_checked_against_memory(monkeypatch):
+    """compare (160 B/epoch) and the CNN (48 B/epoch) keep every epoch: no thinning."""
+    options.check_epochs_fit(10**6, 160, available=10**9)  # 0.16 GB fits
+    with pytest.raises(OptionError) as e:
+        options.check_epochs_fit(10**10, 48, available=10**9)
+    assert e.value.name == "epochs" and e.value.value == 10**10
+    assert e.value.worded(flag) == ("--epochs: 10000000000 needs about 480 GB of memory, "
+                                    "more than the 1 GB available")
+    monkeypatch.setattr(options, "available_memory", lambda: None)
+    options.check_epochs_fit(10**12, 48)  # memory unknown: nothing refused
+    monkeypatch.setattr(options, "available_memory", lambda: 10**9)
+    with pytest.raises(OptionError, match="more than the 1 GB available"):
+        options.check_epochs_fit(10**12, 48)  # what is available now, by default
+
+
 def test_check_all_normalizes_and_passes_other_names_through():
     out = check_all({"hidden": np.int64(5), "lr": np.float32(0.5), "reduction": "mean"})
     assert out["hidden"] == (5,) and type(out["hidden"][0]) is int

@@ -26,8 +26,8 @@ from ..core.errors import ScratchnetError
 from ..core.losses import LOSSES
 from ..core.network import Layout, init_weights
 from ..training.optim import OPTIMIZERS, Hyper, Schedule, epoch_rng, penalty
+from ..training.options import check_epochs_fit
 from ..training.run import METRICS, Outcome, Run, deferred_interrupts
-from ..trust.twin import check_epochs_fit
 
 Array = np.ndarray
 

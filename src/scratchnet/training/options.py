@@ -372,5 +372,17 @@ def check_memory(v: dict, available: int | None = None) -> None:
                       f"memory, more than the {_gb(available)} available")
 
 
+def check_epochs_fit(epochs: int, bytes_per_epoch: int, available: int | None = None) -> None:
+    """Refuse, naming ``epochs`` (``--epochs`` on the command line), a run whose per-epoch
+    arrays keep every epoch (``compare``'s curves, the CNN's history) and cannot fit in the
+    memory available — before they are allocated.  ``check_memory`` counts the bounded
+    history of ``train``."""
+    need = int(epochs) * bytes_per_epoch
+    available = available_memory() if available is None else available
+    if available is not None and need > available:
+        raise OptionError("epochs", epochs, f"{_show(epochs)} needs about {_gb(need)} of "
+                          f"memory, more than the {_gb(available)} available")
+
+
 def _gb(n: float) -> str:
     return f"{n / 1e9:.3g} GB"

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.backprop import loss_value
-from ..core.errors import OptionError, ScratchnetError
+from ..core.errors import ScratchnetError
 from ..core.losses import CANONICAL_PAIRS, EPS
 from ..core.network import Layout, init_weights
-from ..training.options import available_memory
+from ..training.options import check_epochs_fit
 from ..training.run import Run, StepEngine, deferred_interrupts
 from ..training.train import prepare, select_engine
 
@@ -277,17 +277,6 @@ def train_twin(prepared, config, w0: np.ndarray | None = None, dtype="float64",
     tw = _TwinSteps(prepared, config, w0, dtype, epochs)
     tw.run(0, epochs, frozenset(int(c) for c in checkpoints))
     return tw.result(epochs, from_torch(tw.module, layout), tw.losses_now())
-
-
-def check_epochs_fit(epochs: int, bytes_per_epoch: int) -> None:
-    """Refuse, naming ``epochs`` (``--epochs`` on the command line), a run whose per-epoch
-    arrays cannot fit in the memory available — before they are allocated.  The options
-    table's own check (``options.check_memory``) counts the bounded history of ``train``;
-    these arrays keep every epoch."""
-    need, free = int(epochs) * bytes_per_epoch, available_memory()
-    if free is not None and need > free:
-        raise OptionError("epochs", epochs, f"{epochs} needs about {need / 1e9:.3g} GB of "
-                          f"memory, more than the {free / 1e9:.3g} GB available")
 
 
 # ---- the comparison behind `scratchnet compare` ----------------------------------------------
