@@ -42,11 +42,20 @@ MAX_SEEDS = 10_000_000  # per sweep: the grid's keys are held in memory (~200 by
 
 
 # ---- the grid ------------------------------------------------------------------------------
+def _entries(text: str, option: str) -> list[str]:
+    """The comma-separated entries of a list flag; an empty one (``7,,3``, ``7,``, ``,7``) is
+    refused rather than dropped (issue 12 item 11)."""
+    parts = [p.strip() for p in text.split(",")]
+    if text.strip() and not all(parts):
+        raise ScratchnetError(f"{option}: '{text}' has an empty entry")
+    return [p for p in parts if p]
+
+
 def parse_seeds(text: str) -> list[int]:
     """``0:1000`` (end excluded, as Python's range), ``0,5,9``, or both: ``0:10,100:110``."""
     seeds: list[int] = []
     try:
-        for part in (p.strip() for p in text.split(",") if p.strip()):
+        for part in _entries(text, "--seeds"):
             lo, hi = (int(v) for v in part.split(":")) if ":" in part else (int(part),) * 2
             hi += ":" not in part  # a single seed is the range seed:seed+1
             if hi <= lo:
@@ -71,8 +80,7 @@ def parse_hidden(text: str) -> list[tuple[int, ...]]:
     """A list of architectures: ``3,7,15`` is three one-layer networks, ``16x8`` one network
     with two hidden layers; ``3,16x8`` both."""
     try:
-        archs = [tuple(int(s) for s in part.strip().split("x"))
-                 for part in text.split(",") if part.strip()]
+        archs = [tuple(int(s) for s in part.split("x")) for part in _entries(text, "--hidden")]
     except ValueError:
         raise ScratchnetError(f"--hidden: '{text}' is not like 3,7,15 or 16x8") from None
     if not archs or any(s < 1 for a in archs for s in a):
@@ -84,7 +92,7 @@ def parse_hidden(text: str) -> list[tuple[int, ...]]:
 
 def parse_lrs(text: str) -> list[float]:
     try:
-        lrs = [float(v) for v in text.split(",") if v.strip()]
+        lrs = [float(v) for v in _entries(text, "--lr")]
     except ValueError:
         raise ScratchnetError(f"--lr: '{text}' is not a comma-separated list of numbers") from None
     if not lrs or not all(np.isfinite(v) and v > 0 for v in lrs):
