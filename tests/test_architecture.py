@@ -146,8 +146,6 @@ LIGHT_IN_FUNCTIONS_ALLOWED = {
     # engineer 2 (the driver, issue 11 items 2-3; signals): training/, cli main
     "scratchnet.training.train": 1,  # the engine selection point (engines.fast): stays
     "scratchnet.training.optim": 1, "scratchnet.cli": 1,
-    # engineer 7 (ensembles, bench)
-    "scratchnet.engines.ensemble": 5,
     # engineer 4 (files, data, model, sweep, predict)
     "scratchnet.cli.train": 8,
     # engineer 5 (report)

@@ -33,9 +33,12 @@ import numpy as np
 from ..core.backprop import accuracy, backward, forward, output_delta, predict
 from ..core.errors import OptionError, ScratchnetError
 from ..core.losses import LOSSES
+from ..core.model import Model
 from ..core.network import Layout, init_weights_batch
 from ..training.optim import OPTIMIZERS, Hyper, penalty, weight_mask
 from ..training.run import Outcome, Run, options_used
+from ..training.train import History, compiled_engine, prepare
+from . import gpu
 
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 # row-network-epochs per chunk: a fraction of a second on CPU cores, on a GPU
@@ -88,13 +91,11 @@ class EnsembleResult:
 
     def history(self, k: int):
         """The per-record history of network k as a ``train.History``."""
-        from ..training.train import History
 
         return History(*(getattr(self, m)[k].copy() for m in METRICS))
 
     def model(self, k: int):
         """Network k as a :class:`scratchnet.core.model.Model` (save it, predict with it)."""
-        from ..core.model import Model
 
         prep = self.prepared
         cfg = replace(self.config, seed=int(self.seeds[k]), lr=float(self.lrs[k]))
@@ -270,7 +271,6 @@ def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "floa
     if dtype not in DTYPES:
         raise OptionError("dtype", dtype, f"unknown {dtype!r} (choose from {', '.join(DTYPES)})")
     if device == "cuda":
-        from . import gpu
 
         gpu.require_cuda()
         return "cuda", functools.partial(gpu.cuda_engine, dtype=dtype)
@@ -279,7 +279,6 @@ def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "floa
     if dtype != "float64":
         raise OptionError("dtype", dtype, f"{dtype} runs on the GPU only ({{device}} cuda)",
                           ("device",))
-    from ..training.train import compiled_engine
 
     fast = compiled_engine(engine)
     if fast is not None:
@@ -363,7 +362,6 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     ``check`` networks spread over the ensemble are trained again in float64 on the CPU and
     ``result.agreement`` says how far apart the two end (max |Δw|, loss differences).
     """
-    from ..training.train import prepare
 
     if hasattr(config, "plain_gd"):
         check_options(config)
