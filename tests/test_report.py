@@ -410,3 +410,59 @@ def test_print_stylesheet_and_pdf(report, tmp_path):
     assert data.startswith(b"%PDF")
     pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
     assert 4 <= pages <= 14, pages
+
+
+def test_inline_math_keeps_the_sentence_and_writes_exponents():
+    from scratchnet.report.html import prose
+
+    out = prose("∂E/∂w_k = Σ_n ∂E_n/∂w_k. Unit H_2.3 uses S(α) = 1 / (1 + e^(−α)).")
+    assert "<mi>k</mi></msub></math>." in out and "<mi>k.</mi>" not in out
+    assert "<mi>2.3</mi>" in out  # a dot between digits stays in the subscript
+    assert "<msup><mi>e</mi><mrow><mo>−</mo><mi>α</mi></mrow></msup>" in out
+    assert "e^(" not in out
+
+
+def test_the_problem_sets_map_is_its_raw_output_on_a_self_standardized_grid(report):
+    """The student's map: the --faithful network's raw sigmoid output (the problem set's
+    y_pred), the grid standardized with its own mean and std, not the training statistics."""
+    from scratchnet.core.backprop import predict
+    from scratchnet.report.experiments import grid_standardized_model
+    from scratchnet.report.plots import grid_axes
+
+    rep, out, config = report
+    faithful = train(replace(config, faithful=True, log_every=0))
+    g1, g2 = grid_axes(faithful.prepared.dataset.X, 20)
+    m = grid_standardized_model(faithful.model, g1, g2)
+    xx, yy = np.meshgrid(g1, g2)
+    grid = np.column_stack([xx.ravel(), yy.ravel()])
+    y_pred = predict(faithful.prepared.layout, faithful.model.w,
+                     (grid - grid.mean(axis=0)) / grid.std(axis=0))[:, 0]
+    np.testing.assert_allclose(m.predict_proba(grid)[:, 1], y_pred, rtol=0, atol=1e-12)
+    assert np.any(y_pred < 0.5) and np.any(y_pred > 0.5)  # a border, as the problem set saw
+    st = rep.summary["student"]
+    assert st["test_floor"] == pytest.approx(
+        0.5 * np.sum(np.minimum(faithful.prepared.problem.y_test, 0.0) ** 2), rel=1e-12)
+
+
+def test_the_page_tells_the_truth(report):
+    """Issue 13's wording: per-row losses beside the sums, E_n per row in Question 4, the
+    doctor's five differences, the rise of the test loss, one epoch count for the compared
+    maps, no timing in the student's view, augmentation on and off side by side."""
+    rep, out, config = report
+    page, s = _page(out), rep.summary
+    assert "test loss E (20 rows)" in page and page.count("<th>per row</th>") >= 2
+    assert "E = ½ Σᵢ (yᵢ − ŷᵢ)² per row" not in page  # E means one thing
+    assert "This run's loss of one row is <math>" in page
+    assert "--ps5-q3</code> names each of the five" in page
+    assert "names the first two" not in page
+    rise = s.get("test_loss_rise")
+    if rise and rise["to"] > 1.01 * rise["from"]:
+        assert f"from {rise['from']:.4g} at epoch {rise['from_epoch']}" in page
+    t = s["torch"]
+    if "epochs" in t:
+        assert f"scratchnet after the same {t['epochs']} epochs" in page
+        assert f"PyTorch twin after {t['epochs']} epochs" in page
+        assert f"({t['seconds']:.1f} s)" not in page
+    for name in ("augmentation_map.png", "augmentation_off_map.png"):
+        assert name in s["files"] and os.path.getsize(os.path.join(out, name)) > 0
+    assert "standardized units: they multiply the standardized inputs" in page

@@ -422,7 +422,8 @@ def _question2(result, opt: ReportOptions, T, F: _Folder, s: dict) -> None:
     prep, model, hist = result.prepared, result.model, result.history
     ds = prep.dataset
     with T("figures"):
-        F.savefig(plots.losses_figure(hist.train_loss, hist.test_loss, log=opt.log_y),
+        rows = (len(prep.train_idx), len(prep.test_idx))
+        F.savefig(plots.losses_figure(hist.train_loss, hist.test_loss, log=opt.log_y, rows=rows),
                   "losses.png")
         if ds.X.shape[1] == 2:
             grid = plots.grid_axes(ds.X, 200)
@@ -446,19 +447,22 @@ def _student(config, result, T, F: _Folder, s: dict):
         s["student"] = st.summary
         h = st.result.history
         fig = plots.losses_figure(h.train_loss, h.test_loss, label="the problem set's procedure",
+                                  rows=(len(st.result.prepared.train_idx),
+                                        len(st.result.prepared.test_idx)),
                                   title="The problem set's procedure (--faithful): standardized "
                                   "0/1 labels")
-        fig.axes[0].axhline(st.summary["floor"], c="#e31a1c", ls="--", lw=1.4,
-                            label=f"floor {st.summary['floor']:.3g} (unreachable targets)")
-        fig.axes[0].legend(loc="upper right")
+        for ax, key in zip(fig.axes[:2], ("floor", "test_floor")):  # the rows' own floors
+            ax.axhline(st.summary[key], c="#e31a1c", ls="--", lw=1.4,
+                       label=f"floor {st.summary[key]:.4g} (unreachable targets)")
+            ax.legend(loc="upper right")
         F.savefig(fig, "student_losses.png")
         if prep.dataset.X.shape[1] == 2:
             ds = prep.dataset
             g1, g2 = plots.grid_axes(ds.X, 200)
             F.savefig(plots.decision_map_figure(
                 grid_standardized_model(st.result.model, g1, g2), ds, prep.train_idx,
-                prep.test_idx, grid=(g1, g2), title="The problem set's map: grid standardized "
-                "with its own mean and std"), "student_map.png")
+                prep.test_idx, grid=(g1, g2), title="The problem set's map: raw output,\ngrid "
+                "standardized with its own mean and std"), "student_map.png")
     return st
 
 
@@ -533,15 +537,15 @@ def _q4_side_runs(config, prep, n_aux: int, T, F: _Folder, q4: dict) -> None:
             q4["bias"] = ex.bias_experiment(config, prep, min(n_aux, 5000))  # numpy loop
     with T("augmentation experiment", q4, "augmentation_runs"):
         aug = ex.augmentation_experiment(config, n_aux)
-        model = aug.pop("model_on")
-        aug.pop("model_off")
+        models = {"on": aug.pop("model_on"), "off": aug.pop("model_off")}
         q4["augmentation_runs"] = aug
         ds = prep.dataset
-        if ds.X.shape[1] == 2:
-            F.savefig(plots.decision_map_figure(
-                model, ds, prep.train_idx, prep.test_idx,
-                title=f"Trained with --jitter {aug['sigma']:g} ({n_aux} epochs)"),
-                "augmentation_map.png")
+        for name, how in (("off", "without jitter"), ("on", f"with --jitter {aug['sigma']:g}")):
+            if ds.X.shape[1] == 2:  # the same epochs, noise off and on, side by side
+                F.savefig(plots.decision_map_figure(
+                    models[name], ds, prep.train_idx, prep.test_idx,
+                    title=f"Trained {how} ({n_aux} epochs)"),
+                    "augmentation_map.png" if name == "on" else "augmentation_off_map.png")
 
 
 def _q4_softmax_kernels(result, T, F: _Folder, q4: dict) -> None:
@@ -690,6 +694,7 @@ def torch_section(config, result, snaps, n: int, collect, skipped, F: _Folder) -
         return {"skipped": f"the PyTorch twin failed ({e.__class__.__name__}: {e})"}
     prep, hist = result.prepared, result.history
     F.savefig(plots.losses_figure(hist.train_loss[:n], hist.test_loss[:n],
+                                  rows=(len(prep.train_idx), len(prep.test_idx)),
                                   others={"PyTorch twin": (tr_t, te_t)},
                                   label=f"scratchnet ({result.engine} engine)",
                                   title=f"The first {n} epochs: scratchnet and its PyTorch twin"),

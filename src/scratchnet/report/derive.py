@@ -249,6 +249,11 @@ class Derivation:
             out += [" \\\\\n".join(rows), r"\end{align*}"]
         return "\n".join(out + [r"\end{document}"]) + "\n"
 
+    def loss_mathml(self) -> str:
+        """The per-row loss E_n = … as inline MathML (the first formula of "The loss")."""
+        return "<math>" + "".join(_mml(p) for p in self.sections[0].formulas[0].pieces) + \
+            "</math>"
+
     def to_html(self, heading_level: int = 3) -> str:
         """HTML with MathML (rendered natively by browsers, no script, no network)."""
         import html

@@ -65,6 +65,7 @@ def student_run(config, main_result) -> StudentRun:
     floor, rows = loss_floor(P.y_train, lay.output, r.config.loss)
     h = r.history
     s = {"epochs": len(h), "floor": floor, "floor_rows": rows, "n_train": len(P.y_train),
+         "test_floor": loss_floor(P.y_test, lay.output, r.config.loss)[0],
          "n_test": len(P.y_test), "targets": sorted(set(np.round(P.y_train[:, 0], 4).tolist())),
          "train_loss": r.final["train_loss"], "test_loss": r.final["test_loss"],
          "threshold_midpoint": P.threshold,
@@ -79,12 +80,15 @@ def student_run(config, main_result) -> StudentRun:
 
 
 def grid_standardized_model(model, g1: np.ndarray, g2: np.ndarray):
-    """The model with its input scaler replaced by the grid's own mean and std: the problem
-    set's map (which is why its map is shifted and stretched against the data)."""
+    """The problem set's map as a model: its input scaler replaced by the grid's own mean and
+    std (which is why its map is shifted and stretched against the data), and its raw sigmoid
+    output drawn as it is (``y_pred`` in the problem set's contour plot), not mapped back from
+    the standardized labels — read that way every output would be above ½."""
     from ..core.data import Standardizer
 
     xx, yy = np.meshgrid(g1, g2)
-    return replace(model, x_scaler=Standardizer.fit(np.column_stack([xx.ravel(), yy.ravel()])))
+    return replace(model, x_scaler=Standardizer.fit(np.column_stack([xx.ravel(), yy.ravel()])),
+                   y_scaler=None)
 
 
 # ---- Question 4: one experiment per concept -----------------------------------------------

@@ -149,18 +149,36 @@ class ReportData:
         return self.summary["final"]
 
 
-_SUB = re.compile(r"(∂?[A-Za-zα-ωΣ])_(\{[^}]*\}|[A-Za-z0-9.]+)")
+# β_O1, E_n, Σ_n, x_i, H2.3 (a dot only between digits: "∂w_k." ends the sentence)
+_SUB = re.compile(r"(∂?[A-Za-zα-ωΣ])_(\{[^}]*\}|[A-Za-z0-9]+(?:\.[0-9]+)*)")
+_SUP = re.compile(r"\be\^(\([^()]*\)|[α-ω])")  # e^(−α), e^α
+
+
+def _tokens(text: str) -> str:
+    """A short plain formula (−α, 1 − β) as MathML tokens."""
+    out = []
+    for tok in re.findall(r"[A-Za-zα-ω]_[A-Za-z0-9]+|\S", text):
+        if "_" in tok:
+            out.append(f"<msub><mi>{tok[0]}</mi><mi>{tok[2:]}</mi></msub>")
+        else:
+            tag = "mi" if tok.isalpha() else "mn" if tok.isdigit() else "mo"
+            out.append(f"<{tag}>{tok}</{tag}>")
+    return "".join(out)
 
 
 def prose(text: str) -> str:
-    """Plain text with the derivation's subscripts (β_O1, E_n, Σ_n, x_i) as inline MathML."""
+    """Plain text with the derivation's subscripts (β_O1, E_n, Σ_n, x_i) and exponents
+    (e^(−α)) as inline MathML."""
     def sub(m):
         base, idx = m.group(1), m.group(2).strip("{}")
         d = "<mo>∂</mo>" if base.startswith("∂") else ""
         b = base.lstrip("∂")
         tag = "mo" if b == "Σ" else "mi"
         return (f"<math>{d}<msub><{tag}>{b}</{tag}><mi>{html.escape(idx)}</mi></msub></math>")
-    return _SUB.sub(sub, html.escape(text, quote=False))
+
+    def sup(m):
+        return f"<math><msup><mi>e</mi><mrow>{_tokens(m.group(1).strip('()'))}</mrow></msup></math>"
+    return _SUB.sub(sub, _SUP.sub(sup, html.escape(text, quote=False)))
 
 
 def solution(d: ReportData, body: str, what: str = "show solution") -> str:
@@ -173,6 +191,10 @@ def solution(d: ReportData, body: str, what: str = "show solution") -> str:
 def _per_row(total, n) -> str:
     return f"{_num(total)} <span class='lead'>({_num(total / n if total is not None else None)}" \
            " per row)</span>"
+
+
+LOSS_WORDS = {"sse": "the squared-error loss, summed over the rows as in the problem set",
+              "bce": "the binary cross-entropy loss", "ce": "the cross-entropy loss"}
 
 
 def render_html(d: ReportData) -> str:
@@ -192,12 +214,13 @@ def _header(d: ReportData) -> str:
     prep = d.result.prepared
     ds, e = prep.dataset, html.escape
     hidden = ", ".join(dict.fromkeys(lay.activations)) or "no"
+    data = ("the stand-in for the problem set's CSV" if ds.source == "ps5" else e(ds.source))
     n_tr, n_te = len(prep.train_idx), len(prep.test_idx)
     H = [f"<h1>Problem set 5: a {lay.describe()} network trained by backpropagation</h1>"
-         f"<p class='lead'>Data <b>{e(ds.source)}</b>: {len(ds.y)} rows, features "
+         f"<p class='lead'>Data: <b>{data}</b>, {len(ds.y)} rows, features "
          f"{e(', '.join(ds.feature_names))}, {n_tr} for training and {n_te} for testing. "
          f"Network <b>{lay.describe()}</b> with {lay.n_params} weights, {hidden} hidden units, "
-         f"a {lay.output} output and the loss {c.loss}. {f['epochs']} epochs of gradient "
+         f"a {lay.output} output and {LOSS_WORDS.get(c.loss, e(c.loss))}. {f['epochs']} epochs of gradient "
          f"descent with η = {c.lr:g}. Made by scratchnet {__version__}.</p>"]
     cards = [("training loss E", _per_row(f["train_loss"], n_tr)),
              ("test loss E", _per_row(f["test_loss"], n_te)),
@@ -286,11 +309,15 @@ def _question2(d: ReportData) -> str:
          "Each epoch records the training and test loss of the current weights, then updates "
          "every weight from the same old weights:</p>" + _math(UPDATE_MML)]
     every = c.log_every or 1000
-    rows = [[str(t), _num(hist.train_loss[t], ".6f"), _num(hist.test_loss[t], ".6f"),
+    rows = [[str(t), _num(hist.train_loss[t], ".6f"), _num(hist.train_loss[t] / n_tr, ".5f"),
+             _num(hist.test_loss[t], ".6f"), _num(hist.test_loss[t] / n_te, ".5f"),
              _num(hist.train_acc[t], ".3f"), _num(hist.test_acc[t], ".3f")]
             for t in range(0, len(hist), every)]
-    head = ["epoch", "training loss", "test loss", "training acc", "test acc"]
-    H.append("<h3>Training log</h3>" + _table(head, rows[:6]))
+    head = ["epoch", f"training loss E ({n_tr} rows)", "per row", f"test loss E ({n_te} rows)",
+            "per row", "training acc", "test acc"]
+    H.append("<h3>Training log</h3><p>The losses are sums over the rows, as the problem set "
+             "prints them; the per-row columns (E/N) compare the training and test rows.</p>"
+             + _table(head, rows[:6]))
     if len(rows) > 6:
         H.append(f"<details class='screen-only'><summary>all {len(rows)} lines (every {every} "
                  "epochs)</summary>" + _table(head, rows) + "</details>")
@@ -350,11 +377,12 @@ def _student_panel(d: ReportData) -> str:
         f"least ½(target − nearest reachable value)². Together that is a floor of "
         f"<b>{st['floor']:.4g}</b> (computed from the data) that no training can go below — the "
         f"first reason its loss stayed near 23.4. The run below is the problem set's own "
-        f"procedure (<code>--faithful</code>) for {st['epochs']} epochs; the dashed line is "
-        "the floor.</p>")
+        f"procedure (<code>--faithful</code>) for {st['epochs']} epochs; the dashed lines are "
+        "the floors of its training and test rows.</p>")
     rows = [[f"epoch {k}", f"{v:.3f}", _num(st["ours"].get(k), ".3f")]
             for k, v in st["printed"].items()]
-    H.append(_table(["training loss (sum over 80 rows)", "printed by the problem set",
+    H.append(_table([f"training loss (sum over {st['n_train']} rows)",
+                     "printed by the problem set (original data)",
                      "the same procedure here (stand-in data)"], rows))
     H.append(_img(d.out, "student_losses.png", "the problem set's procedure",
                   "The problem set's procedure: standardized labels under a sigmoid output."))
@@ -368,10 +396,14 @@ def _student_panel(d: ReportData) -> str:
             f"class 1 scores ({st['always_class_1'][0]:.3f} / {st['always_class_1'][1]:.3f}). "
             f"The same network thresholded at 0.5 on its raw output scores {h_tr:.3f} / "
             f"{h_te:.3f}: it did learn the classes, the midpoint hides it.</p>")
+    line = (" Its black line is 0.5 on the raw output, the threshold that scores "
+            f"{st['acc_half'][0]:.3f} / {st['acc_half'][1]:.3f} above." if "acc_half" in st
+            else "")
     H.append("<div class='pair'>"
              + _img(d.out, "student_map.png", "the problem set's map", "The problem set's map: "
-                    "the grid standardized with its own mean and std, so the map is shifted "
-                    "and stretched against the data.")
+                    "the network's raw sigmoid output, as the problem set drew it, over a grid "
+                    "standardized with the grid's own mean and std instead of the training "
+                    "statistics, so the map is shifted and stretched against the data." + line)
              + _img(d.out, "decision_map.png", "the corrected map", "Corrected: the grid "
                     "standardized with the training statistics (this report's run).")
              + "</div>")
@@ -406,14 +438,15 @@ def _question3(d: ReportData) -> str:
          "<ul class='five'>" + "".join(f"<li>{x}</li>" for x in FIVE_DIFFERENCES) + "</ul>"
          "<p>The twin (<code>scratchnet.trust.twin</code>) removes all five: the same layers and"
          " output activation, the same loss, the same initial weights, the same standardized "
-         "rows. On the Question 3 setup <code>scratchnet doctor</code> "
-         "names the first two with the numbers it saw.</p>", _q3_printed()]
+         "rows. <code>scratchnet doctor --data ps5 --ps5-q3</code> names each of the five "
+         "and measures what it changes: the share of the map that changes class, the test "
+         "accuracy and the loss.</p>", _q3_printed()]
     if "skipped" in t:
         H.append(f"<p class='note'>The PyTorch comparison was skipped: {e(t['skipped'])}. The "
                  "rest of the report does not need it.</p>")
         return "".join(H)
     H.append(f"<p class='measured'>Trained from the same initial weights for the first "
-             f"{t['epochs']} epochs in {t['dtype']} ({t['seconds']:.1f} s): the largest "
+             f"{t['epochs']} epochs in {t['dtype']}: the largest "
              f"difference in the training loss was {t['max_abs_train_loss_diff']:.1e}, in the "
              f"test loss {t['max_abs_test_loss_diff']:.1e}, in any weight "
              f"{t['max_abs_weight_diff']:.1e}"
@@ -511,7 +544,9 @@ def _q4_learning_rate(d: ReportData) -> str:
          + (f"Diverged (the loss became infinite): η ≥ {lrs[div].min():g}." if div.any() else
             "None diverged within these epochs."))
     fig = (_img(d.out, "learning_rates.png", "learning rates")
-           + _table(["η", f"training loss after {lr['epochs']} epochs", "test loss"], rows))
+           + _table(["η", f"training loss E after {lr['epochs']} epochs "
+                     f"({len(d.result.prepared.train_idx)} rows)",
+                     f"test loss E ({len(d.result.prepared.test_idx)} rows)"], rows))
     return _concept(d, "Learning rate", text, m, fig)
 
 
@@ -553,7 +588,8 @@ def _q4_bias(d: ReportData) -> str:
          f"{b['epochs']} epochs: training loss {_num(b['train_loss'])}, test accuracy "
          f"{_num(b['test_acc'], '.3f')} — every hidden unit's line now passes through the "
          "centre of the standardized data." if b else _why(d, "bias"))
-    fig = ("<details class='screen-only'><summary>every weight, initial and final</summary>"
+    fig = ("<details class='screen-only'><summary>every weight, initial and final (in "
+           "standardized units: they multiply the standardized inputs)</summary>"
            + _table(["weight", "initial", "final"], rows) + "</details>")
     return _concept(d, "Weights and biases", text, m, fig)
 
@@ -567,10 +603,13 @@ def _q4_loss(d: ReportData) -> str:
     if "floor" in st:
         m += (f" With the problem set's standardized labels it could not: floor {st['floor']:.4g}"
               " (see above).")
-    return _concept(d, "Loss", prose(
-        f"This run minimizes {LOSSES[d.config.loss].formula} per row, summed over the rows "
-        "(E = Σ_n E_n). Training lowers it on the training rows; the test loss tells whether "
-        "that generalizes."), m)
+    per_row = (d.derivation.loss_mathml() if d.derivation is not None
+               else html.escape(LOSSES[d.config.loss].formula))
+    return _concept(d, "Loss", f"The loss measures how far the outputs are from the targets. "
+                    f"This run's loss of one row is {per_row}; the training loss sums it over "
+                    + prose("the rows, E = Σ_n E_n (summed, not averaged, as in the problem "
+                            "set). Training lowers it on the training rows; the test loss tells "
+                            "whether that generalizes."), m)
 
 
 def _q4_kernels(d: ReportData) -> str:
@@ -617,23 +656,26 @@ def _q4_augmentation(d: ReportData) -> str:
     m += (f"This run's test predictions stay unchanged under input noise of {au['sigma']:g} "
           f"standard deviations in {100 * au['unchanged_share']:.1f}% of 50 draws."
           if au else _why(d, "augmentation"))
-    return _concept(d, "Data augmentation", text, m,
-                    _img(d.out, "augmentation_map.png", "trained with jitter"))
+    figs = (_img(d.out, "augmentation_off_map.png", "trained without jitter")
+            + _img(d.out, "augmentation_map.png", "trained with jitter"))
+    return _concept(d, "Data augmentation", text, m, f"<div class='pair'>{figs}</div>")
 
 
 def _q4_softmax(d: ReportData) -> str:
     sm = _got(d, "softmax", "test_acc")
     text = ("For K classes the output layer has K units and the softmax turns their sums into "
             "probabilities that are positive and add up to 1." + _math(SOFTMAX_MML)
-            + "For K = 2 it is the sigmoid: softmax(0, α)₂ = 1/(1 + e^(−α)) = S(α), so the "
-            "problem set's single sigmoid output already is a 2-class softmax. Its usual "
-            "partner is the cross-entropy loss, with which the output error is simply δ = β − y."
-            " Whether the probabilities are calibrated (a 0.8 right 80% of the time) depends "
-            "on that loss: the squared error of the problem set does not aim for it, the "
-            "cross-entropy does.")
-    m = (f"softmax(0, α)₂ and S(α) differ by at most {sm.get('sigmoid_vs_two_class_softmax', 0):.1e}"
-         f" over α ∈ [−30, 30]. A 2-7-3 softmax network with cross-entropy on three Gaussian "
-         f"blobs: test accuracy {sm['test_acc']:.3f}." if sm else _why(d, "softmax"))
+            + prose("For K = 2 it is the sigmoid: with the sums (0, α) the second "
+                    "probability is e^α / (1 + e^α) = 1 / (1 + e^(−α)) = S(α), so the problem "
+                    "set's single sigmoid output already is a 2-class softmax. Its usual partner "
+                    "is the cross-entropy loss, with which the output error is simply δ = β − y."
+                    " Whether the probabilities are calibrated (an output of 0.8 right 80% of "
+                    "the time) depends on that loss: the squared error of the problem set does "
+                    "not aim for it, the cross-entropy does."))
+    m = (f"A 2-7-3 softmax network with cross-entropy on three Gaussian blobs: test accuracy "
+         f"{sm['test_acc']:.3f} (the 2-class identity above checked numerically: largest "
+         f"difference {sm.get('sigmoid_vs_two_class_softmax', 0):.1g} over α ∈ [−30, 30])."
+         if sm else _why(d, "softmax"))
     return _concept(d, "Softmax", text, m, _img(d.out, "softmax_map.png", "softmax map"))
 
 

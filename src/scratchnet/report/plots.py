@@ -118,11 +118,13 @@ def data_figure(dataset, title: str | None = None):
 
 @styled
 def losses_figure(train_loss, test_loss, log: bool = False, others: dict | None = None,
-                  title: str = "", label: str = "scratchnet"):
+                  title: str = "", label: str = "scratchnet", rows: tuple | None = None):
     """Training and test loss against epoch in two panels, as the problem set plots them.
 
     ``others``: {label: (train_loss, test_loss)} drawn dashed on top (e.g. the PyTorch twin).
     The lowest test loss is marked: a test loss that rises again is over-fitting.
+    ``rows``: (training rows, test rows): the losses are sums over them; a second axis on the
+    right of each panel reads the loss per row (E/N), the scale on which the two compare.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -149,7 +151,14 @@ def losses_figure(train_loss, test_loss, log: bool = False, others: dict | None 
             ax.yaxis.set_major_locator(MaxNLocator(6))
         if extra or i == 1:
             ax.legend(loc="upper right")
-    axes[0].set_ylabel("Loss")
+        if rows:
+            n = float(rows[i])
+            ax.set_ylabel(f"E (sum over {rows[i]} rows)")
+            per = ax.secondary_yaxis("right", functions=(lambda v, n=n: v / n,
+                                                         lambda v, n=n: v * n))
+            per.set_ylabel("per row E/N")
+    if not rows:
+        axes[0].set_ylabel("Loss")
     if title:
         fig.suptitle(title)
     return fig
@@ -369,7 +378,8 @@ def lr_figure(lrs, curves, epochs, finals, chosen: float, diverged=None,
         ok = np.isfinite(c)
         mine = np.isclose(eta, chosen)
         a.plot(np.asarray(epochs)[ok], c[ok], lw=2.6 if mine else 1.3,
-               c="k" if mine else None, label=f"η = {eta:.3g}" + (" (chosen)" if mine else ""))
+               c="k" if mine else None, label=f"η = {eta:.3g}" + (" (chosen)" if mine else "")
+               + (": diverged, off the plot" if diverged[k] else ""))
     a.set_xlabel("Epoch")
     a.xaxis.set_major_locator(MaxNLocator(5))
     a.set_ylabel("training loss")
