@@ -1,7 +1,9 @@
 """`scratchnet ps5 --notebook`: report.ipynb redoes the steps with the Python API; executed
 here with nbclient, its numbers must equal summary.json's."""
+import importlib.util
 import json
 import os
+import re
 
 import pytest
 
@@ -29,6 +31,11 @@ def test_notebook_executes_and_agrees_with_the_summary(tmp_path, capsys):
     texts = ["".join(o.get("text", "") for o in c.get("outputs", []))
              for c in nb.cells if c.cell_type == "code"]
     assert "the notebook agrees with summary.json" in texts[-1]
+    every = "\n".join(texts)  # Questions 3 and 4 are redone too
+    assert "saturated hidden units: raw inputs" in every and "diverged" in every
+    if importlib.util.find_spec("torch") is not None:
+        diff = re.search(r"largest weight difference (\S+)", every)
+        assert diff and float(diff.group(1)) < 1e-9
     line = next(t for t in texts[-1].splitlines() if t.startswith("{"))
     got = json.loads(line)
     with open(out / "summary.json") as fh:

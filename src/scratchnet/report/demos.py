@@ -154,7 +154,8 @@ def _vanishing_figure(runs: dict, depth: int):
         c.set_ylim(-3, 103)
         c.set_xlabel("epoch")
         c.set_ylabel("saturated hidden units (%)")
-        c.set_title("Saturation (all hidden layers)")
+        c.set_title("Saturation (all hidden layers)\nReLU: inactive units (β = 0) count as "
+                    "saturated", fontsize=10.5)
         return fig
 
     return build()

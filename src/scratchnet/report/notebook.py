@@ -64,6 +64,31 @@ def _cells(config) -> list[tuple[str, str]]:
          "student = student_run(config, result).summary\n"
          "print('floor', student.get('floor'), '| accuracy at the midpoint', "
          "student.get('acc_midpoint'), '| at 0.5', student.get('acc_half'))"),
+        ("markdown", "## Question 3: the PyTorch twin\n\nThe same network in PyTorch, from "
+         "the same initial weights, the same loss and the same standardized rows, for the "
+         "first epochs; both weight vectors should agree to rounding."),
+        ("code", "import importlib.util\nfrom dataclasses import replace\n\n"
+         "n = min(config.epochs, 1000)\nif importlib.util.find_spec('torch') is None:\n"
+         "    print('PyTorch is not installed: pip install \"scratchnet[torch]\"')\n"
+         "elif not config.plain_gd():\n    print('the twin trains plain gradient descent "
+         "only')\nelse:\n"
+         "    from scratchnet.trust.twin import train_twin\n"
+         "    tw = train_twin(prep, config, w0=w0, dtype='float64', epochs=n)\n"
+         "    mine = train(replace(config, epochs=n)).model.w\n"
+         "    print(f'after {n} epochs: largest weight difference', np.max(np.abs(tw.w - "
+         "mine)))"),
+        ("markdown", "## Question 4: two concepts changed and measured\n\nSaturated hidden "
+         "units at the starting weights, raw inputs against standardized ones; and η pushed "
+         "until training diverges (with a linear output, which can)."),
+        ("code", "from scratchnet.report.experiments import (learning_rate_experiment,\n"
+         "                                              vanishing_experiment)\n\n"
+         "v = vanishing_experiment(config, prep)\nprint('saturated hidden units: raw inputs',"
+         " np.mean(v['saturated_raw']), '| standardized', np.mean(v['saturated_standardized']))"
+         "\nif config.plain_gd() and layout.sizes[-1] == 1:\n"
+         "    lr = learning_rate_experiment(config, prep, min(config.epochs, 2000),\n"
+         "                                  (1, 10, 100, 1000))\n"
+         "    for eta, te, bad in zip(lr['lrs'], lr['final_test_loss'], lr['diverged']):\n"
+         "        print(f'η = {eta:g}:', 'diverged' if bad else f'test loss {te:.4g}')"),
         ("markdown", "## The same numbers as the report?"),
         ("code", "with open('summary.json') as fh:\n    s = json.load(fh)\n"
          "mine = {'train_loss': f['train_loss'], 'test_loss': f['test_loss'],\n"
