@@ -121,8 +121,6 @@ def _run(args) -> int:
         print("scratchnet: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `scratchnet predict ... | head`: the reader left, fine
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:  # a folder that cannot be created, a file that cannot be written

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..core.errors import ScratchnetError
+from ..core.io import check_folder
+from ..report.demos import DEMOS
 from .common import nonneg_int, option_type, positive_float, positive_int
 
 
@@ -47,10 +50,7 @@ def register(sub) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..report.demos import DEMOS
-    from ..core.errors import ScratchnetError
 
-    from ..core.io import check_folder
 
     check_folder(args.out, "--out")  # before training
     kw = {"out": args.out, "epochs": args.epochs, "seed": args.seed}

@@ -5,6 +5,13 @@ import argparse
 import csv
 import sys
 
+import numpy as np
+
+from ..core.data import read_csv
+from ..core.errors import DataError, ScratchnetError
+from ..core.io import atomic_write, check_writable
+from ..core.model import Model
+from ..training.run import deferred_interrupts
 from .common import add_training_args, config_from_args, path, run_training
 
 
@@ -30,7 +37,6 @@ def register(sub) -> None:
 def save_outputs(result, save: str | None, history: str | None) -> None:
     """Write each output that can be written; the first failure is raised after the others
     were tried (a model that cannot be saved must not cost the history too)."""
-    from ..core.errors import ScratchnetError
 
     failed = None
     for path, write in ((save, result.model.save), (history, result.history.to_csv)):
@@ -51,8 +57,6 @@ def print_summary(result, file=None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..core.io import check_writable
-    from ..training.run import deferred_interrupts
 
     config = config_from_args(args)
     check_writable(args.save, "--save")  # before training, not after minutes of it
@@ -69,12 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """The input is read once (a pipe works), its rows echoed with the model's columns added;
     ``--out`` is checked before any work and written atomically."""
-    import numpy as np
 
-    from ..core.data import read_csv
-    from ..core.errors import DataError
-    from ..core.io import atomic_write, check_writable
-    from ..core.model import Model
 
     check_writable(args.out, "--out")
     model = Model.load(args.model)

@@ -38,7 +38,6 @@ from ..core.network import Layout, init_weights_batch
 from ..training.optim import OPTIMIZERS, Hyper, penalty, weight_mask
 from ..training.run import Outcome, Run, options_used
 from ..training.train import History, compiled_engine, prepare
-from . import gpu
 
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc")
 # row-network-epochs per chunk: a fraction of a second on CPU cores, on a GPU
@@ -271,6 +270,7 @@ def select_ensemble_engine(device: str, engine: str = "auto", dtype: str = "floa
     if dtype not in DTYPES:
         raise OptionError("dtype", dtype, f"unknown {dtype!r} (choose from {', '.join(DTYPES)})")
     if device == "cuda":
+        from . import gpu  # imports numba.cuda: only for device="cuda"
 
         gpu.require_cuda()
         return "cuda", functools.partial(gpu.cuda_engine, dtype=dtype)

@@ -31,6 +31,7 @@ import numpy as np
 from ..core.backprop import accuracy, backward, forward, output_delta, predict
 from ..core.losses import LOSSES
 from ..core.network import Layout
+from .monitor import layer_gradient_norms, saturated_share
 from .run import ENGINE_OPTIONS, Outcome
 
 Array = np.ndarray
@@ -198,7 +199,6 @@ class EarlyStopping:
 # ---- seeing vanishing gradients ---------------------------------------------------------
 def _monitor_functions():
     """``scratchnet.training.monitor``'s per-layer gradient norms and saturated share."""
-    from .monitor import layer_gradient_norms, saturated_share
 
     return layer_gradient_norms, saturated_share
 

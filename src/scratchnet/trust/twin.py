@@ -28,6 +28,7 @@ from ..core.network import Layout, init_weights
 from ..training.options import check_epochs_fit
 from ..training.run import Run, StepEngine, deferred_interrupts
 from ..training.train import prepare, select_engine
+from .doctor import check_shared_init
 
 DTYPES = ("float64", "float32")
 
@@ -380,7 +381,6 @@ def _advance_both(run, tw: _TwinSteps, marks: list[int], state: dict) -> None:
 
 def _comparison(config, prep, dtype, run, tw: _TwinSteps, marks, state, w_twin) -> Comparison:
     """The Comparison of the ``state["done"]`` epochs both finished."""
-    from .doctor import check_shared_init
 
     layout, P, done, snaps = prep.layout, prep.problem, state["done"], state["snaps"]
     hist = run.history.truncate(done)
