@@ -271,7 +271,7 @@ class Derivation:
             for f in sec.formulas:
                 mml = "".join(_mml(p) for p in f.pieces)
                 if f.label:  # a table row: inline math, left-aligned next to its weight
-                    out.append(f"<tr><th>{html.escape(f.label)}</th><td><math "
+                    out.append(f"<tr><th>{prose(f.label)}</th><td><math "
                                f'displaystyle="true">{mml}</math></td></tr>')
                 else:
                     out.append(f'<math display="block">{mml}</math>')

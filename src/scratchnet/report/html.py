@@ -218,7 +218,7 @@ def _header(d: ReportData) -> str:
     n_tr, n_te = len(prep.train_idx), len(prep.test_idx)
     H = [f"<h1>Problem set 5: a {lay.describe()} network trained by backpropagation</h1>"
          f"<p class='lead'>Data: <b>{data}</b>, {len(ds.y)} rows, features "
-         f"{e(', '.join(ds.feature_names))}, {n_tr} for training and {n_te} for testing. "
+         f"{prose(', '.join(ds.feature_names))}, {n_tr} for training and {n_te} for testing. "
          f"Network <b>{lay.describe()}</b> with {lay.n_params} weights, {hidden} hidden units, "
          f"a {lay.output} output and {LOSS_WORDS.get(c.loss, e(c.loss))}. {f['epochs']} epochs of gradient "
          f"descent with η = {c.lr:g}. Made by scratchnet {__version__}.</p>"]
@@ -257,7 +257,7 @@ def _question1(d: ReportData) -> str:
          "the problem set's units are sigmoids:</p>" + _math(SIGMOID_MML),
          _img(out, "network.svg", "the network", "The network (<code>scratchnet diagram</code>)."
               " Edge labels are the weights' numbers in the problem set's order: "
-              + e("; ".join(ranges[:12])) + ("; …" if len(ranges) > 12 else "") + ".")]
+              + prose("; ".join(ranges[:12])) + ("; …" if len(ranges) > 12 else "") + ".")]
     dv = d.summary["derivation"]
     der = ("<p>Generated from the architecture with sympy (<code>scratchnet derive</code>; also "
            "<code>derivation.md</code>). Checked here: the "
@@ -283,7 +283,7 @@ def _worked_html(d: ReportData) -> str:
     for k in range(lay.n_params):
         dn, dv = st.receiving(k)
         cn, cv = st.carried(k)
-        rows.append([html.escape(lay.weight_name(k)), prose(f"{dn} × {cn}"),
+        rows.append([prose(lay.weight_name(k)), prose(f"{dn} × {cn}"),
                      f"{dv:+.3e} × {cv:+.4f}", f"{st.grad_row[k]:+.3e}", f"{st.grad[k]:+.4e}",
                      f"{st.w[k]:+.6f}", f"{st.w_next[k]:+.6f}"])
     H.append(f"<p>{prose(f'Every derivative is δ of the unit the weight enters × what the weight carries. The column Σ_n sums the row formula over all {len(d.result.prepared.train_idx)} training rows; the last column is the weight after one step w − η ∂E/∂w with η = {st.lr:g} — the weights the engine holds after epoch 1.')}</p>")
@@ -579,7 +579,7 @@ def _q4_vanishing(d: ReportData) -> str:
 
 def _q4_bias(d: ReportData) -> str:
     lay, f, b = d.layout, d.final, _got(d, "bias", "test_acc")
-    rows = [[html.escape(lay.weight_name(k)), f"{d.init_w[k]:+.4f}", f"{d.result.model.w[k]:+.4f}"]
+    rows = [[prose(lay.weight_name(k)), f"{d.init_w[k]:+.4f}", f"{d.result.model.w[k]:+.4f}"]
             for k in range(min(lay.n_params, 60))]
     text = ("A weight says how much one unit's output matters to the next unit; the bias weight"
             " (from the constant node b) shifts where the unit's step sits, so a border need not"
