@@ -263,3 +263,42 @@ def test_compare_keeps_the_checkpoints_both_reached(tmp_path, capsys, monkeypatc
     assert rows == [str(m) for m in range(0, kept + 1, 100)]  # every checkpoint both reached
     assert f"after {kept} epochs" in err and "agree" in err and out == ""
     assert fig.read_bytes()[:4] == b"\x89PNG"
+
+
+# ---- sweep: a real process stopped by a signal, then resumed -----------------------------
+SWEEP = [sys.executable, "-m", "scratchnet", "sweep", "--engine", "numpy", "--hidden", "3,7",
+         "--lr", "0.01", "--seeds", "0:24", "--epochs", "4000", "--chunk-size", "4",
+         "--record-every", "100", "--quiet", "--out"]
+
+
+def _data_rows(path) -> int:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return sum(1 for line in fh if line.endswith("\n")) - 1  # the header
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+def test_a_sweep_stopped_by_a_signal_resumes_to_the_clean_file(tmp_path, sig, code):
+    """SIGTERM (the path of Ctrl-C) or SIGKILL after some chunks: rerunning the command
+    trains only what is missing and ends with the bytes of an uninterrupted sweep."""
+    clean = subprocess.run([*SWEEP, "clean.csv"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr
+    p = subprocess.Popen([*SWEEP, "part.csv"], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT
+    while _data_rows(tmp_path / "part.csv") < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.poll() is None, "the sweep ended before the signal: make it longer"
+    p.send_signal(sig)
+    got, err = finish(p)
+    assert got == code and "Traceback" not in err, err
+    done = _data_rows(tmp_path / "part.csv")
+    assert 8 <= done < 48  # what finished is on disk, and the sweep was cut short
+    resumed = subprocess.run([*SWEEP, "part.csv"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
+    for a, b in (("part.csv", "clean.csv"), ("part.curves.npy", "clean.curves.npy")):
+        assert (tmp_path / a).read_bytes() == (tmp_path / b).read_bytes(), a
