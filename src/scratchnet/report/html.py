@@ -46,8 +46,8 @@ summary{cursor:pointer;color:#6a3d9a}.toc a{margin-right:1em}
  body{max-width:none;padding:0;font-size:9.5pt;line-height:1.35}
  h2{margin-top:1em;break-after:avoid}h3{margin-top:.8em;break-after:avoid}
  figure,tr,.card,math{break-inside:avoid}figure{margin:.4em 0}
- figure img{max-height:36vh;width:auto;max-width:100%;border:none}
- .pair figure{flex:1 1 45%}.pair figure img{max-height:30vh}
+ figure img{max-height:31vh;width:auto;max-width:100%;border:none}
+ .pair figure{flex:1 1 45%}.pair figure img{max-height:27vh}
  table{font-size:7.5pt;margin:.4em 0}td,th{padding:0 4px}
  table.formulas math{font-size:90%}math[display=block]{margin:.15em 0}
  .derivation p,.q4 p{margin:.3em 0}.q4{padding:0 10px;margin:.6em 0}
