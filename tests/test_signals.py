@@ -8,6 +8,7 @@ while the outputs are being written leaves the old file or the complete new one.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -302,3 +303,39 @@ def test_a_sweep_stopped_by_a_signal_resumes_to_the_clean_file(tmp_path, sig, co
     assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr
     for a, b in (("part.csv", "clean.csv"), ("part.curves.npy", "clean.curves.npy")):
         assert (tmp_path / a).read_bytes() == (tmp_path / b).read_bytes(), a
+
+
+@pytest.mark.parametrize("at_run,where", [(2, "during the check run"),
+                                          (7, "while measuring the differences' effects")])
+def test_doctor_reports_what_it_saw_and_trains_no_further(capsys, monkeypatch, at_run, where):
+    """Ctrl-C in the check run (the 2nd run: a pilot is the 1st), or in the 7th run, the
+    second difference's (after two timing pilots, the right setup and the first difference):
+    the findings so far are printed, one info finding says so, nothing more is trained, one
+    'scratchnet: interrupted' line, exit 130."""
+    from scratchnet.cli import main
+    from scratchnet.training import train as train_mod
+
+    calls = []
+    real = train_mod.engine_for
+
+    def engine_for(config, prep):
+        engine = real(config, prep)
+        calls.append(config.epochs)
+        if len(calls) == at_run:
+            epochs = engine.epochs
+            engine.epochs = lambda w, start, *a: (
+                kill_self(signal.SIGINT) if start >= 1000 else None, epochs(w, start, *a))[1]
+        return engine
+
+    monkeypatch.setattr(train_mod, "engine_for", engine_for)
+    code = main(["doctor", "--data", "ps5", "--ps5-q3", "--check-epochs", "3000",
+                 "--time-limit", "60", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 130
+    one_scratchnet_line(err, "interrupted after")
+    assert len(calls) == at_run  # nothing trained after the signal
+    found = {f["id"]: f for f in json.loads(out)["findings"]}
+    assert where in found["interrupted"]["saw"]
+    assert "init-not-shared" in found and "loss-scale-differs" in found  # the static ones
+    measured = [f for f in found.values() if f["effect"]]
+    assert len(measured) == (0 if at_run == 2 else 1)  # the first difference was measured

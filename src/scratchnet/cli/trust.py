@@ -175,6 +175,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                                         check_epochs=args.check_epochs,
                                         time_limit=args.time_limit, setup=setup)
     serious = sum(f.severity == "serious" for f in findings)
+    if any(f.id == doctor.INTERRUPTED for f in findings):
+        print(f"scratchnet: interrupted after {trained} epochs of the check run; the findings "
+              "use those epochs", file=sys.stderr)
     if args.json:
         print(json.dumps({"setup": _describe(config, prep), "epochs_trained": trained,
                           "serious": serious, "findings": [f.to_dict() for f in findings]},

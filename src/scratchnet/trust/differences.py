@@ -176,12 +176,30 @@ class Outcome:
         return y, y > self.threshold
 
 
-def _run(cfg, w0, epochs: int, grid) -> Outcome:
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM/SIGHUP) while the effects were measured: ``effects`` holds those
+    measured before it."""
+
+    def __init__(self, effects: list):
+        super().__init__("interrupted")
+        self.effects = effects
+
+
+def _trained(cfg, w0):
+    """``train`` of a measurement run; an interrupt (which ``train`` turns into a result cut
+    short) stops the measuring instead of going on to the next run."""
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            res = train(replace(cfg, epochs=epochs), w0=w0)
+            res = train(cfg, w0=w0)
     except DivergedError as e:
         res = e.result
+    if res.stopped == "interrupted":
+        raise KeyboardInterrupt
+    return res
+
+
+def _run(cfg, w0, epochs: int, grid) -> Outcome:
+    res = _trained(replace(cfg, epochs=epochs), w0)
     prep = res.prepared
     out = Outcome(int(res.final["epochs"]), float(res.final["train_loss"]),
                   float(res.final["test_acc"]), np.empty(0), np.empty(0, bool), prep.layout,
@@ -196,11 +214,7 @@ def _epochs(cfg, w0, runs: int, check_epochs: int, time_limit: float) -> int:
     pilot = min(1000, cfg.epochs, check_epochs)
     for _ in range(2):
         t0 = time.perf_counter()
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            try:
-                train(replace(cfg, epochs=pilot), w0=w0)
-            except DivergedError:
-                pass
+        _trained(replace(cfg, epochs=pilot), w0)
     per_epoch = (time.perf_counter() - t0) / max(pilot, 1)
     budget = int(time_limit / max(per_epoch * runs, 1e-9))
     return max(pilot, min(cfg.epochs, check_epochs, budget))
@@ -232,6 +246,14 @@ def measure(config, prep, setup: Setup, diffs: list[Difference], *, w0=None,
     seed.  Returns (effects, epochs per run)."""
     if not diffs:
         return [], 0
+    out: list[Effect] = []
+    try:
+        return _measure(config, prep, setup, diffs, w0, check_epochs, time_limit, out)
+    except KeyboardInterrupt:
+        raise Interrupted(out) from None
+
+
+def _measure(config, prep, setup, diffs, w0, check_epochs, time_limit, out: list):
     keys = {d.key for d in diffs}
     cfg = right_config(config)
     lay = prep.layout
@@ -246,7 +268,6 @@ def measure(config, prep, setup: Setup, diffs: list[Difference], *, w0=None,
                 "standardize_targets": (replace(cfg, standardize_targets=True), w_seed),
                 "loss_scale": (replace(cfg, lr=cfg.lr * c), w_seed),
                 "init_from": (cfg, w_torch)}
-    out = []
     for d in diffs:
         if d.key == "grid_stats":
             out.append(_grid_effect(right, grid, setup.grid_stats))

@@ -512,7 +512,8 @@ def short_run(config, w0=None, check_epochs: int = 20_000, time_limit: float = 5
     res, div = run(pilot)
     per_epoch = (time.perf_counter() - t0) / max(pilot, 1)
     n = min(n, max(pilot, int(time_limit / max(per_epoch, 1e-9))))
-    return (res, div) if n == pilot or div else run(n)
+    stop = n == pilot or div or res.stopped == "interrupted"
+    return (res, div) if stop else run(n)
 
 
 def dynamic_checks(prep, config, w0=None, check_epochs: int = 20_000,
@@ -520,6 +521,8 @@ def dynamic_checks(prep, config, w0=None, check_epochs: int = 20_000,
     res, diverged = short_run(config, w0, check_epochs, time_limit)
     h, prob = res.history, prep.problem
     found = check_learning_rate(h.train_loss, config.lr, config.epochs, diverged)
+    if res.stopped == "interrupted":
+        found.append(interrupted_finding(len(h), "during the check run"))
     found += check_overfitting(h.train_loss, h.test_loss)
     if not diverged:
         found += check_units(prep.layout, config.loss, res.model.w, prob.x_train, prob.y_train,
@@ -538,7 +541,29 @@ def diagnose(config, *, quick: bool = False, w0=None, check_epochs: int = 20_000
     found, trained = static_checks(prep, config, w0) + check_setup(prep, config, setup), 0
     if not quick and config.epochs > 0:
         more, trained = dynamic_checks(prep, config, w0, check_epochs, time_limit)
-        effects, _ = D.measure(config, prep, setup, D.present(config, prep, setup), w0=w0,
-                               check_epochs=check_epochs, time_limit=time_limit)
+        effects = []
+        if not any(f.id == INTERRUPTED for f in more):
+            try:
+                effects, _ = D.measure(config, prep, setup, D.present(config, prep, setup),
+                                       w0=w0, check_epochs=check_epochs, time_limit=time_limit)
+            except D.Interrupted as e:
+                effects = e.effects
+                more.append(interrupted_finding(
+                    trained, f"while measuring the differences' effects ({len(e.effects)} "
+                    "measured)"))
         found = attach_effects(found + more, effects)
     return sort_findings(found), trained
+
+
+INTERRUPTED = "interrupted"
+
+
+def interrupted_finding(epochs: int, when: str) -> Finding:
+    """Ctrl-C (or SIGTERM/SIGHUP) stopped the training: what was seen so far is reported, and
+    nothing more is trained."""
+    return Finding(0, INTERRUPTED, "info", "the doctor was interrupted",
+                   f"Ctrl-C {when}, after {epochs} epochs of the check run",
+                   "the dynamic findings describe those epochs only, and the effects of the "
+                   "differences not measured are missing",
+                   "run the doctor again (--check-epochs and --time-limit bound how long it "
+                   "trains)")
