@@ -75,3 +75,34 @@ def test_diagram_command(tmp_path, capsys):
     assert f.exists() and "2-16-8-3" in capsys.readouterr().out
     assert main(["diagram", "--out", str(tmp_path / "d.txt")]) == 2
     assert ".png, .svg or .pdf" in capsys.readouterr().err
+
+
+def test_every_ps5_label_sits_on_its_own_edge():
+    """Issue 13: w7 no longer sits among x_1's edges — the edge nearest to every label's
+    centre (in the drawn picture) is the label's own weight."""
+    import numpy as np
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = network_figure(Layout.build(2, (7,), 1))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrow)]  # w1..w29 in drawing order
+    segs = [(ax.transData.transform((a._x, a._y)),
+             ax.transData.transform((a._x + a._dx, a._y + a._dy))) for a in arrows]
+
+    def distance(p, seg):
+        a, b = seg
+        t = np.clip(np.dot(p - a, b - a) / np.dot(b - a, b - a), 0.0, 1.0)
+        return float(np.linalg.norm(p - (a + t * (b - a))))
+
+    labels = [t for t in ax.texts if t.get_text().startswith("$w_")]
+    assert len(labels) == 14 and len(segs) == 29
+    for t in labels:
+        box = t.get_window_extent(renderer)
+        centre = np.array([(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2])
+        k = int(t.get_text()[4:-2]) - 1
+        d = [distance(centre, s) for s in segs]
+        assert int(np.argmin(d)) == k, (t.get_text(), int(np.argmin(d)) + 1)
