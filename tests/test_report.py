@@ -466,3 +466,6 @@ def test_the_page_tells_the_truth(report):
     for name in ("augmentation_map.png", "augmentation_off_map.png"):
         assert name in s["files"] and os.path.getsize(os.path.join(out, name)) > 0
     assert "standardized units: they multiply the standardized inputs" in page
+    own = os.path.getsize(os.path.join(out, "report.html")) / 1024  # the Files table: sizes
+    assert f"<code>report.html</code></a></td><td>{own:.1f} kB (this page)" in page
+    assert "\x00" not in page

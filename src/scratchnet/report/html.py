@@ -203,10 +203,31 @@ def render_html(d: ReportData) -> str:
              _question4(d), _files(d)]
     body = "\n".join(x for x in parts if x)
     title = "Problem set 5 — " + ("exercise" if d.exercise else "report")
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
             f"<title>{title}: {d.layout.describe()} network on {html.escape(d.result.prepared.dataset.source)}"
             f"</title><style>{CSS}</style></head><body>{body}</body></html>\n")
+    return _with_own_size(page)
+
+
+_OWN_SIZE = "\x00page size\x00"  # the Files table's size of report.html, filled in last
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f} kB"
+
+
+def _with_own_size(page: str) -> str:
+    """The page with its own size written into the Files table (the size counts itself: a
+    few rounds until the number stops changing)."""
+    text = _kb(len(page.encode("utf-8")))
+    for _ in range(5):
+        full = page.replace(_OWN_SIZE, text)
+        now = _kb(len(full.encode("utf-8")))
+        if now == text:
+            break
+        text = now
+    return page.replace(_OWN_SIZE, text)
 
 
 def _header(d: ReportData) -> str:
@@ -683,11 +704,12 @@ def _files(d: ReportData) -> str:
     rows = []
     for n in d.files:
         p = os.path.join(d.out, n)
-        size = ("this page" if n == "report.html" else
-                f"{os.path.getsize(p) / 1024:.1f} kB" if os.path.exists(p) else "")
+        size = (_OWN_SIZE + " (this page)" if n == "report.html" else
+                _kb(os.path.getsize(p)) if os.path.exists(p) else "")
         rows.append([f"<a href='{html.escape(n)}'><code>{html.escape(n)}</code></a>", size])
     if "report.html" not in d.files:
-        rows.append(["<code>report.html</code>", "this page"])
+        rows.append(["<a href='report.html'><code>report.html</code></a>",
+                     _OWN_SIZE + " (this page)"])
     rows.append(["<a href='summary.json'><code>summary.json</code></a>",
                  "every number of this page (and the timings)"])
     return "<h2 id='files'>Files</h2>" + _table(["file", "size"], rows)
