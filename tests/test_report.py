@@ -469,3 +469,15 @@ def test_the_page_tells_the_truth(report):
     own = os.path.getsize(os.path.join(out, "report.html")) / 1024  # the Files table: sizes
     assert f"<code>report.html</code></a></td><td>{own:.1f} kB (this page)" in page
     assert "\x00" not in page
+
+
+def test_activation_verdict_weighs_the_gap_against_the_seed_spread(report):
+    from scratchnet.report.html import _verdict
+
+    same = _verdict({"test_acc_mean": 0.655, "test_acc_std": 0.042},
+                    {"test_acc_mean": 0.650, "test_acc_std": 0.0})
+    apart = _verdict({"test_acc_mean": 0.90, "test_acc_std": 0.02},
+                     {"test_acc_mean": 0.65, "test_acc_std": 0.03})
+    assert "cannot be told apart" in same and "more than the spread (0.036)" in apart
+    a = report[0].summary["q4"]["activation"]
+    assert _verdict(a[report[2].activation], a["identity"]) in _page(report[1])

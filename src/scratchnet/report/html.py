@@ -528,8 +528,18 @@ def _q4_activation(d: ReportData) -> str:
               f"({ae['epochs']} epochs each): {c.activation} {a['test_acc_mean']:.3f} ± "
               f"{a['test_acc_std']:.3f}, identity {b['test_acc_mean']:.3f} ± "
               f"{b['test_acc_std']:.3f} (mean ± std over seeds; <code>scratchnet sweep</code> "
-              "runs such ensembles).")
+              "runs such ensembles)" + _verdict(a, b) + ".")
     return _concept(d, "Activation function", text, m)
+
+
+def _verdict(a: dict, b: dict) -> str:
+    """Whether two seed ensembles' mean test accuracies differ by more than their spread."""
+    gap = abs(a["test_acc_mean"] - b["test_acc_mean"])
+    spread = math.hypot(a["test_acc_std"], b["test_acc_std"])
+    if gap <= spread:
+        return (": the means lie within the spread, so on these test rows the two cannot be "
+                "told apart")
+    return f": the means differ by {gap:.3f}, more than the spread ({spread:.3f})"
 
 
 def _q4_backprop(d: ReportData) -> str:
@@ -620,10 +630,14 @@ def _q4_loss(d: ReportData) -> str:
     prep = d.result.prepared
     m = (f"Final training loss {_num(f['train_loss'])} ({_num(f['train_loss'] / len(prep.train_idx))}"
          f" per row), test loss {_num(f['test_loss'])} ({_num(f['test_loss'] / len(prep.test_idx))}"
-         " per row). The 0/1 targets are reachable, so the loss can approach 0.")
-    if "floor" in st:
-        m += (f" With the problem set's standardized labels it could not: floor {st['floor']:.4g}"
-              " (see above).")
+         " per row).")
+    if "floor" in st and d.config.faithful:
+        m += (f" This run keeps the problem set's standardized labels, so its training loss "
+              f"cannot go below the floor {st['floor']:.4g} (see above).")
+    elif "floor" in st:
+        m += (" The 0/1 targets lie within the output's range, so no row has a floor; with the "
+              f"problem set's standardized labels the training loss could not go below "
+              f"{st['floor']:.4g} (see above).")
     per_row = (d.derivation.loss_mathml() if d.derivation is not None
                else html.escape(LOSSES[d.config.loss].formula))
     return _concept(d, "Loss", f"The loss measures how far the outputs are from the targets. "
