@@ -260,6 +260,9 @@ def test_student_panel_floor_and_both_thresholds(report):
     page = _page(out)
     assert "The problem set's numbers, explained" in page and "synthetic stand-in" in page
     assert f"{st['floor']:.4g}" in page and f"{st['acc_half'][1]:.3f}" in page
+    learned = st["acc_half"][0] > st["always_class_1"][0]  # the page claims it only then
+    assert ("it did learn the classes" in page) == learned
+    assert ("has not learned the classes yet" in page) == (not learned)
     assert os.path.getsize(os.path.join(out, "student_losses.png")) > 0
     assert os.path.getsize(os.path.join(out, "student_map.png")) > 0
 

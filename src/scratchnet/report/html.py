@@ -416,7 +416,10 @@ def _student_panel(d: ReportData) -> str:
             f"{m_tr:.3f} training / {m_te:.3f} test, which is exactly what always answering "
             f"class 1 scores ({st['always_class_1'][0]:.3f} / {st['always_class_1'][1]:.3f}). "
             f"The same network thresholded at 0.5 on its raw output scores {h_tr:.3f} / "
-            f"{h_te:.3f}: it did learn the classes, the midpoint hides it.</p>")
+            f"{h_te:.3f}" + (": it did learn the classes, the midpoint hides it.</p>"
+                             if h_tr > st["always_class_1"][0] else
+                             ", no better than always answering class 1 on the training rows: "
+                             "after these epochs it has not learned the classes yet.</p>"))
     line = (" Its black line is 0.5 on the raw output, the threshold that scores "
             f"{st['acc_half'][0]:.3f} / {st['acc_half'][1]:.3f} above." if "acc_half" in st
             else "")
