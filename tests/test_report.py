@@ -484,3 +484,13 @@ def test_activation_verdict_weighs_the_gap_against_the_seed_spread(report):
     assert "cannot be told apart" in same and "more than the spread (0.036)" in apart
     a = report[0].summary["q4"]["activation"]
     assert _verdict(a[report[2].activation], a["identity"]) in _page(report[1])
+
+
+def test_the_problem_sets_panel_is_for_its_sigmoid_output_only(tmp_path):
+    """With a linear output the midpoint, the floor and 'always class 1' do not hold: no
+    panel, no link to it."""
+    rep = build_report(TrainConfig(epochs=200, output="identity", log_every=0),
+                       str(tmp_path / "lin"), ReportOptions(torch_epochs=0, aux_epochs=0))
+    page = _page(str(tmp_path / "lin"))
+    assert rep.code == 0 and "student" not in rep.summary
+    assert "id='student'" not in page and "href='#student'" not in page

@@ -434,12 +434,12 @@ def _question2(result, opt: ReportOptions, T, F: _Folder, s: dict) -> None:
 
 def _student(config, result, T, F: _Folder, s: dict):
     """The problem set's own procedure beside ours: its loss floor, its accuracy read two ways
-    and its self-standardized map."""
+    and its self-standardized map (for the problem set's sigmoid output only)."""
     from . import plots
     from .experiments import grid_standardized_model, student_run
 
     prep = result.prepared
-    if prep.layout.sizes[-1] != 1 or len(prep.classes) != 2:
+    if prep.layout.sizes[-1] != 1 or len(prep.classes) != 2 or prep.layout.output != "sigmoid":
         return None
     st = None
     with T("student's procedure", s, "student"):

@@ -262,8 +262,10 @@ def _header(d: ReportData) -> str:
     if d.exercise:
         H.append("<p class='note'>Exercise version: the derivation, the worked step and the "
                  "answers to Question 4 are hidden behind <b>show solution</b>.</p>")
+    student = ("<a href='#student'>The problem set's numbers</a>" if d.summary.get("student")
+               else "")
     H.append("<p class='toc'><a href='#q1'>Question 1</a><a href='#q2'>Question 2</a>"
-             "<a href='#student'>The problem set's numbers</a><a href='#q3'>Question 3</a>"
+             f"{student}<a href='#q3'>Question 3</a>"
              "<a href='#q4'>Question 4</a><a href='#files'>Files</a></p>")
     return "".join(H)
 
