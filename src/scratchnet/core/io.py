@@ -19,8 +19,8 @@ import csv
 import json
 import math
 import os
+import secrets
 import stat
-import tempfile
 from typing import IO, Iterator
 
 from .errors import OutputError
@@ -76,13 +76,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, encoding: str | No
             raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
         return
     folder = os.path.dirname(os.path.abspath(path))
+    # The name is chosen before the file exists, so that an exception at any point after it
+    # is created (a signal's handler raising between two bytecodes included: mkstemp has a
+    # few after its open) still knows which file to remove.
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    fd = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                   dir=folder)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write in folder {folder} "
-                          f"({e.strerror or e})") from None
-    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, mode, **text) as fh:
             yield fh
             fh.flush()
@@ -90,8 +90,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, encoding: str | No
         os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+        if not isinstance(e, FileExistsError):  # (that one is another writer's file)
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        if isinstance(e, OSError) and fd is None:
+            raise OutputError(f"{path}: cannot write in folder {folder} "
+                              f"({e.strerror or e})") from None
         if isinstance(e, OSError):
             raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
@@ -204,14 +208,15 @@ def check_folder(path: str | None, option: str) -> None:
 def _probe_folder(folder: str, what: str) -> None:
     """Create and remove a temporary file: the only honest test (``os.access`` says yes to root
     on a read-only file system)."""
+    tmp = os.path.join(folder, f".scratchnet-probe.{secrets.token_hex(6)}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".scratchnet-probe.", dir=folder)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as e:
         raise OutputError(f"{what}: cannot write in folder '{folder}' "
                           f"({e.strerror or e})") from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.remove(tmp)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
 
 
 __all__ = ["atomic_write", "write_text", "write_bytes", "write_json", "dumps_json", "write_csv",
