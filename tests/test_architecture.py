@@ -158,18 +158,12 @@ def test_every_import_points_down_the_layers():
     assert up == []
 
 
-# Imports of light modules still inside functions, per file: each owner moves them to module
-# level (or shows the cycle that keeps them there); the lead removes an entry when it is done.
-# The counts may only go down.
+# Imports of light modules inside functions, per file: none but this one (issue 11 item 5;
+# 124 at the start of 2026-12-07).
 LIGHT_IN_FUNCTIONS_ALLOWED = {
-    # the report (issue 13's owner moves them)
-    "scratchnet.report.build": 37, "scratchnet.report.demos": 10, "scratchnet.report.derive": 2,
-    "scratchnet.report.diagram": 1, "scratchnet.report.experiments": 8,
-    "scratchnet.report.notebook": 1, "scratchnet.report.plots": 1,
-    "scratchnet.report.worked": 1, "scratchnet.cli.report": 12,
-    # the playground: web/ has none left (PlaygroundError moved into the package so that
-    # session and features no longer import each other); the command keeps one, so that every
-    # other command starts without the web application's modules
+    # the playground command keeps one, so that every other command starts without the web
+    # application's modules (web/ itself has none: PlaygroundError moved into the package so
+    # that session and features no longer import each other)
     "scratchnet.cli.web": 1,
 }
 

@@ -6,7 +6,14 @@ import os
 import sys
 
 from ..core.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+from ..core.errors import ScratchnetError
+from ..core.io import check_folder, check_writable, write_text
 from ..core.losses import LOSSES
+from ..core.network import Layout
+from ..report.build import ReportOptions, build_report, find_chromium
+from ..report.derive import derive
+from ..report.diagram import save_diagram
+from ..training.progress import ProgressBar
 from .common import (add_training_args, config_from_args, int_list, nonneg_int, path,
                      positive_int)
 
@@ -70,8 +77,6 @@ def _add_architecture_args(p: argparse.ArgumentParser) -> None:
 
 
 def _layout(args):
-    from ..core.errors import ScratchnetError
-    from ..core.network import Layout
 
     n_out = args.outputs
     if args.output == "softmax" and n_out < 2:
@@ -83,13 +88,10 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..report.diagram import save_diagram
-    from ..core.errors import ScratchnetError
 
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in (".png", ".svg", ".pdf"):
         raise ScratchnetError(f"--out {args.out}: use a .png, .svg or .pdf file name")
-    from ..core.io import check_writable
 
     check_writable(args.out, "--out")
     layout = _layout(args)
@@ -99,8 +101,6 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
-    from ..core.io import check_writable, write_text
-    from ..report.derive import derive
 
     if args.out:
         check_writable(args.out, "--out")
@@ -115,16 +115,11 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
 
 def cmd_ps5(args: argparse.Namespace) -> int:
-    from ..training.progress import ProgressBar
-    from ..report.build import ReportOptions, build_report
 
-    from ..core.io import check_folder
 
     config = config_from_args(args)
     check_folder(args.out, "--out")  # before training, not after it
     if args.pdf:
-        from ..core.errors import ScratchnetError
-        from ..report.build import find_chromium
 
         if find_chromium() is None:  # refuse before training, not after
             raise ScratchnetError("--pdf: needs Chromium (apt-get install chromium, or "

@@ -14,19 +14,41 @@ the mathematics is MathML, which browsers render natively.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import multiprocessing
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..cnn.net import CNNConfig, forward_all, train_cnn
+from ..core.backprop import loss_and_grad, numeric_grad
 from ..core.errors import DivergedError, ScratchnetError
+from ..core.io import write_json, write_text
+from ..core.model import Model
 from ..core.network import init_weights
+from ..engines.ensemble import train_ensemble
+from ..training import train as train_module
+from ..training.monitor import layer_gradient_norms, saturated_share
 from ..training.run import deferred_interrupts
+from ..training.train import TrainConfig, train
+from ..trust import twin
+from . import experiments as ex
+from . import plots
+from .derive import derive
+from .diagram import network_figure
+from .experiments import grid_standardized_model, student_run
+from .html import ReportData, render_html
+from .notebook import write_notebook
+from .worked import worked_step
 
 AUX_FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)  # η × these, compared
 
@@ -75,16 +97,14 @@ def train_with_snapshots(config, marks, progress=None, on_log=None):
     schedules), so the numbers are those of one ``train`` call for every optimizer.  A diverged
     run raises :class:`DivergedError` with train()'s message (the absolute epoch) whose
     ``result`` is (TrainResult, snapshots) for the epochs before it."""
-    import time as _time
 
-    from ..training import train as T
 
     if not _is_plain(config) and hasattr(config, "monitor"):
         config = replace(config, monitor=True)  # Question 4's curves: recorded every epoch
-    prep = T.prepare(config)
-    run = T.start_run(config, prep)
+    prep = train_module.prepare(config)
+    run = train_module.start_run(config, prep)
     snaps = {0: run.w.copy()}
-    t0 = _time.perf_counter()
+    t0 = time.perf_counter()
     try:
         for mark in sorted(set(int(m) for m in marks if 0 < m <= config.epochs)):
             while run.epoch < mark and not run.finished and run.stopped != "interrupted":
@@ -92,15 +112,15 @@ def train_with_snapshots(config, marks, progress=None, on_log=None):
                 run.advance(min(run.slice, mark - run.epoch))
                 if run.stopped in ("diverged", "interrupted"):
                     break
-                T._report(run, seen, config, on_log, progress)
+                train_module._report(run, seen, config, on_log, progress)
             if run.stopped in ("diverged", "interrupted"):
                 break
             snaps[mark] = run.w.copy()
     except KeyboardInterrupt:
         run.stopped = "interrupted"
-    result = T._result(run, config, prep, _time.perf_counter() - t0)
+    result = train_module._result(run, config, prep, time.perf_counter() - t0)
     if run.diverged_at is not None:
-        raise T.diverged_error(run, config, (result, snaps))
+        raise train_module.diverged_error(run, config, (result, snaps))
     return result, snaps
 
 
@@ -119,7 +139,6 @@ def confusion(model, X, y, classes) -> list[list[int]]:
 
 def monitor_series(result, snaps):
     """(epochs, grad norms (T, L), saturated share (T, H)) over training."""
-    from ..training.monitor import layer_gradient_norms, saturated_share
 
     layout, P = result.prepared.layout, result.prepared.problem
     mon = getattr(result, "monitor", None)
@@ -136,7 +155,6 @@ def monitor_series(result, snaps):
 
 def lr_comparison(config, prepared, epochs: int):
     """Training loss curves for η × AUX_FACTORS, all networks at once (train_ensemble)."""
-    from ..engines.ensemble import train_ensemble
 
     lrs = np.array([config.lr * f for f in AUX_FACTORS])
     every = max(1, epochs // 400)
@@ -147,7 +165,6 @@ def lr_comparison(config, prepared, epochs: int):
 
 def softmax_example(epochs: int = 2000):
     """Question 4's softmax: a 2-7-3 softmax / cross-entropy network on three Gaussian blobs."""
-    from ..training.train import TrainConfig, train
 
     cfg = TrainConfig(data="gaussians", n_classes=3, output="softmax", loss="ce", hidden=(7,),
                       lr=1e-3, epochs=epochs, log_every=0)
@@ -233,7 +250,6 @@ class _Folder:
         return os.path.join(self.out, name)
 
     def savefig(self, fig, name: str) -> None:
-        from . import plots
 
         t0 = time.perf_counter()
         plots.save(fig, self.path(name))
@@ -295,8 +311,6 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
 def _finish(config, opt, result, der, student, T, F: _Folder, s: dict, code: int,
             t_report: float) -> None:
     """The worked step, report.html, the optional outputs and summary.json."""
-    from ..core.io import write_json, write_text
-    from .html import ReportData, render_html
 
     if code == 130:
         s["interrupted"] = True
@@ -323,7 +337,6 @@ def _finish(config, opt, result, der, student, T, F: _Folder, s: dict, code: int
 def _extras(config, opt: ReportOptions, F: _Folder, s: dict) -> None:
     """The optional outputs: the notebook and the printed PDF."""
     if opt.notebook:
-        from .notebook import write_notebook
 
         write_notebook(config, F.path("report.ipynb"))
     if opt.pdf:
@@ -391,11 +404,6 @@ def test_loss_rise(test_loss) -> dict | None:
 
 def _question1(result, T, F: _Folder, s: dict):
     """The data, the diagram and the derivation (checked against the engine)."""
-    from . import plots
-    from ..core.backprop import loss_and_grad
-    from ..core.io import write_text
-    from .derive import derive
-    from .diagram import network_figure
 
     prep, model = result.prepared, result.model
     layout, P = prep.layout, prep.problem
@@ -417,7 +425,6 @@ def _question1(result, T, F: _Folder, s: dict):
 
 
 def _question2(result, opt: ReportOptions, T, F: _Folder, s: dict) -> None:
-    from . import plots
 
     prep, model, hist = result.prepared, result.model, result.history
     ds = prep.dataset
@@ -435,8 +442,6 @@ def _question2(result, opt: ReportOptions, T, F: _Folder, s: dict) -> None:
 def _student(config, result, T, F: _Folder, s: dict):
     """The problem set's own procedure beside ours: its loss floor, its accuracy read two ways
     and its self-standardized map (for the problem set's sigmoid output only)."""
-    from . import plots
-    from .experiments import grid_standardized_model, student_run
 
     prep = result.prepared
     if prep.layout.sizes[-1] != 1 or len(prep.classes) != 2 or prep.layout.output != "sigmoid":
@@ -467,7 +472,6 @@ def _student(config, result, T, F: _Folder, s: dict):
 
 
 def _worked(config, result):
-    from .worked import worked_step
 
     P, lay = result.prepared.problem, result.prepared.layout
     w0 = init_weights(lay, config.init, config.seed)
@@ -478,8 +482,6 @@ def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student
                q4: dict) -> dict:
     """Question 4's concepts into ``q4``, each measured on this run or changed in a side
     experiment (one that fails is reported, the rest goes on; an interrupt keeps those done)."""
-    from . import experiments as ex
-    from . import plots
 
     prep = result.prepared
     layout, P = prep.layout, prep.problem
@@ -508,7 +510,6 @@ def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student
         q4["augmentation"] = {"sigma": 0.1, "unchanged_share": jitter_stability(
             result.model, prep.dataset.X[prep.test_idx])}
     with T("gradient check", q4, "gradient_check"):
-        from ..core.backprop import loss_and_grad, numeric_grad
 
         _, g = loss_and_grad(layout, config.loss, result.model.w, P.x_train, P.y_train)
         num = numeric_grad(layout, config.loss, result.model.w, P.x_train, P.y_train)
@@ -520,8 +521,6 @@ def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student
 def _q4_side_runs(config, prep, n_aux: int, T, F: _Folder, q4: dict) -> None:
     """The experiments that train: η to divergence, sigmoid vs identity over seeds, no biases,
     jitter on and off."""
-    from . import experiments as ex
-    from . import plots
 
     with T("learning rates", q4, "learning_rates"):
         lr = ex.learning_rate_experiment(config, prep, n_aux, AUX_FACTORS)
@@ -549,8 +548,6 @@ def _q4_side_runs(config, prep, n_aux: int, T, F: _Folder, q4: dict) -> None:
 
 
 def _q4_softmax_kernels(result, T, F: _Folder, q4: dict) -> None:
-    from . import experiments as ex
-    from . import plots
 
     with T("softmax example", q4, "softmax"):
         sm = softmax_example()
@@ -582,8 +579,6 @@ KERNEL_EPOCHS = 3  # the digits CNN's epochs in the report (demo digits: 30); ~1
 def learned_kernels(F: _Folder, epochs: int = KERNEL_EPOCHS) -> dict:
     """The CNN of ``scratchnet demo digits`` trained ``epochs`` epochs: its learned kernels and
     what they make of one test digit (learned_kernels.png)."""
-    from . import plots
-    from ..cnn.net import CNNConfig, forward_all, train_cnn
 
     r = train_cnn(CNNConfig(epochs=epochs))
     if r.final["stopped"] == "interrupted":
@@ -600,7 +595,6 @@ def learned_kernels(F: _Folder, epochs: int = KERNEL_EPOCHS) -> dict:
 
 def _linear_baseline(config, result) -> dict:
     """The same network and epochs with identity hidden units: a straight border at best."""
-    from ..training.train import train
 
     if len(result.prepared.layout.sizes) < 3:
         return {"skipped": "the network has no hidden layer"}
@@ -617,7 +611,6 @@ def _twin_job(prepared, config, w0, epochs):
     """Run in a separate process: the PyTorch twin (torch's import alone takes seconds)."""
     import torch
 
-    from ..trust import twin
 
     torch.set_num_threads(1)  # tiny tensors; leave the other core to the report
     tw = twin.train_twin(prepared, config, w0=w0, dtype="float64", epochs=epochs)
@@ -627,14 +620,8 @@ def _twin_job(prepared, config, w0, epochs):
 def start_twin(config, result, snaps, n: int):
     """Start the PyTorch twin for ``n`` epochs in a worker process (while the figures are
     drawn); returns (a callable giving the twin's numbers, None) or (None, why it is skipped)."""
-    import importlib.util
-
     if n <= 0:
         return None, "--torch-epochs 0"
-    try:
-        from ..trust import twin  # noqa: F401
-    except ImportError:
-        return None, "scratchnet.trust.twin is not available in this installation"
     if importlib.util.find_spec("torch") is None:
         return None, "PyTorch is not installed (pip install 'scratchnet[torch]')"
     if not _is_plain(config):
@@ -656,7 +643,6 @@ class _Twin:
     def __init__(self, args, in_line: bool = False):
         self.args, self.pool, self.job = args, None, None
         if not in_line:
-            import multiprocessing
 
             self.pool = multiprocessing.get_context("spawn").Pool(1)
             self.job = self.pool.apply_async(_twin_job, args)
@@ -683,8 +669,6 @@ def torch_section(config, result, snaps, n: int, collect, skipped, F: _Folder) -
     engine's map after the twin's epochs beside the twin's."""
     if collect is None:
         return {"skipped": skipped}
-    from . import plots
-    from ..core.model import Model
 
     try:
         w_t, tr_t, te_t, seconds, dtype = collect()
@@ -723,7 +707,6 @@ def torch_section(config, result, snaps, n: int, collect, skipped, F: _Folder) -
 
 
 def find_chromium() -> str | None:
-    import shutil
 
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
@@ -735,8 +718,6 @@ def find_chromium() -> str | None:
 def write_pdf(out: str, exercise: bool = False, timeout: float = 120.0) -> str:
     """``report.pdf`` from ``report.html`` through headless Chromium, with the print
     stylesheet; collapsed sections are opened first (not the exercise's solutions)."""
-    import subprocess
-    import tempfile
 
     browser = find_chromium()
     if browser is None:

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cnn import conv
+from ..cnn.net import CNNConfig, predict_proba, train_cnn
 from ..core.errors import DivergedError
 from ..training.run import deferred_interrupts
 from ..training.train import TrainConfig, train
+from .plots import class_color, grid_axes, new_figure, probability_grid, save, styled
 
 
 @dataclass
@@ -123,13 +126,11 @@ def _vanishing_result(runs: dict, out, epochs, data, depth, width, lr) -> DemoRe
 
 
 def _save(fig, path: str) -> None:
-    from .plots import save
 
     save(fig, path)
 
 
 def _vanishing_figure(runs: dict, depth: int):
-    from .plots import class_color, new_figure, styled
 
     @styled
     def build():
@@ -164,7 +165,6 @@ def _vanishing_figure(runs: dict, depth: int):
 def _gradients_figure(runs: dict):
     from matplotlib import colormaps
 
-    from .plots import new_figure, styled
 
     @styled
     def build():
@@ -246,7 +246,6 @@ def _lr_result(curves: dict, diverged: dict, out, epochs: int, data: str) -> Dem
 
 
 def _lr_figure(curves: dict, verdicts: dict):
-    from .plots import class_color, new_figure, styled
 
     @styled
     def build():
@@ -313,7 +312,6 @@ def _softmax_result(r, out, data: str, n_classes: int) -> DemoResult:
 def _softmax_figure(r):
     from matplotlib.colors import LinearSegmentedColormap
 
-    from .plots import class_color, grid_axes, new_figure, probability_grid, styled
 
     @styled
     def build():
@@ -350,7 +348,6 @@ def _softmax_figure(r):
 def digits(out: str | None = None, epochs: int = 30, seed: int = 0) -> DemoResult:
     """The CNN of ``scratchnet.cnn.net`` on the 8×8 digits: accuracy, its 3×3 kernels and what they
     make of a few test digits (feature maps after ReLU, then after 2×2 max pooling)."""
-    from ..cnn.net import CNNConfig, train_cnn
 
     r = train_cnn(CNNConfig(epochs=epochs, seed=seed))  # Ctrl-C: the epochs so far are kept
     with deferred_interrupts():  # a second Ctrl-C waits for the lines and the figures
@@ -377,7 +374,6 @@ def _digits_result(r, out) -> DemoResult:
 
 
 def _kernels_figure(r):
-    from .plots import new_figure, styled
 
     @styled
     def build():
@@ -403,9 +399,6 @@ def _kernels_figure(r):
 
 
 def _feature_maps_figure(r, n_images: int = 3, n_maps: int = 6):
-    from ..cnn import conv
-    from ..cnn.net import predict_proba
-    from .plots import new_figure, styled
 
     @styled
     def build():

@@ -23,11 +23,13 @@ the engine's gradient.  sympy is imported lazily; it is needed only here.
 from __future__ import annotations
 
 import functools
+import html
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..core.network import Layout
+from .html import prose
 
 # ---- display pieces -------------------------------------------------------------------------
 
@@ -256,9 +258,7 @@ class Derivation:
 
     def to_html(self, heading_level: int = 3) -> str:
         """HTML with MathML (rendered natively by browsers, no script, no network)."""
-        import html
 
-        from .html import prose  # the text's subscripts (β_O, E_n) as inline MathML
 
         h = f"h{heading_level}"
         out = []

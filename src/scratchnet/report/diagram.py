@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from ..core.io import save_figure
 from ..core.network import Layout
 
 COL_DX = 5.0  # model units between two columns (the problem set's spacing)
@@ -127,7 +128,6 @@ def _add_edges(pgm, layout: Layout, l: int, src, dst, weight_labels: bool) -> No
 
 def save_diagram(layout: Layout, path: str, **kw) -> None:
     """Write the diagram to ``path`` (.png, .svg or .pdf, by extension)."""
-    from ..core.io import save_figure  # atomic: a temporary file, then os.replace
 
     fig = network_figure(layout, **kw)
     save_figure(fig, path, bbox_inches="tight", pad_inches=0.05)

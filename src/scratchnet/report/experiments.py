@@ -12,9 +12,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..core.activations import ACTIVATIONS, sigmoid, softmax
-from ..core.backprop import loss_and_grad, predict
+from ..core.backprop import forward, loss_and_grad, predict
+from ..core.data import Standardizer
 from ..core.errors import DivergedError
 from ..core.network import init_weights
+from ..engines.ensemble import train_ensemble
+from ..training.monitor import saturated_share
+from ..training.train import final_metrics, train
 
 # What the problem set printed for Question 2 on its original data (PS5_FACTS.md): train loss
 # at epochs 0, 1000 and 99000; and Question 3's printed test loss (the PyTorch run).
@@ -52,7 +56,6 @@ def student_run(config, main_result) -> StudentRun:
     """The run as the problem set did it: whole-data standardizing of x and of the 0/1 labels.
     Its loss floor, and its accuracy read two ways: at the standardized midpoint (what
     ``--faithful`` reports) and at 0.5 on the raw output."""
-    from ..training.train import train
 
     if config.faithful:
         r = main_result
@@ -84,7 +87,6 @@ def grid_standardized_model(model, g1: np.ndarray, g2: np.ndarray):
     std (which is why its map is shifted and stretched against the data), and its raw sigmoid
     output drawn as it is (``y_pred`` in the problem set's contour plot), not mapped back from
     the standardized labels — read that way every output would be above ½."""
-    from ..core.data import Standardizer
 
     xx, yy = np.meshgrid(g1, g2)
     return replace(model, x_scaler=Standardizer.fit(np.column_stack([xx.ravel(), yy.ravel()])),
@@ -97,7 +99,6 @@ def grid_standardized_model(model, g1: np.ndarray, g2: np.ndarray):
 def activation_experiment(config, prep, epochs: int, seeds: int = 10) -> dict:
     """Sigmoid against identity hidden units over ``seeds`` initial draws (one ensemble run
     each): the spread says how much of a test-accuracy difference is noise."""
-    from ..engines.ensemble import train_ensemble
 
     out = {"epochs": epochs, "seeds": seeds, "n_test": int(len(prep.test_idx))}
     for act in (config.activation, "identity"):
@@ -118,7 +119,6 @@ def bias_experiment(config, prep, epochs: int) -> dict:
     """The same network with every bias weight held at 0 (full-batch gradient descent with the
     bias gradients masked): every border must then pass through the origin of the
     standardized inputs."""
-    from ..training.train import final_metrics
 
     lay, P = prep.layout, prep.problem
     mask = np.array([lay.weight_index(k)[1] != 0 for k in range(lay.n_params)], float)
@@ -137,7 +137,6 @@ def learning_rate_experiment(config, prep, epochs: int, factors) -> dict:
     """η × ``factors`` with an identity output, all at once (train_ensemble): with a sigmoid
     output and 0/1 targets each row's loss is below ½, so the loss is capped at N/2 and cannot
     show divergence; a linear output can.  The test loss judges each η."""
-    from ..engines.ensemble import train_ensemble
 
     lrs = np.array([config.lr * f for f in factors])
     cfg = replace(config, output="identity", epochs=epochs, log_every=0)
@@ -155,7 +154,6 @@ def vanishing_experiment(config, prep) -> dict:
     """At the starting weights: the share of saturated hidden units with raw inputs against
     standardized ones, and the factor |w|·f′ by which each hidden unit scales the error it
     sends back."""
-    from ..training.monitor import saturated_share
 
     lay, P = prep.layout, prep.problem
     w0 = init_weights(lay, config.init, config.seed)
@@ -163,7 +161,6 @@ def vanishing_experiment(config, prep) -> dict:
     out = {"saturated_raw": saturated_share(lay, w0, raw),
            "saturated_standardized": saturated_share(lay, w0, P.x_train)}
     if len(lay.sizes) == 3 and lay.sizes[-1] == 1:  # one hidden layer, one output
-        from ..core.backprop import forward
 
         beta = forward(lay, w0, P.x_train)[1]  # (N, H)
         slope = lay.layer_activation(0).df(beta)
@@ -183,7 +180,6 @@ def softmax_identity() -> float:
 def augmentation_experiment(config, epochs: int, sigma: float = 0.3) -> dict:
     """The same network trained with and without ``--jitter σ`` (fresh Gaussian noise on the
     training inputs every epoch)."""
-    from ..training.train import train
 
     out = {"epochs": epochs, "sigma": sigma}
     for name, cfg in (("off", replace(config, epochs=epochs, log_every=0)),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from ..core.io import write_text
+
 # Config fields the notebook passes on (the others keep their defaults).
 _SKIP = {"log_every", "monitor"}
 
@@ -116,7 +118,6 @@ def notebook_json(config) -> str:
 
 
 def write_notebook(config, path: str) -> None:
-    from ..core.io import write_text
 
     text = notebook_json(config)
     json.loads(text)  # always valid JSON

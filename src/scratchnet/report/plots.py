@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from ..core.backprop import forward
+from ..core.io import save_figure
 
 CLASS_COLORS = ("#6a3d9a", "#d7301f", "#1b9e77", "#1f78b4", "#e6ab02", "#666666", "#a6761d")
 STYLE = {
@@ -77,7 +78,6 @@ def class_label(c) -> str:
 def save(fig, path: str) -> None:
     """Write ``fig`` (format by extension).  Constrained-layout figures already fit their
     labels; the others (the daft diagram) are cut to their content."""
-    from ..core.io import save_figure  # atomic: a temporary file, then os.replace
 
     if fig.get_layout_engine() is None:
         save_figure(fig, path, bbox_inches="tight", pad_inches=0.08)

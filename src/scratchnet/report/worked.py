@@ -18,6 +18,7 @@ import numpy as np
 from ..core.activations import ACTIVATIONS
 from ..core.backprop import forward, loss_and_grad, output_delta
 from ..core.network import Layout
+from .derive import unit_tag
 
 
 @dataclass
@@ -50,7 +51,6 @@ class WorkedStep:
 
     def unit(self, layer: int, j: int) -> str:
         """The derivation's unit names: H1..H7 (H2.3 for several hidden layers), O1.."""
-        from .derive import unit_tag
 
         return unit_tag(self.layout, layer, j)
 
