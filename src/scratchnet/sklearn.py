@@ -87,6 +87,13 @@ class _NumpyLoop(Loop):
 class _ScratchNet(BaseEstimator):
     """What the classifier and the regressor share: validation, the layout and the epochs."""
 
+    def _keep(self, params: dict) -> None:
+        """scikit-learn's rule for ``__init__``: store every parameter as given, under its own
+        name, and do nothing else (checks happen in ``fit``)."""
+        for name, value in params.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
     # ---- subclass hooks -----------------------------------------------------------------
     def _start(self, y, classes) -> None:
         """Learn what the targets look like (classes_, n_outputs_) on the first fit."""
@@ -374,33 +381,7 @@ class ScratchNetClassifier(ClassifierMixin, _ScratchNet):
                  random_state=None, *, beta1=0.9, beta2=0.999, rho=0.99, eps=1e-8,
                  schedule="constant", step_size=1000, gamma=0.5, lr_min=0.0, l2=0.0, l1=0.0,
                  early_stopping=False, patience=100, jitter=0.0):
-        self.hidden = hidden
-        self.activation = activation
-        self.output = output
-        self.loss = loss
-        self.lr = lr
-        self.epochs = epochs
-        self.optimizer = optimizer
-        self.init = init
-        self.reduction = reduction
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.standardize = standardize
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.rho = rho
-        self.eps = eps
-        self.schedule = schedule
-        self.step_size = step_size
-        self.gamma = gamma
-        self.lr_min = lr_min
-        self.l2 = l2
-        self.l1 = l1
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.jitter = jitter
+        self._keep(locals())
 
     def _output_and_loss(self) -> tuple[str, str]:
         n_classes = len(self.classes_)
@@ -492,31 +473,7 @@ class ScratchNetRegressor(RegressorMixin, _ScratchNet):
                  random_state=None, *, beta1=0.9, beta2=0.999, rho=0.99, eps=1e-8,
                  schedule="constant", step_size=1000, gamma=0.5, lr_min=0.0, l2=0.0, l1=0.0,
                  early_stopping=False, patience=100, jitter=0.0):
-        self.hidden = hidden
-        self.activation = activation
-        self.lr = lr
-        self.epochs = epochs
-        self.optimizer = optimizer
-        self.init = init
-        self.reduction = reduction
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.standardize = standardize
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.rho = rho
-        self.eps = eps
-        self.schedule = schedule
-        self.step_size = step_size
-        self.gamma = gamma
-        self.lr_min = lr_min
-        self.l2 = l2
-        self.l1 = l1
-        self.early_stopping = early_stopping
-        self.patience = patience
-        self.jitter = jitter
+        self._keep(locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
