@@ -26,7 +26,8 @@ from ..cnn.net import CNNConfig, predict_proba, train_cnn
 from ..core.errors import DivergedError
 from ..training.run import deferred_interrupts
 from ..training.train import TrainConfig, train
-from .plots import class_color, grid_axes, new_figure, probability_grid, save, styled
+from .plots import (class_color, draw_kernels, grid_axes, new_figure, probability_grid, save,
+                    styled)
 
 
 @dataclass
@@ -382,16 +383,7 @@ def _kernels_figure(r):
         cols = 8
         rows = int(np.ceil(F / cols))
         fig = new_figure(1.3 * cols, 1.4 * rows + 0.5)
-        axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-        lim = np.abs(K).max()
-        for f, ax in enumerate(axes):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if f < F:
-                ax.imshow(K[f, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
-                ax.set_title(f"K{f + 1}", fontsize=9)
-            else:
-                ax.set_visible(False)
+        draw_kernels(np.atleast_1d(fig.subplots(rows, cols)).ravel(), K, F)
         fig.suptitle("Learned 3×3 kernels (red +, blue −)")
         return fig
 

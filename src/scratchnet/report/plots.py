@@ -438,6 +438,20 @@ def conv_pool_figure(g1, g2, P: np.ndarray, pool: int = 8):
     return fig
 
 
+def draw_kernels(axes, K: np.ndarray, n: int, fontsize: int = 9) -> None:
+    """The 3×3 kernels K[f, 0] for f < n, one to an axis on one symmetric red (+) / blue (−)
+    scale; axes beyond n are hidden."""
+    lim = np.abs(K[:n]).max()
+    for f, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if f < n:
+            ax.imshow(K[f, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(f"K{f + 1}", fontsize=fontsize)
+        else:
+            ax.set_visible(False)
+
+
 @styled
 def learned_kernels_figure(K: np.ndarray, image: np.ndarray, maps: np.ndarray, epochs: int,
                            test_acc: float, show: int = 16):
@@ -447,16 +461,7 @@ def learned_kernels_figure(K: np.ndarray, image: np.ndarray, maps: np.ndarray, e
     fig = new_figure(11.0, 2.9)
     top = fig.subfigures(1, 2, width_ratios=[1.15, 1.0])
     n = min(show, K.shape[0])
-    axes = top[0].subplots(2, (n + 1) // 2).ravel()
-    lim = np.abs(K[:n]).max()
-    for f, ax in enumerate(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if f < n:
-            ax.imshow(K[f, 0], cmap="RdBu_r", vmin=-lim, vmax=lim)
-            ax.set_title(f"K{f + 1}", fontsize=8)
-        else:
-            ax.set_visible(False)
+    draw_kernels(top[0].subplots(2, (n + 1) // 2).ravel(), K, n, fontsize=8)
     top[0].suptitle(f"Learned 3×3 kernels after {epochs} epochs (red +, blue −)", fontsize=10)
     right = top[1].subplots(1, 5)
     right[0].imshow(image, cmap="gray_r")
