@@ -6,7 +6,6 @@ import sys
 
 from ..core.errors import ScratchnetError
 from ..core.io import check_folder
-from ..report.demos import DEMOS
 from .common import nonneg_int, option_type, positive_float, positive_int
 
 
@@ -50,7 +49,7 @@ def register(sub) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-
+    from ..report.demos import DEMOS  # the command's own module, loaded when it runs
 
     check_folder(args.out, "--out")  # before training
     kw = {"out": args.out, "epochs": args.epochs, "seed": args.seed}

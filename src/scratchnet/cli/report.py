@@ -10,9 +10,6 @@ from ..core.errors import ScratchnetError
 from ..core.io import check_folder, check_writable, write_text
 from ..core.losses import LOSSES
 from ..core.network import Layout
-from ..report.build import ReportOptions, build_report, find_chromium
-from ..report.derive import derive
-from ..report.diagram import save_diagram
 from ..training.progress import ProgressBar
 from .common import (add_training_args, config_from_args, int_list, nonneg_int, path,
                      positive_int)
@@ -77,7 +74,6 @@ def _add_architecture_args(p: argparse.ArgumentParser) -> None:
 
 
 def _layout(args):
-
     n_out = args.outputs
     if args.output == "softmax" and n_out < 2:
         raise ScratchnetError("--output softmax needs --outputs K with K >= 2 classes")
@@ -87,8 +83,9 @@ def _layout(args):
 def cmd_diagram(args: argparse.Namespace) -> int:
     import matplotlib
 
-    matplotlib.use("Agg")
+    from ..report.diagram import save_diagram  # the command's own module, loaded when it runs
 
+    matplotlib.use("Agg")
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in (".png", ".svg", ".pdf"):
         raise ScratchnetError(f"--out {args.out}: use a .png, .svg or .pdf file name")
@@ -101,6 +98,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
+    from ..report.derive import derive  # the command's own module, loaded when it runs
 
     if args.out:
         check_writable(args.out, "--out")
@@ -115,7 +113,7 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
 
 def cmd_ps5(args: argparse.Namespace) -> int:
-
+    from ..report.build import ReportOptions, build_report, find_chromium  # (~60 ms)
 
     config = config_from_args(args)
     check_folder(args.out, "--out")  # before training, not after it

@@ -15,8 +15,6 @@ import numpy as np
 
 from ..core.errors import ScratchnetError
 from ..core.io import check_folder, check_writable, save_figure
-from ..sweep import (QUANTILES, arch_key, is_stream, parse_hidden, parse_lrs, parse_seeds,
-                     read_curves, read_rows, run_sweep, summarize)
 from ..training.progress import ProgressBar
 from .common import add_training_args, config_from_args, path, positive_int
 
@@ -63,9 +61,11 @@ def register(sub) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .. import sweep  # the command's own module, loaded when it runs
+    from ..sweepfile import is_stream
 
-
-    hiddens, lrs, seeds = parse_hidden(args.hidden), parse_lrs(args.lr), parse_seeds(args.seeds)
+    hiddens, lrs = sweep.parse_hidden(args.hidden), sweep.parse_lrs(args.lr)
+    seeds = sweep.parse_seeds(args.seeds)
     check_writable(args.out, "--out")  # before any network is trained
     check_folder(args.plots, "--plots")
     if args.plots and is_stream(args.out):
@@ -82,7 +82,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     bar = ProgressBar(total, "sweep", enabled=False if args.quiet else None)
     try:
         chunk = args.chunk_size or (100_000 if args.device == "cuda" else 100)
-        run = run_sweep(config, hiddens, lrs, seeds, args.out, chunk_size=chunk,
+        run = sweep.run_sweep(config, hiddens, lrs, seeds, args.out, chunk_size=chunk,
                         record_every=args.record_every, device=args.device,
                         scheduler=args.scheduler, workers=args.workers,
                         progress=lambda done, tot: bar(done, tot), dtype=args.dtype)
@@ -99,7 +99,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"sweep: {run.trained} networks trained {where} in {run.seconds:.2f} s "
               f"({rate:,.0f} network-epochs/s, {engines} engine), {run.skipped} already in "
               f"{args.out}", file=out)
-        print(format_summary(summarize(run.columns)), file=out)
+        print(format_summary(sweep.summarize(run.columns)), file=out)
         if run.agreement:
             print(format_agreement(run.agreement), file=out)
     if args.plots:
@@ -127,6 +127,7 @@ def format_agreement(a: dict) -> str:
 
 def format_summary(stats: list[dict]) -> str:
     """The summary table: one line per (architecture, η), the spread across seeds."""
+    from ..sweep import QUANTILES
 
     head = (f"{'hidden':>8} {'lr':>9} {'runs':>5}  {'test acc mean ± std':>19}  "
             + " ".join(f"{f'q{int(q * 100):02d}':>6}" for q in QUANTILES)
@@ -145,12 +146,12 @@ def plot_sweep(out: str, directory: str) -> list[str]:
     """Two figures from a sweep file and its curves file: per configuration the histogram of
     the final test loss across seeds, and the band (5–95 % and 25–75 % across seeds, median
     line) of the train and test loss curves."""
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..sweep import arch_key, read_curves, read_rows
 
     rows = read_rows(out)
     configs = sorted({(r["hidden"], r["lr"]) for r in rows},

@@ -37,7 +37,6 @@ def register(sub) -> None:
 def save_outputs(result, save: str | None, history: str | None) -> None:
     """Write each output that can be written; the first failure is raised after the others
     were tried (a model that cannot be saved must not cost the history too)."""
-
     failed = None
     for path, write in ((save, result.model.save), (history, result.history.to_csv)):
         if path:
@@ -57,7 +56,6 @@ def print_summary(result, file=None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-
     config = config_from_args(args)
     check_writable(args.save, "--save")  # before training, not after minutes of it
     check_writable(args.history, "--history")
@@ -73,8 +71,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     """The input is read once (a pipe works), its rows echoed with the model's columns added;
     ``--out`` is checked before any work and written atomically."""
-
-
     check_writable(args.out, "--out")
     model = Model.load(args.model)
     ds = read_csv(args.data, model.feature_names, model.target_name, target_optional=True,

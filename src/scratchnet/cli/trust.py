@@ -11,7 +11,7 @@ from ..core.errors import ScratchnetError
 from ..core.io import check_writable, save_figure
 from ..training.run import deferred_interrupts
 from ..training.train import prepare
-from ..trust import differences, doctor, gradcheck, twin
+from ..trust import differences
 from .common import (add_training_args, config_from_args, nonneg_int, path, positive_float,
                      seconds)
 
@@ -71,6 +71,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Exit 0 when the engine and the twin agree, 1 when not; after Ctrl-C (SIGTERM, SIGHUP)
     the checkpoints both reached are printed and drawn, and the exit is 130 (``main`` makes it
     128 + the signal); a diverging engine compares up to its last checkpoint and exits 2."""
+    from ..trust import twin  # the command's own module, loaded when it runs
 
     if not twin.torch_available():
         raise ScratchnetError("compare needs PyTorch: pip install 'scratchnet[torch]'")
@@ -151,6 +152,7 @@ def save_compare_figure(res, path: str) -> None:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from ..trust import gradcheck  # the command's own module, loaded when it runs
 
     config = config_from_args(args)
     kw = {"autograd": False} if args.no_autograd else {}
@@ -168,6 +170,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from ..trust import doctor  # the command's own module, loaded when it runs
 
     config, setup = differences.from_args(args, config_from_args(args))
     prep = prepare(config)

@@ -19,7 +19,6 @@ import csv
 import json
 import math
 import os
-import secrets
 import stat
 from typing import IO, Iterator
 
@@ -79,7 +78,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, encoding: str | No
     # The name is chosen before the file exists, so that an exception at any point after it
     # is created (a signal's handler raising between two bytecodes included: mkstemp has a
     # few after its open) still knows which file to remove.
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
     fd = None
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -208,7 +207,7 @@ def check_folder(path: str | None, option: str) -> None:
 def _probe_folder(folder: str, what: str) -> None:
     """Create and remove a temporary file: the only honest test (``os.access`` says yes to root
     on a read-only file system)."""
-    tmp = os.path.join(folder, f".scratchnet-probe.{secrets.token_hex(6)}")
+    tmp = os.path.join(folder, f".scratchnet-probe.{os.urandom(6).hex()}")
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as e:

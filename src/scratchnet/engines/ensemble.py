@@ -90,12 +90,10 @@ class EnsembleResult:
 
     def history(self, k: int):
         """The per-record history of network k as a ``train.History``."""
-
         return History(*(getattr(self, m)[k].copy() for m in METRICS))
 
     def model(self, k: int):
         """Network k as a :class:`scratchnet.core.model.Model` (save it, predict with it)."""
-
         prep = self.prepared
         cfg = replace(self.config, seed=int(self.seeds[k]), lr=float(self.lrs[k]))
         final = {m: float(self.final[m][k]) for m in METRICS}
@@ -362,7 +360,6 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     ``check`` networks spread over the ensemble are trained again in float64 on the CPU and
     ``result.agreement`` says how far apart the two end (max |Δw|, loss differences).
     """
-
     if hasattr(config, "plain_gd"):
         check_options(config)
     prep = prepared if prepared is not None else prepare(config)

@@ -107,7 +107,6 @@ def make_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool,
 
 
 def _max_unrolled() -> int:
-
     return gpu_codegen.MAX_UNROLLED_PARAMS
 
 
@@ -119,7 +118,6 @@ def choose_kernel(sizes: tuple, acts: tuple, loss: int, canonical: bool, n_train
     (rows in shared memory when they take at most SHARED_ROWS_BYTES; max_registers −1: the
     MAX_REGISTERS / CAP_MAX_PARAMS rule, measured for gradient descent and kept for the other
     optimizers until gpu_check measures them), else the generic one."""
-
     opt = dict(optimizer="gd" if optimizer == "sgd" else optimizer, penalized=bool(penalized))
     if variant == "auto":
         variant = "unrolled" if n_params(sizes) <= gpu_codegen.MAX_UNROLLED_PARAMS else "generic"
@@ -146,7 +144,6 @@ class DeviceRun:
                  diverged_at: np.ndarray | None = None, W_prev: np.ndarray | None = None,
                  variant: str = "auto", shared_rows: bool | None = None,
                  max_registers: int | None = -1, dtype: str = "float64", steps=None):
-
         dt = np.dtype(dtype)
 
         acts = tuple(ACT_CODES[layout.activations[l] if l < layout.n_layers - 1

@@ -97,8 +97,6 @@ def train_with_snapshots(config, marks, progress=None, on_log=None):
     schedules), so the numbers are those of one ``train`` call for every optimizer.  A diverged
     run raises :class:`DivergedError` with train()'s message (the absolute epoch) whose
     ``result`` is (TrainResult, snapshots) for the epochs before it."""
-
-
     if not _is_plain(config) and hasattr(config, "monitor"):
         config = replace(config, monitor=True)  # Question 4's curves: recorded every epoch
     prep = train_module.prepare(config)
@@ -139,7 +137,6 @@ def confusion(model, X, y, classes) -> list[list[int]]:
 
 def monitor_series(result, snaps):
     """(epochs, grad norms (T, L), saturated share (T, H)) over training."""
-
     layout, P = result.prepared.layout, result.prepared.problem
     mon = getattr(result, "monitor", None)
     if mon is not None and len(mon.get("epoch", ())) > 0:  # the general loop recorded every epoch
@@ -155,7 +152,6 @@ def monitor_series(result, snaps):
 
 def lr_comparison(config, prepared, epochs: int):
     """Training loss curves for η × AUX_FACTORS, all networks at once (train_ensemble)."""
-
     lrs = np.array([config.lr * f for f in AUX_FACTORS])
     every = max(1, epochs // 400)
     ens = train_ensemble(replace(config, epochs=epochs), seeds=config.seed, lrs=lrs,
@@ -165,7 +161,6 @@ def lr_comparison(config, prepared, epochs: int):
 
 def softmax_example(epochs: int = 2000):
     """Question 4's softmax: a 2-7-3 softmax / cross-entropy network on three Gaussian blobs."""
-
     cfg = TrainConfig(data="gaussians", n_classes=3, output="softmax", loss="ce", hidden=(7,),
                       lr=1e-3, epochs=epochs, log_every=0)
     return train(cfg)
@@ -250,7 +245,6 @@ class _Folder:
         return os.path.join(self.out, name)
 
     def savefig(self, fig, name: str) -> None:
-
         t0 = time.perf_counter()
         plots.save(fig, self.path(name))
         self.fig_times[name] = time.perf_counter() - t0
@@ -311,7 +305,6 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
 def _finish(config, opt, result, der, student, T, F: _Folder, s: dict, code: int,
             t_report: float) -> None:
     """The worked step, report.html, the optional outputs and summary.json."""
-
     if code == 130:
         s["interrupted"] = True
         s["epochs_done"] = int(result.final["epochs"])
@@ -404,7 +397,6 @@ def test_loss_rise(test_loss) -> dict | None:
 
 def _question1(result, T, F: _Folder, s: dict):
     """The data, the diagram and the derivation (checked against the engine)."""
-
     prep, model = result.prepared, result.model
     layout, P = prep.layout, prep.problem
     with T("figures"):
@@ -425,7 +417,6 @@ def _question1(result, T, F: _Folder, s: dict):
 
 
 def _question2(result, opt: ReportOptions, T, F: _Folder, s: dict) -> None:
-
     prep, model, hist = result.prepared, result.model, result.history
     ds = prep.dataset
     with T("figures"):
@@ -442,7 +433,6 @@ def _question2(result, opt: ReportOptions, T, F: _Folder, s: dict) -> None:
 def _student(config, result, T, F: _Folder, s: dict):
     """The problem set's own procedure beside ours: its loss floor, its accuracy read two ways
     and its self-standardized map (for the problem set's sigmoid output only)."""
-
     prep = result.prepared
     if prep.layout.sizes[-1] != 1 or len(prep.classes) != 2 or prep.layout.output != "sigmoid":
         return None
@@ -472,7 +462,6 @@ def _student(config, result, T, F: _Folder, s: dict):
 
 
 def _worked(config, result):
-
     P, lay = result.prepared.problem, result.prepared.layout
     w0 = init_weights(lay, config.init, config.seed)
     return worked_step(lay, config.loss, w0, P.x_train, P.y_train, config.lr, row=0)
@@ -482,7 +471,6 @@ def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student
                q4: dict) -> dict:
     """Question 4's concepts into ``q4``, each measured on this run or changed in a side
     experiment (one that fails is reported, the rest goes on; an interrupt keeps those done)."""
-
     prep = result.prepared
     layout, P = prep.layout, prep.problem
     with T("monitor", q4, "monitor"):
@@ -521,7 +509,6 @@ def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student
 def _q4_side_runs(config, prep, n_aux: int, T, F: _Folder, q4: dict) -> None:
     """The experiments that train: η to divergence, sigmoid vs identity over seeds, no biases,
     jitter on and off."""
-
     with T("learning rates", q4, "learning_rates"):
         lr = ex.learning_rate_experiment(config, prep, n_aux, AUX_FACTORS)
         F.savefig(plots.lr_figure(lr["lrs"], lr["curves"], lr["curve_epochs"],
@@ -548,7 +535,6 @@ def _q4_side_runs(config, prep, n_aux: int, T, F: _Folder, q4: dict) -> None:
 
 
 def _q4_softmax_kernels(result, T, F: _Folder, q4: dict) -> None:
-
     with T("softmax example", q4, "softmax"):
         sm = softmax_example()
         sm_prep = sm.prepared
@@ -579,7 +565,6 @@ KERNEL_EPOCHS = 3  # the digits CNN's epochs in the report (demo digits: 30); ~1
 def learned_kernels(F: _Folder, epochs: int = KERNEL_EPOCHS) -> dict:
     """The CNN of ``scratchnet demo digits`` trained ``epochs`` epochs: its learned kernels and
     what they make of one test digit (learned_kernels.png)."""
-
     r = train_cnn(CNNConfig(epochs=epochs))
     if r.final["stopped"] == "interrupted":
         raise KeyboardInterrupt  # the report's own interrupt: keep what finished before
@@ -595,7 +580,6 @@ def learned_kernels(F: _Folder, epochs: int = KERNEL_EPOCHS) -> dict:
 
 def _linear_baseline(config, result) -> dict:
     """The same network and epochs with identity hidden units: a straight border at best."""
-
     if len(result.prepared.layout.sizes) < 3:
         return {"skipped": "the network has no hidden layer"}
     cfg = replace(config, activation="identity", epochs=len(result.history), log_every=0)
@@ -707,7 +691,6 @@ def torch_section(config, result, snaps, n: int, collect, skipped, F: _Folder) -
 
 
 def find_chromium() -> str | None:
-
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         found = shutil.which(name)
         if found:
@@ -718,7 +701,6 @@ def find_chromium() -> str | None:
 def write_pdf(out: str, exercise: bool = False, timeout: float = 120.0) -> str:
     """``report.pdf`` from ``report.html`` through headless Chromium, with the print
     stylesheet; collapsed sections are opened first (not the exercise's solutions)."""
-
     browser = find_chromium()
     if browser is None:
         raise ScratchnetError("--pdf: needs Chromium (apt-get install chromium, or `make "

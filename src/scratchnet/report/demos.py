@@ -127,7 +127,6 @@ def _vanishing_result(runs: dict, out, epochs, data, depth, width, lr) -> DemoRe
 
 
 def _save(fig, path: str) -> None:
-
     save(fig, path)
 
 
@@ -349,7 +348,6 @@ def _softmax_figure(r):
 def digits(out: str | None = None, epochs: int = 30, seed: int = 0) -> DemoResult:
     """The CNN of ``scratchnet.cnn.net`` on the 8×8 digits: accuracy, its 3×3 kernels and what they
     make of a few test digits (feature maps after ReLU, then after 2×2 max pooling)."""
-
     r = train_cnn(CNNConfig(epochs=epochs, seed=seed))  # Ctrl-C: the epochs so far are kept
     with deferred_interrupts():  # a second Ctrl-C waits for the lines and the figures
         result = _digits_result(r, out)

@@ -258,8 +258,6 @@ class Derivation:
 
     def to_html(self, heading_level: int = 3) -> str:
         """HTML with MathML (rendered natively by browsers, no script, no network)."""
-
-
         h = f"h{heading_level}"
         out = []
         for sec in self.sections:

@@ -128,6 +128,5 @@ def _add_edges(pgm, layout: Layout, l: int, src, dst, weight_labels: bool) -> No
 
 def save_diagram(layout: Layout, path: str, **kw) -> None:
     """Write the diagram to ``path`` (.png, .svg or .pdf, by extension)."""
-
     fig = network_figure(layout, **kw)
     save_figure(fig, path, bbox_inches="tight", pad_inches=0.05)

@@ -56,7 +56,6 @@ def student_run(config, main_result) -> StudentRun:
     """The run as the problem set did it: whole-data standardizing of x and of the 0/1 labels.
     Its loss floor, and its accuracy read two ways: at the standardized midpoint (what
     ``--faithful`` reports) and at 0.5 on the raw output."""
-
     if config.faithful:
         r = main_result
     else:
@@ -87,7 +86,6 @@ def grid_standardized_model(model, g1: np.ndarray, g2: np.ndarray):
     std (which is why its map is shifted and stretched against the data), and its raw sigmoid
     output drawn as it is (``y_pred`` in the problem set's contour plot), not mapped back from
     the standardized labels — read that way every output would be above ½."""
-
     xx, yy = np.meshgrid(g1, g2)
     return replace(model, x_scaler=Standardizer.fit(np.column_stack([xx.ravel(), yy.ravel()])),
                    y_scaler=None)
@@ -99,7 +97,6 @@ def grid_standardized_model(model, g1: np.ndarray, g2: np.ndarray):
 def activation_experiment(config, prep, epochs: int, seeds: int = 10) -> dict:
     """Sigmoid against identity hidden units over ``seeds`` initial draws (one ensemble run
     each): the spread says how much of a test-accuracy difference is noise."""
-
     out = {"epochs": epochs, "seeds": seeds, "n_test": int(len(prep.test_idx))}
     for act in (config.activation, "identity"):
         cfg = replace(config, activation=act, epochs=epochs, log_every=0)
@@ -119,7 +116,6 @@ def bias_experiment(config, prep, epochs: int) -> dict:
     """The same network with every bias weight held at 0 (full-batch gradient descent with the
     bias gradients masked): every border must then pass through the origin of the
     standardized inputs."""
-
     lay, P = prep.layout, prep.problem
     mask = np.array([lay.weight_index(k)[1] != 0 for k in range(lay.n_params)], float)
     w = init_weights(lay, config.init, config.seed) * mask
@@ -137,7 +133,6 @@ def learning_rate_experiment(config, prep, epochs: int, factors) -> dict:
     """η × ``factors`` with an identity output, all at once (train_ensemble): with a sigmoid
     output and 0/1 targets each row's loss is below ½, so the loss is capped at N/2 and cannot
     show divergence; a linear output can.  The test loss judges each η."""
-
     lrs = np.array([config.lr * f for f in factors])
     cfg = replace(config, output="identity", epochs=epochs, log_every=0)
     ens = train_ensemble(cfg, seeds=config.seed, lrs=lrs, epochs=epochs,
@@ -154,7 +149,6 @@ def vanishing_experiment(config, prep) -> dict:
     """At the starting weights: the share of saturated hidden units with raw inputs against
     standardized ones, and the factor |w|·f′ by which each hidden unit scales the error it
     sends back."""
-
     lay, P = prep.layout, prep.problem
     w0 = init_weights(lay, config.init, config.seed)
     raw = prep.dataset.X[prep.train_idx]
@@ -180,7 +174,6 @@ def softmax_identity() -> float:
 def augmentation_experiment(config, epochs: int, sigma: float = 0.3) -> dict:
     """The same network trained with and without ``--jitter σ`` (fresh Gaussian noise on the
     training inputs every epoch)."""
-
     out = {"epochs": epochs, "sigma": sigma}
     for name, cfg in (("off", replace(config, epochs=epochs, log_every=0)),
                       ("on", replace(config, epochs=epochs, log_every=0, jitter=sigma))):

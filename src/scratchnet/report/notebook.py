@@ -118,7 +118,6 @@ def notebook_json(config) -> str:
 
 
 def write_notebook(config, path: str) -> None:
-
     text = notebook_json(config)
     json.loads(text)  # always valid JSON
     write_text(path, text)

@@ -78,7 +78,6 @@ def class_label(c) -> str:
 def save(fig, path: str) -> None:
     """Write ``fig`` (format by extension).  Constrained-layout figures already fit their
     labels; the others (the daft diagram) are cut to their content."""
-
     if fig.get_layout_engine() is None:
         save_figure(fig, path, bbox_inches="tight", pad_inches=0.08)
     else:

@@ -51,7 +51,6 @@ class WorkedStep:
 
     def unit(self, layer: int, j: int) -> str:
         """The derivation's unit names: H1..H7 (H2.3 for several hidden layers), O1.."""
-
         return unit_tag(self.layout, layer, j)
 
     def receiving(self, k: int) -> tuple[str, float]:

@@ -199,7 +199,6 @@ class EarlyStopping:
 # ---- seeing vanishing gradients ---------------------------------------------------------
 def _monitor_functions():
     """``scratchnet.training.monitor``'s per-layer gradient norms and saturated share."""
-
     return layer_gradient_norms, saturated_share
 
 

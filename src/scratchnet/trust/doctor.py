@@ -497,7 +497,6 @@ def static_checks(prep, config, w0: np.ndarray | None = None) -> list[Finding]:
 def short_run(config, w0=None, check_epochs: int = 20_000, time_limit: float = 5.0):
     """Train a copy of ``config`` for at most ``check_epochs`` epochs and about ``time_limit``
     seconds (a 100-epoch pilot sets the count). Returns (TrainResult, diverged)."""
-
     def run(n):
         cfg = dataclasses.replace(config, epochs=int(n), engine="numpy", log_every=0)
         try:  # overflow on the way to divergence is an expected outcome here
@@ -535,7 +534,6 @@ def diagnose(config, *, quick: bool = False, w0=None, check_epochs: int = 20_000
              ) -> tuple[list[Finding], int]:
     """All checks for ``config`` as the user's code has it (``setup``: the doctor's options;
     None = the right setup): (findings sorted most serious first, epochs trained)."""
-
     prep = prepared or prepare(config)
     setup = setup or D.Setup()
     found, trained = static_checks(prep, config, w0) + check_setup(prep, config, setup), 0

@@ -181,7 +181,6 @@ def check(layout: Layout, loss: str, w: np.ndarray, x: np.ndarray, y: np.ndarray
 
     ``autograd``: None = use torch when it is installed, True = require it, False = skip it.
     """
-
     w = np.asarray(w, dtype=np.float64)
     value, analytic = loss_and_grad(layout, loss, w, x, y)
     exact = exact_loss(layout, loss, w, x, y)
@@ -210,7 +209,6 @@ def check(layout: Layout, loss: str, w: np.ndarray, x: np.ndarray, y: np.ndarray
 
 def check_config(config, w0: np.ndarray | None = None, **kw) -> GradCheck:
     """Prepare ``config``'s data and check the gradient at its initial weights (training rows)."""
-
     prep = prepare(config)
     w = init_weights(prep.layout, config.init, config.seed) if w0 is None else w0
     prob = prep.problem

@@ -381,7 +381,6 @@ def _advance_both(run, tw: _TwinSteps, marks: list[int], state: dict) -> None:
 
 def _comparison(config, prep, dtype, run, tw: _TwinSteps, marks, state, w_twin) -> Comparison:
     """The Comparison of the ``state["done"]`` epochs both finished."""
-
     layout, P, done, snaps = prep.layout, prep.problem, state["done"], state["snaps"]
     hist = run.history.truncate(done)
     twin = tw.result(done, tw.snaps[done], state["twin_final"][done])
