@@ -376,7 +376,7 @@ def train_ensemble(config, seeds=(0,), lrs=None, *, device: str = "cpu", prepare
     record_every = int(record_every)
     n_epochs = int(config.epochs if epochs is None else epochs)
     if n_epochs < 0:
-        raise ScratchnetError(f"epochs must be >= 0, got {E}")
+        raise ScratchnetError(f"epochs must be >= 0, got {n_epochs}")
     steps = EnsembleSteps.from_config(config, layout, K)
     name, run = select_ensemble_engine(device, engine or config.engine, dtype)
 

@@ -15,7 +15,6 @@ the mathematics is MathML, which browsers render natively.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import multiprocessing
 import os
@@ -137,16 +136,16 @@ def confusion(model, X, y, classes) -> list[list[int]]:
 
 def monitor_series(result, snaps):
     """(epochs, grad norms (T, L), saturated share (T, H)) over training."""
-    layout, P = result.prepared.layout, result.prepared.problem
+    layout, prob = result.prepared.layout, result.prepared.problem
     mon = getattr(result, "monitor", None)
     if mon is not None and len(mon.get("epoch", ())) > 0:  # the general loop recorded every epoch
         ep = np.asarray(mon["epoch"])
         keep = np.unique(np.round(np.geomspace(1, max(ep.size, 1), 40)).astype(int) - 1)
         return ep[keep], np.asarray(mon["grad_norms"])[keep], np.asarray(mon["saturated"])[keep]
     epochs = sorted(snaps)
-    G = [layer_gradient_norms(layout, result.config.loss, snaps[e], P.x_train, P.y_train)
+    G = [layer_gradient_norms(layout, result.config.loss, snaps[e], prob.x_train, prob.y_train)
          for e in epochs]
-    S = [saturated_share(layout, snaps[e], P.x_train) for e in epochs]
+    S = [saturated_share(layout, snaps[e], prob.x_train) for e in epochs]
     return np.array(epochs), np.array(G), np.array(S).reshape(len(epochs), -1)
 
 
@@ -265,11 +264,11 @@ def build_report(config, out: str = "ps5-report", options: ReportOptions | None 
     os.makedirs(out, exist_ok=True)
     T, F = _Steps(opt.status), _Folder(out)
     s: dict = {"config": config.to_dict()}
-    E = int(config.epochs)
-    n_twin = min(E, max(0, int(opt.torch_epochs)))
+    n_epochs = int(config.epochs)
+    n_twin = min(n_epochs, max(0, int(opt.torch_epochs)))
     with T("training"):
-        result, snaps, code = _train(config, opt, snapshot_epochs(E, opt.snapshots, (n_twin,)),
-                                     s)
+        marks = snapshot_epochs(n_epochs, opt.snapshots, (n_twin,))
+        result, snaps, code = _train(config, opt, marks, s)
     t_report = time.perf_counter()  # everything from here on is "the report"
     s.update(torch={"skipped": "the run was interrupted"}, q4={})
     twin = der = student = None
@@ -398,7 +397,7 @@ def test_loss_rise(test_loss) -> dict | None:
 def _question1(result, T, F: _Folder, s: dict):
     """The data, the diagram and the derivation (checked against the engine)."""
     prep, model = result.prepared, result.model
-    layout, P = prep.layout, prep.problem
+    layout, prob = prep.layout, prep.problem
     with T("figures"):
         if prep.dataset.X.shape[1] == 2:
             F.savefig(plots.data_figure(prep.dataset), "data.png")
@@ -408,8 +407,8 @@ def _question1(result, T, F: _Folder, s: dict):
     with T("derivation"):
         der = derive(layout, result.config.loss)
         write_text(F.path("derivation.md"), der.to_markdown())
-        _, g_engine = loss_and_grad(layout, result.config.loss, model.w, P.x_train, P.y_train)
-        g_formula = der.gradient(model.w, P.x_train, P.y_train)
+        _, g_engine = loss_and_grad(layout, result.config.loss, model.w, prob.x_train, prob.y_train)
+        g_formula = der.gradient(model.w, prob.x_train, prob.y_train)
         s["derivation"] = {"formulas": layout.n_params,
                            "max_abs_diff_vs_engine": float(np.max(np.abs(g_formula - g_engine))),
                            "max_abs_gradient": float(np.max(np.abs(g_engine)))}
@@ -462,9 +461,9 @@ def _student(config, result, T, F: _Folder, s: dict):
 
 
 def _worked(config, result):
-    P, lay = result.prepared.problem, result.prepared.layout
+    prob, lay = result.prepared.problem, result.prepared.layout
     w0 = init_weights(lay, config.init, config.seed)
-    return worked_step(lay, config.loss, w0, P.x_train, P.y_train, config.lr, row=0)
+    return worked_step(lay, config.loss, w0, prob.x_train, prob.y_train, config.lr, row=0)
 
 
 def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student,
@@ -472,7 +471,7 @@ def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student
     """Question 4's concepts into ``q4``, each measured on this run or changed in a side
     experiment (one that fails is reported, the rest goes on; an interrupt keeps those done)."""
     prep = result.prepared
-    layout, P = prep.layout, prep.problem
+    layout, prob = prep.layout, prep.problem
     with T("monitor", q4, "monitor"):
         ep, G, S = monitor_series(result, snaps)
         hidden_names = [f"hidden layer {l}" if len(layout.sizes) > 3 else "hidden layer"
@@ -499,8 +498,8 @@ def _question4(config, result, snaps, opt: ReportOptions, T, F: _Folder, student
             result.model, prep.dataset.X[prep.test_idx])}
     with T("gradient check", q4, "gradient_check"):
 
-        _, g = loss_and_grad(layout, config.loss, result.model.w, P.x_train, P.y_train)
-        num = numeric_grad(layout, config.loss, result.model.w, P.x_train, P.y_train)
+        _, g = loss_and_grad(layout, config.loss, result.model.w, prob.x_train, prob.y_train)
+        num = numeric_grad(layout, config.loss, result.model.w, prob.x_train, prob.y_train)
         q4["gradient_check"] = {"max_abs_diff": float(np.max(np.abs(num - g))),
                                 "max_abs_gradient": float(np.max(np.abs(g)))}
     return q4

@@ -296,17 +296,17 @@ def softmax(out: str | None = None, data: str = "gaussians", n_classes: int = 3,
 
 def _softmax_result(r, out, data: str, n_classes: int) -> DemoResult:
     model, ds = r.model, r.prepared.dataset
-    P = model.predict_proba(ds.X)
+    proba = model.predict_proba(ds.X)
     lines = [f"{n_classes} classes on '{data}': {r.model.layout.describe()} network, softmax "
              f"output, cross-entropy, adam; {r.final['epochs']} epochs",
              f"  train acc {r.final['train_acc']:.3f}   test acc {r.final['test_acc']:.3f}",
-             f"  σ(z) of the first point: [{', '.join(f'{p:.3f}' for p in P[0])}] "
-             f"(sums to {P[0].sum():.3f}; the largest is the predicted class)"]
+             f"  σ(z) of the first point: [{', '.join(f'{p:.3f}' for p in proba[0])}] "
+             f"(sums to {proba[0].sum():.3f}; the largest is the predicted class)"]
     figures = []
     if out is not None and r.final["epochs"]:
         figures = [_figure_path(out, "softmax.png")]
         _save(_softmax_figure(r), figures[0])
-    return DemoResult("softmax", lines, {"result": r, "proba": P}, figures)
+    return DemoResult("softmax", lines, {"result": r, "proba": proba}, figures)
 
 
 def _softmax_figure(r):
@@ -317,12 +317,12 @@ def _softmax_figure(r):
     def build():
         model, ds = r.model, r.prepared.dataset
         g1, g2 = grid_axes(ds.X, 150)
-        P = probability_grid(model, g1, g2)  # (len(g2), len(g1), K)
-        K = P.shape[-1]
+        proba = probability_grid(model, g1, g2)  # (len(g2), len(g1), K)
+        K = proba.shape[-1]
         labels = np.searchsorted(model.classes, ds.y)
         fig = new_figure(3.6 * (K + 1), 3.7)
         axes = fig.subplots(1, K + 1, sharex=True, sharey=True)
-        top = P.argmax(axis=-1)
+        top = proba.argmax(axis=-1)
         from matplotlib.colors import ListedColormap
 
         axes[0].pcolormesh(g1, g2, top, cmap=ListedColormap([class_color(k) for k in range(K)]),
@@ -330,9 +330,9 @@ def _softmax_figure(r):
         axes[0].set_title("likeliest class: argmax σ(z)")
         for k in range(K):
             cmap = LinearSegmentedColormap.from_list(f"c{k}", ["#ffffff", class_color(k)])
-            im = axes[k + 1].pcolormesh(g1, g2, P[..., k], cmap=cmap, vmin=0, vmax=1,
+            im = axes[k + 1].pcolormesh(g1, g2, proba[..., k], cmap=cmap, vmin=0, vmax=1,
                                         shading="auto", rasterized=True)
-            axes[k + 1].contour(g1, g2, P[..., k], levels=[0.5], colors="k", linewidths=1)
+            axes[k + 1].contour(g1, g2, proba[..., k], levels=[0.5], colors="k", linewidths=1)
             axes[k + 1].set_title(f"σ(z)_{k + 1} = P(class {model.classes[k]:g})")
             fig.colorbar(im, ax=axes[k + 1], shrink=0.8)
         for ax in axes:

@@ -63,21 +63,22 @@ def student_run(config, main_result) -> StudentRun:
             r = train(replace(config, faithful=True, log_every=0))
         except DivergedError as e:
             r = e.result
-    P, lay = r.prepared.problem, r.prepared.layout
-    floor, rows = loss_floor(P.y_train, lay.output, r.config.loss)
+    prob, lay = r.prepared.problem, r.prepared.layout
+    floor, rows = loss_floor(prob.y_train, lay.output, r.config.loss)
     h = r.history
-    s = {"epochs": len(h), "floor": floor, "floor_rows": rows, "n_train": len(P.y_train),
-         "test_floor": loss_floor(P.y_test, lay.output, r.config.loss)[0],
-         "n_test": len(P.y_test), "targets": sorted(set(np.round(P.y_train[:, 0], 4).tolist())),
+    s = {"epochs": len(h), "floor": floor, "floor_rows": rows, "n_train": len(prob.y_train),
+         "test_floor": loss_floor(prob.y_test, lay.output, r.config.loss)[0],
+         "n_test": len(prob.y_test),
+         "targets": sorted(set(np.round(prob.y_train[:, 0], 4).tolist())),
          "train_loss": r.final["train_loss"], "test_loss": r.final["test_loss"],
-         "threshold_midpoint": P.threshold,
+         "threshold_midpoint": prob.threshold,
          "printed": {str(k): v for k, v in STUDENT_Q2_TRAIN_LOSS.items()},
          "ours": {str(k): float(h.train_loss[k]) for k in STUDENT_Q2_TRAIN_LOSS if k < len(h)}}
     if lay.sizes[-1] == 1:
-        for name, thr in (("midpoint", P.threshold), ("half", 0.5)):
-            s[f"acc_{name}"] = [accuracy_at(lay, r.model.w, P.x_train, P.l_train, thr),
-                                accuracy_at(lay, r.model.w, P.x_test, P.l_test, thr)]
-        s["always_class_1"] = [float(np.mean(P.l_train == 1)), float(np.mean(P.l_test == 1))]
+        for name, thr in (("midpoint", prob.threshold), ("half", 0.5)):
+            s[f"acc_{name}"] = [accuracy_at(lay, r.model.w, prob.x_train, prob.l_train, thr),
+                                accuracy_at(lay, r.model.w, prob.x_test, prob.l_test, thr)]
+        s["always_class_1"] = [float(np.mean(prob.l_train == 1)), float(np.mean(prob.l_test == 1))]
     return StudentRun(r, s)
 
 
@@ -116,15 +117,15 @@ def bias_experiment(config, prep, epochs: int) -> dict:
     """The same network with every bias weight held at 0 (full-batch gradient descent with the
     bias gradients masked): every border must then pass through the origin of the
     standardized inputs."""
-    lay, P = prep.layout, prep.problem
+    lay, prob = prep.layout, prep.problem
     mask = np.array([lay.weight_index(k)[1] != 0 for k in range(lay.n_params)], float)
     w = init_weights(lay, config.init, config.seed) * mask
     for _ in range(epochs):  # the masked update: w ← w − η (∂E/∂w ⊙ mask)
-        _, g = loss_and_grad(lay, config.loss, w, P.x_train, P.y_train)
+        _, g = loss_and_grad(lay, config.loss, w, prob.x_train, prob.y_train)
         w -= config.lr * g * mask
         if not np.isfinite(w).all():
             break
-    m = final_metrics(lay, config.loss, w, P)
+    m = final_metrics(lay, config.loss, w, prob)
     return {"epochs": epochs, "n_biases": int(lay.n_params - mask.sum()),
             **{k: float(v) for k, v in m.items()}}
 
@@ -149,14 +150,14 @@ def vanishing_experiment(config, prep) -> dict:
     """At the starting weights: the share of saturated hidden units with raw inputs against
     standardized ones, and the factor |w|·f′ by which each hidden unit scales the error it
     sends back."""
-    lay, P = prep.layout, prep.problem
+    lay, prob = prep.layout, prep.problem
     w0 = init_weights(lay, config.init, config.seed)
     raw = prep.dataset.X[prep.train_idx]
     out = {"saturated_raw": saturated_share(lay, w0, raw),
-           "saturated_standardized": saturated_share(lay, w0, P.x_train)}
+           "saturated_standardized": saturated_share(lay, w0, prob.x_train)}
     if len(lay.sizes) == 3 and lay.sizes[-1] == 1:  # one hidden layer, one output
 
-        beta = forward(lay, w0, P.x_train)[1]  # (N, H)
+        beta = forward(lay, w0, prob.x_train)[1]  # (N, H)
         slope = lay.layer_activation(0).df(beta)
         v = lay.views(w0)[1][1:, 0]  # (H,) hidden → output weights
         out["factor_mean"] = float(np.mean(np.abs(v) * slope))

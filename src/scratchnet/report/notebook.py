@@ -35,21 +35,21 @@ def _cells(config) -> list[tuple[str, str]]:
          "its numbers against `summary.json`."),
         ("code", "import json\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
          "from scratchnet import TrainConfig, train\nfrom scratchnet.training.train import "
-         f"prepare\n\nconfig = {cfg}\nprep = prepare(config)\nlayout, P = prep.layout, "
+         f"prepare\n\nconfig = {cfg}\nprep = prepare(config)\nlayout, prob = prep.layout, "
          "prep.problem\nprint(layout.describe(), 'network,', layout.n_params, 'weights;', "
-         "len(P.y_train), 'training rows,', len(P.y_test), 'test rows')"),
+         "len(prob.y_train), 'training rows,', len(prob.y_test), 'test rows')"),
         ("markdown", "## Question 1: the derivation\n\nGenerated with sympy and checked "
          "against the engine's gradient at the starting weights."),
         ("code", "from scratchnet.core.backprop import loss_and_grad\nfrom scratchnet.core."
          "network import init_weights\nfrom scratchnet.report.derive import derive\n\n"
          "der = derive(layout, config.loss)\nw0 = init_weights(layout, config.init, "
-         "config.seed)\n_, g = loss_and_grad(layout, config.loss, w0, P.x_train, P.y_train)\n"
+         "config.seed)\n_, g = loss_and_grad(layout, config.loss, w0, prob.x_train, prob.y_train)\n"
          "print(len(der.weights), 'formulas; largest difference to the engine:',\n"
-         "      np.max(np.abs(der.gradient(w0, P.x_train, P.y_train) - g)))"),
+         "      np.max(np.abs(der.gradient(w0, prob.x_train, prob.y_train) - g)))"),
         ("markdown", "## One step worked in numbers\n\nα, β and δ of every unit for training "
          "row 1, and the first weights before and after one step."),
         ("code", "from scratchnet.report.worked import worked_step\n\nst = worked_step(layout,"
-         " config.loss, w0, P.x_train, P.y_train, config.lr)\nfor unit, a, b, d in "
+         " config.loss, w0, prob.x_train, prob.y_train, config.lr)\nfor unit, a, b, d in "
          "st.unit_rows():\n    print(f'{unit:>4}  α={a:+.5f}  β={b:.5f}  δ={d:+.3e}')\n"
          "for k in range(3):\n    print(layout.weight_name(k), f'{st.w[k]:+.6f} → "
          "{st.w_next[k]:+.6f}')"),

@@ -193,14 +193,14 @@ def _points(ax, dataset, train_idx, test_idx, classes):
     _scatter_classes(ax, X[test_idx], labels[test_idx], classes, TEST_MARKER, " (test)")
 
 
-def _class_mix(P: np.ndarray) -> np.ndarray:
+def _class_mix(proba: np.ndarray) -> np.ndarray:
     """RGB image for K classes: the likeliest class's colour, faded to white where unsure."""
     from matplotlib.colors import to_rgb
 
-    K = P.shape[-1]
+    K = proba.shape[-1]
     cols = np.array([to_rgb(class_color(k)) for k in range(K)])
-    top = P.argmax(axis=-1)
-    conf = (P.max(axis=-1) - 1.0 / K) / (1.0 - 1.0 / K)  # 0 = undecided, 1 = certain
+    top = proba.argmax(axis=-1)
+    conf = (proba.max(axis=-1) - 1.0 / K) / (1.0 - 1.0 / K)  # 0 = undecided, 1 = certain
     a = 0.15 + 0.7 * conf[..., None]
     return a * cols[top] + (1 - a) * np.ones(3)
 
@@ -213,20 +213,20 @@ def decision_map_figure(model, dataset, train_idx, test_idx, resolution: int = 2
     diamonds.  With K > 2 classes each region takes its class's colour, faded where unsure."""
     classes = model.classes if model.classes is not None else np.unique(dataset.y)
     g1, g2 = grid if grid is not None else grid_axes(dataset.X, resolution)
-    P = probability_grid(model, g1, g2)
+    proba = probability_grid(model, g1, g2)
     fig = new_figure(7.0, 5.2)
     ax = fig.add_subplot()
-    if P.shape[-1] == 2:
-        cs = ax.contourf(g1, g2, P[..., 1], levels=np.linspace(0, 1, 21), cmap=probability_cmap(),
-                         vmin=0, vmax=1)
-        ax.contour(g1, g2, P[..., 1], levels=[0.5], colors="k", linewidths=1.6)
+    if proba.shape[-1] == 2:
+        cs = ax.contourf(g1, g2, proba[..., 1], levels=np.linspace(0, 1, 21),
+                         cmap=probability_cmap(), vmin=0, vmax=1)
+        ax.contour(g1, g2, proba[..., 1], levels=[0.5], colors="k", linewidths=1.6)
         cb = fig.colorbar(cs, ax=ax, ticks=np.linspace(0, 1, 6))
         cb.set_label(f"P({class_label(classes[1])})   (black line: 0.5)")
     else:
-        ax.imshow(_class_mix(P), origin="lower", aspect="auto", interpolation="bilinear",
+        ax.imshow(_class_mix(proba), origin="lower", aspect="auto", interpolation="bilinear",
                   extent=(g1[0], g1[-1], g2[0], g2[-1]))
-        for k in range(P.shape[-1]):  # border of class k: p_k = the largest other p_j
-            margin = P[..., k] - np.delete(P, k, axis=-1).max(axis=-1)
+        for k in range(proba.shape[-1]):  # border of class k: p_k = the largest other p_j
+            margin = proba[..., k] - np.delete(proba, k, axis=-1).max(axis=-1)
             ax.contour(g1, g2, margin, levels=[0.0], colors="k", linewidths=1.4)
     _points(ax, dataset, train_idx, test_idx, classes)
     ax.set_xlim(g1[0], g1[-1])
@@ -401,29 +401,29 @@ def lr_figure(lrs, curves, epochs, finals, chosen: float, diverged=None,
     return fig
 
 
-def conv_pool(P: np.ndarray, pool: int = 8):
+def conv_pool(proba: np.ndarray, pool: int = 8):
     """A 3×3 Sobel kernel convolved with the probability image, and a ``pool``×``pool`` max
     pooling of it: (|edge response| of shape (H−2, W−2), pooled of shape (H//pool, W//pool))."""
     kx = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float)
-    H, W = P.shape
-    win = np.lib.stride_tricks.sliding_window_view(P, (3, 3))  # (H−2, W−2, 3, 3)
+    H, W = proba.shape
+    win = np.lib.stride_tricks.sliding_window_view(proba, (3, 3))  # (H−2, W−2, 3, 3)
     gx = np.einsum("ijkl,kl->ij", win, kx)
     gy = np.einsum("ijkl,kl->ij", win, kx.T)
     edges = np.hypot(gx, gy)
     h, w = H // pool * pool, W // pool * pool
-    pooled = P[:h, :w].reshape(H // pool, pool, W // pool, pool).max(axis=(1, 3))
+    pooled = proba[:h, :w].reshape(H // pool, pool, W // pool, pool).max(axis=(1, 3))
     return edges, pooled
 
 
 @styled
-def conv_pool_figure(g1, g2, P: np.ndarray, pool: int = 8):
-    """The map P (class-1 probability on the grid), a convolution kernel run over it, and max
+def conv_pool_figure(g1, g2, proba: np.ndarray, pool: int = 8):
+    """The map ``proba`` (class-1 probability on the grid), a convolution kernel run over it, and max
     pooling of it — what a CNN layer does, on this run's own 'image'."""
-    edges, pooled = conv_pool(P, pool)
+    edges, pooled = conv_pool(proba, pool)
     fig = new_figure(11.0, 3.5)
     axes = fig.subplots(1, 3)
     ext = (g1[0], g1[-1], g2[0], g2[-1])
-    axes[0].imshow(P, origin="lower", aspect="auto", extent=ext, cmap=probability_cmap(),
+    axes[0].imshow(proba, origin="lower", aspect="auto", extent=ext, cmap=probability_cmap(),
                    vmin=0, vmax=1)
     axes[0].set_title("the map: P(class 1)")
     axes[1].imshow(edges, origin="lower", aspect="auto", extent=ext, cmap="magma")

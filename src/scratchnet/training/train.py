@@ -205,14 +205,14 @@ def validation_fraction(config: TrainConfig) -> float:
     return EARLY_STOPPING_FRACTION if f is None else float(f)
 
 
-def run_epochs(layout: Layout, loss: str, w: np.ndarray, P: Problem, lr: float,
+def run_epochs(layout: Layout, loss: str, w: np.ndarray, prob: Problem, lr: float,
                start: int, stop: int, hist: History) -> None:
     """Epochs start..stop−1 of full-batch gradient descent with the readable engine.
 
     Updates ``w`` in place and fills ``hist[start:stop]``; NaNs run on as in the compiled
     engine (``scratchnet.engines.fast.run_epochs`` has the same signature and computes the
     same numbers).  It is the one loop, ``optim.Loop``, called the legacy way."""
-    Loop(keeps_last_finite=False)(layout, loss, w, P, lr, start, stop, hist)
+    Loop(keeps_last_finite=False)(layout, loss, w, prob, lr, start, stop, hist)
 
 
 # Where the compiled loop stops paying (measured on the 2-core box, see docs/speed.md): its
@@ -264,28 +264,28 @@ def engine_for(config: TrainConfig, prep: Prepared) -> Engine:
     option the config uses (``Engine.supports``) and pays for the layout, else the readable
     ``optim.Loop``."""
     used = options_used(config)
-    layout, P = prep.layout, prep.problem
+    layout, prob = prep.layout, prep.problem
     fast = compiled_engine(config.engine)
     if fast is not None and (config.engine == "fast" or fast_pays(layout)) and not used:
-        return StepEngine("fast", fast.run_epochs, layout, config.loss, P, config.lr)
+        return StepEngine("fast", fast.run_epochs, layout, config.loss, prob, config.lr)
     if fast is not None and used and used <= fast.CompiledLoop.supports and (
             config.engine == "fast" or fast.loop_pays(layout)):  # options: see loop_pays
-        return fast.CompiledLoop.from_config(config).bind(layout, config.loss, P, config.lr)
+        return fast.CompiledLoop.from_config(config).bind(layout, config.loss, prob, config.lr)
     if config.engine == "fast":
         raise OptionError("engine", "fast", "fast runs every option but {monitor} (the "
                           "gradient monitor runs on the numpy engine): choose auto or numpy",
                           ("monitor",))
-    monitor = GradientMonitor(layout, config.loss, P) if config.monitor else None
-    return Loop.from_config(config, monitor).bind(layout, config.loss, P, config.lr)
+    monitor = GradientMonitor(layout, config.loss, prob) if config.monitor else None
+    return Loop.from_config(config, monitor).bind(layout, config.loss, prob, config.lr)
 
 
-def final_metrics(layout: Layout, loss: str, w: np.ndarray, P: Problem) -> dict:
+def final_metrics(layout: Layout, loss: str, w: np.ndarray, prob: Problem) -> dict:
     """Losses and accuracies of the final weights (after the last update)."""
     E = LOSSES[loss].value
-    ptr, pte = predict(layout, w, P.x_train), predict(layout, w, P.x_test)
-    return {"train_loss": E(P.y_train, ptr), "test_loss": E(P.y_test, pte),
-            "train_acc": accuracy(ptr, P.l_train, P.threshold),
-            "test_acc": accuracy(pte, P.l_test, P.threshold)}
+    ptr, pte = predict(layout, w, prob.x_train), predict(layout, w, prob.x_test)
+    return {"train_loss": E(prob.y_train, ptr), "test_loss": E(prob.y_test, pte),
+            "train_acc": accuracy(ptr, prob.l_train, prob.threshold),
+            "test_acc": accuracy(pte, prob.l_test, prob.threshold)}
 
 
 def start_run(config: TrainConfig, prep: Prepared, w0: np.ndarray | None = None) -> Run:
@@ -309,7 +309,6 @@ def train(config: TrainConfig | None = None, dataset: Dataset | None = None, *,
     """
     config = config or TrainConfig()
     prep = prepare(config, dataset)
-    layout, P = prep.layout, prep.problem
     run = start_run(config, prep, w0)
     t0 = time.perf_counter()
     try:
@@ -355,10 +354,10 @@ def _report(run: Run, seen: int, config: TrainConfig, on_log, progress) -> None:
 
 
 def _result(run: Run, config: TrainConfig, prep: Prepared, seconds: float) -> TrainResult:
-    layout, P = prep.layout, prep.problem
+    layout, prob = prep.layout, prep.problem
     restored = run.finish()
     stopped = run.stopped or "completed"
-    final = final_metrics(layout, config.loss, run.w, P)
+    final = final_metrics(layout, config.loss, run.w, prob)
     final.update(epochs=run.epoch, seconds=seconds, stopped=stopped, engine=run.engine.name)
     if run.best_epoch is not None and (stopped == "early_stopped" or restored):
         final["best_epoch"] = run.best_epoch  # the weights kept are those of this epoch

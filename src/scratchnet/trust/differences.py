@@ -27,7 +27,7 @@ from ..core.backprop import forward
 from ..core.data import Standardizer
 from ..core.errors import DivergedError
 from ..core.network import Layout, init_weights
-from ..training.train import prepare, train
+from ..training.train import train
 
 
 @dataclass(frozen=True)

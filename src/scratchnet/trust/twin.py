@@ -211,7 +211,7 @@ class _TwinSteps:
 
     def __init__(self, prepared, config, w0: np.ndarray, dtype, epochs: int):
         torch = _torch()
-        layout, P = prepared.layout, prepared.problem
+        layout, prob = prepared.layout, prepared.problem
         self.torch, self.layout, self.lr = torch, layout, config.lr
         self.dt = _dtype(dtype)
         self.module = to_torch(layout, w0, self.dt)
@@ -219,7 +219,7 @@ class _TwinSteps:
         self.value, self.train_loss = loss_fn(config.loss, layout.output)
         self.x_tr, self.y_tr, self.x_te, self.y_te = (
             torch.from_numpy(np.ascontiguousarray(a)).to(self.dt)
-            for a in (P.x_train, P.y_train, P.x_test, P.y_test))
+            for a in (prob.x_train, prob.y_train, prob.x_test, prob.y_test))
         self.params = list(self.module.parameters())
         self.tr_hist, self.te_hist = np.full(epochs, np.nan), np.full(epochs, np.nan)
         self.snaps: dict[int, np.ndarray] = {}
@@ -340,18 +340,18 @@ def compare(config, dtype: str = "float64", n_checkpoints: int = 10, torch_init:
         raise ScratchnetError("compare trains plain full-batch gradient descent only (the "
                               "problem set's); drop the optimizer / schedule / penalty flags")
     dtype = str(_dtype(dtype)).replace("torch.", "")
-    E = config.epochs
-    check_epochs_fit(E, COMPARE_BYTES_PER_EPOCH)  # before any per-epoch array exists
+    n_epochs = config.epochs
+    check_epochs_fit(n_epochs, COMPARE_BYTES_PER_EPOCH)  # before any per-epoch array exists
     prep = prepared or prepare(config)
-    layout, P = prep.layout, prep.problem
+    layout, prob = prep.layout, prep.problem
     w = init_weights(layout, config.init, config.seed)
     w_twin = torch_default_weights(layout, config.seed) if torch_init else w.copy()
-    marks = sorted(set(np.linspace(0, E, max(1, n_checkpoints) + 1).round().astype(int)))
+    marks = sorted(set(np.linspace(0, n_epochs, max(1, n_checkpoints) + 1).round().astype(int)))
     name, fn = select_engine(config.engine, layout)
     longest = max((b - a for a, b in zip(marks[:-1], marks[1:])), default=1)
-    run = Run(StepEngine(name, fn, layout, config.loss, P, config.lr), w, E,
-              slice_epochs=longest, history_budget=E + 1)  # one slice per segment, no thinning
-    tw = _TwinSteps(prep, config, w_twin, dtype, E)
+    run = Run(StepEngine(name, fn, layout, config.loss, prob, config.lr), w, n_epochs,
+              slice_epochs=longest, history_budget=n_epochs + 1)  # a slice a segment, no thinning
+    tw = _TwinSteps(prep, config, w_twin, dtype, n_epochs)
     tw.snaps[0] = from_torch(tw.module, layout)
     state = {"done": 0, "snaps": {0: w.copy()}, "twin_final": {0: tw.losses_now()},
              "seconds": 0.0, "stopped": "completed"}
@@ -381,12 +381,12 @@ def _advance_both(run, tw: _TwinSteps, marks: list[int], state: dict) -> None:
 
 def _comparison(config, prep, dtype, run, tw: _TwinSteps, marks, state, w_twin) -> Comparison:
     """The Comparison of the ``state["done"]`` epochs both finished."""
-    layout, P, done, snaps = prep.layout, prep.problem, state["done"], state["snaps"]
+    layout, prob, done, snaps = prep.layout, prep.problem, state["done"], state["snaps"]
     hist = run.history.truncate(done)
     twin = tw.result(done, tw.snaps[done], state["twin_final"][done])
     dloss = np.maximum(np.abs(twin.train_loss - hist.train_loss),
                        np.abs(twin.test_loss - hist.test_loss))  # (done,)
-    e_final = loss_value(layout, config.loss, snaps[done], P.x_train, P.y_train)
+    e_final = loss_value(layout, config.loss, snaps[done], prob.x_train, prob.y_train)
     e_loss = np.append(hist.train_loss, e_final)  # (done + 1,) loss after t updates, t = 0..done
     t_loss = np.append(twin.train_loss, twin.final_train_loss)
     dloss = np.append(dloss, abs(e_final - twin.final_train_loss))

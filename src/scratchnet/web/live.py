@@ -41,7 +41,7 @@ import time
 from dataclasses import replace
 
 from ..core.errors import ScratchnetError
-from .inputs import Uploads, parse_config
+from .inputs import parse_config
 from . import PlaygroundError
 from .features import REGRESSION, REGRESSION_DEFAULTS, parse_extras, regression_dataset
 from .session import Limits, Session

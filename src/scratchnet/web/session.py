@@ -20,7 +20,6 @@ from ..core.backprop import backward, forward, output_delta
 from ..core.data import Dataset, load_data
 from ..core.losses import LOSSES
 from ..core.model import Model
-from ..core.network import init_weights
 from ..training.optim import OPTIMIZERS
 from ..training.train import (Prepared, TrainConfig, accuracy, final_metrics, prepare,
                               start_run)
