@@ -30,6 +30,12 @@ def test_learning_rate_demo_shows_every_regime(tmp_path):
     assert len(r.data["curves"][3e-2]) < 800  # stopped where the loss overflowed
     assert r.figures == [str(tmp_path / "learning-rate.png")] and is_png(r.figures[0])
     assert any("diverged at epoch" in line for line in r.lines)
+    # the oscillation, flat at the main scale, is zoomed in: its last epochs, up and down
+    fig = demos._lr_figure(r.data["curves"], r.data["verdicts"])
+    (inset,) = fig.axes[0].child_axes
+    x, y = inset.lines[0].get_data()
+    np.testing.assert_array_equal(y, np.asarray(r.data["curves"][2e-2])[x[0]:x[-1] + 1])
+    assert np.any(np.diff(y) > 1e-3 * y[:-1]) and np.any(np.diff(y) < 0)  # up and down
 
 
 def test_vanishing_demo_measures_the_gradient_reaching_the_first_layer(tmp_path):

@@ -270,9 +270,29 @@ def _lr_figure(curves: dict, verdicts: dict):
                      "a sigmoid output would cap the loss at N/2 and hide divergence",
                      fontsize=10.5)
         ax.legend()
+        _oscillation_inset(ax, curves, verdicts)
         return fig
 
     return build()
+
+
+def _oscillation_inset(ax, curves: dict, verdicts: dict, width: int = 24) -> None:
+    """The first oscillating curve zoomed in on ``width`` epochs up to just past the last
+    epoch where it rose: at the main plot's scale its rises and falls (steps across the
+    valley and back) look like a flat line."""
+    found = [(k, lr) for k, lr in enumerate(curves) if verdicts[lr] == "oscillating"]
+    if not found:
+        return
+    k, lr = found[0]
+    c = np.asarray(curves[lr], float)
+    rose = np.flatnonzero(np.diff(c) > 1e-3 * c[:-1])
+    stop = min(len(c), int(rose[-1]) + 6) if rose.size else len(c)
+    start = max(0, stop - width)
+    inset = ax.inset_axes([0.14, 0.3, 0.42, 0.3])  # clear of the curves and the legend
+    inset.plot(np.arange(start, stop), c[start:stop], "o-", c=class_color(k), ms=3, lw=1)
+    inset.set_title(f"η = {lr:g}, epochs {start}–{stop - 1}: the loss rises and falls",
+                    fontsize=8.5)
+    inset.tick_params(labelsize=7.5)
 
 
 # ---- softmax ----------------------------------------------------------------------------
