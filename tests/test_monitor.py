@@ -75,3 +75,20 @@ def test_saturated_share_over_the_activation_table(act, bias, expected, rng):
 def test_no_hidden_layer_no_shares(rng):
     layout = Layout.build(2, (), 1)
     assert saturated_share(layout, init_weights(layout), rng.randn(5, 2)) == []
+
+
+def test_a_monitor_with_no_epoch_yet_has_empty_series_of_the_right_width():
+    """Ctrl-C before the first slice ends: train() still builds the (empty) monitor result
+    (it raised ValueError from reshape(0, -1) before, a traceback for the user)."""
+    from types import SimpleNamespace
+
+    from scratchnet.training.optim import GradientMonitor
+
+    layout = Layout.build(2, (7, 5), 1)
+    prob = SimpleNamespace(x_train=np.zeros((4, 2)), y_train=np.zeros((4, 1)))
+    m = GradientMonitor(layout, "sse", prob)
+    r = m.result()
+    assert r["epoch"].shape == (0,) and r["grad_norms"].shape == (0, 3)
+    assert r["saturated"].shape == (0, 2)
+    m(0, init_weights(layout))
+    assert m.result()["saturated"].shape == (1, 2) and m.result(0)["grad_norms"].shape == (0, 3)

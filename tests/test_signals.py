@@ -339,3 +339,50 @@ def test_doctor_reports_what_it_saw_and_trains_no_further(capsys, monkeypatch, a
     assert "init-not-shared" in found and "loss-scale-differs" in found  # the static ones
     measured = [f for f in found.values() if f["effect"]]
     assert len(measured) == (0 if at_run == 2 else 1)  # the first difference was measured
+
+
+def _signal_in_run(monkeypatch, at_run: int, sig, at_epoch: int = 0):
+    """Send ``sig`` from inside the engine of the ``at_run``-th training run, when its slice
+    from ``at_epoch`` starts; returns the list of the runs started."""
+    from scratchnet.training import train as train_mod
+
+    calls = []
+    real = train_mod.engine_for
+
+    def engine_for(config, prep):
+        engine = real(config, prep)
+        calls.append(config)
+        if len(calls) == at_run:
+            epochs = engine.epochs
+            engine.epochs = lambda w, start, *a: (
+                kill_self(sig) if start >= at_epoch else None, epochs(w, start, *a))[1]
+        return engine
+
+    monkeypatch.setattr(train_mod, "engine_for", engine_for)
+    return calls
+
+
+def test_demo_vanishing_keeps_the_finished_setups(tmp_path, capsys, monkeypatch):
+    """SIGHUP in the third of the four setups: two setups drawn, nothing trained after it."""
+    from scratchnet.cli import main
+
+    calls = _signal_in_run(monkeypatch, 3, signal.SIGHUP)
+    code = main(["demo", "vanishing", "--epochs", "20", "--depth", "3", "--out",
+                 str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 129 and len(calls) == 3
+    one_scratchnet_line(err, "interrupted at epoch 0 of tanh, Xavier weights (2 of 4 finished")
+    for name in ("vanishing.png", "gradients.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_softmax_keeps_the_epochs_so_far(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in the softmax demo's second slice of 1000 epochs: the first 1000 are drawn."""
+    from scratchnet.cli import main
+
+    _signal_in_run(monkeypatch, 1, signal.SIGINT, at_epoch=1000)
+    code = main(["demo", "softmax", "--epochs", "3000", "--out", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 130
+    one_scratchnet_line(err, "interrupted at epoch 1000 of 3000")
+    assert (tmp_path / "softmax.png").read_bytes()[:4] == b"\x89PNG"

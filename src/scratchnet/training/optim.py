@@ -233,7 +233,7 @@ class GradientMonitor:
         L = self.layout.n_layers
         return {"epoch": np.array([self.epochs[i] for i in keep], int),
                 "grad_norms": np.array([self.grad_norms[i] for i in keep]).reshape(-1, L),
-                "saturated": np.array([self.shares[i] for i in keep]).reshape(len(keep), -1)}
+                "saturated": np.array([self.shares[i] for i in keep]).reshape(len(keep), L - 1)}
 
 
 # ---- the one readable training loop ---------------------------------------------------
