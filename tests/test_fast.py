@@ -291,6 +291,24 @@ def test_every_option_combination_compiled(problems, opt, sched):
     assert len(EXTRAS) == 24
 
 
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+def test_every_option_on_rows_split_over_cores(problems, monkeypatch, opt):
+    """The row-parallel path with options (every optimizer, mini-batches, jitter, penalties,
+    early stopping): the numpy loop's numbers.  It raised "Sizes of ... w do not match" on
+    every path but plain gradient descent (scratchnet train --data moons --n-samples 25000
+    --optimizer adam: a traceback)."""
+    monkeypatch.setattr(fast, "PARALLEL_ROWS", 10)
+    monkeypatch.setattr(fast, "BLOCK_ROWS", 16)  # 80 rows → 5 blocks on 2 workers
+    monkeypatch.setattr(fast, "_threads", lambda: 2)
+    layout = Layout.build(2, (5,), 1, "tanh")
+    lr = 0.02 if opt in ("rmsprop", "adam") else 5e-3
+    w0 = init_weights(layout, "normal", 1) * 0.7
+    for batch, sigma, (l2, l1), patience in EXTRAS[::3]:
+        pair = loop_pair(problems[1], layout, "sse", lr, opt, "step", batch, sigma, l2, l1,
+                         patience)
+        assert_same_run(*[run_slices(e, w0, [(0, 4), (4, 12)]) for e in pair])
+
+
 @pytest.mark.parametrize("out,loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
 def test_options_for_every_output_and_loss(problems, out, loss):
     P = problems[3 if out == "softmax" else 1]

@@ -119,6 +119,14 @@ def exp_neg(x):
     return p * np.int64((np.int64(k) + 1023) << 52).view(np.float64)
 
 
+def _put(dst, src):
+    """dst[:] = src one element at a time: in ``_epochs_parallel`` numba turns a whole-array
+    assignment into a parallel loop whose run-time shape check failed ("Sizes of … w do not
+    match") on every path but plain gradient descent's."""
+    for p in range(dst.size):
+        dst[p] = src[p]
+
+
 def clip(p):
     q = p  # np.clip(p, EPS, 1 − EPS), NaN stays NaN
     if q < EPS:
@@ -465,7 +473,7 @@ def _epochs_py(net, tr, te, va, w, steps, st, bt, start, stop, rec, nw):
             for p in range(P):
                 bad = bad or not math.isfinite(w[p])
         if bad and steps.on_nan == 2:  # (ensemble) the epoch is not recorded
-            w[:] = st.prev
+            _put(w, st.prev)
             return t
         e_test = np.nan
         if t % rec.every == 0:
@@ -477,13 +485,13 @@ def _epochs_py(net, tr, te, va, w, steps, st, bt, start, stop, rec, nw):
             rec.train_loss[k], rec.test_loss[k] = e_train, e_test
             rec.train_acc[k], rec.test_acc[k] = Hl.sum() / N, Ht.sum() / NT
         if bad and steps.on_nan == 1:  # the last weights whose loss was finite
-            w[:] = st.prev
+            _put(w, st.prev)
             return t
         if steps.on_nan != 0:
-            st.prev[:] = w
+            _put(st.prev, w)
         if steps.patience > 0 and _early_stop(
                 steps, st, t, _watched(net, va, w, S[0], D1[0], D2[0], g, e_test), w):
-            w[:] = st.best_w
+            _put(w, st.best_w)
             st.ints[2] = t + 1
             return -1
         _update(net, bt, steps, st, w, t - start, clean, G, g, S[0], Yb, D1[0], D2[0], N, batch)
@@ -511,7 +519,7 @@ def _ensemble_py(net, tr, te, W, W_prev, S1, S2, lrs, steps, t0, bt, start, stop
                 diverged_at[k] = t
 
 
-_LOOP_FUNCTIONS = (exp_neg, clip, _forward, _hits, _output_delta, _backward, _load, _gather,
+_LOOP_FUNCTIONS = (exp_neg, _put, clip, _forward, _hits, _output_delta, _backward, _load, _gather,
                    _batch_gradient, _step, _early_stop, _block, _update, _watched, _plain_epochs,
                    _epochs_py,
                    _ensemble_py)
@@ -554,7 +562,7 @@ def _render_snippets() -> list[str]:
 _JIT = '''
 _fast = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 exp_neg = njit(cache=True, error_model="numpy", fastmath={"contract"})(exp_neg)
-for _name in ("clip", "_activate", "_times_deriv", "_loss_sum", "_loss_grad", "_forward",
+for _name in ("_put", "clip", "_activate", "_times_deriv", "_loss_sum", "_loss_grad", "_forward",
               "_hits", "_output_delta", "_backward", "_load", "_gather", "_batch_gradient",
               "_step", "_early_stop", "_block", "_update", "_watched", "_plain_epochs"):
     globals()[_name] = njit(**_fast)(globals()[_name])
