@@ -433,10 +433,12 @@ def test_out_dev_null_and_a_fifo_take_the_rows_without_lock_or_curves(tmp_path):
     try:
         run = run_sweep(config(epochs=20), **SMALL, out=fifo, chunk_size=4,
                         warn=warnings_seen.append)
-    finally:
-        if reader.is_alive():  # unblock the reader if the sweep never opened the fifo
-            open(fifo, "wb").close()
-        reader.join()
+    finally:  # unblock the reader if the sweep never opened the fifo: a non-blocking open
+        try:  # (a blocking one hung when the reader had just seen the end and was leaving)
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: no reader waits any more
+            pass
+        reader.join(timeout=60)
     clean, _ = clean_sweep(tmp_path)
     assert sorted(got[0].split(b"\r\n")) == sorted(clean.split(b"\r\n"))
     assert sorted(os.listdir(tmp_path)) == ["clean.csv", "clean.curves.npy", "rows.fifo"]

@@ -519,10 +519,9 @@ def _ensemble_py(net, tr, te, W, W_prev, S1, S2, lrs, steps, t0, bt, start, stop
                 diverged_at[k] = t
 
 
-_LOOP_FUNCTIONS = (exp_neg, _put, clip, _forward, _hits, _output_delta, _backward, _load, _gather,
-                   _batch_gradient, _step, _early_stop, _block, _update, _watched, _plain_epochs,
-                   _epochs_py,
-                   _ensemble_py)
+_LOOP_FUNCTIONS = (exp_neg, _put, clip, _forward, _hits, _output_delta, _backward, _load,
+                   _gather, _batch_gradient, _step, _early_stop, _block, _update, _watched,
+                   _plain_epochs, _epochs_py, _ensemble_py)
 
 
 # ---- rendering the module numba compiles ------------------------------------------------
@@ -562,9 +561,10 @@ def _render_snippets() -> list[str]:
 _JIT = '''
 _fast = dict(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 exp_neg = njit(cache=True, error_model="numpy", fastmath={"contract"})(exp_neg)
-for _name in ("_put", "clip", "_activate", "_times_deriv", "_loss_sum", "_loss_grad", "_forward",
-              "_hits", "_output_delta", "_backward", "_load", "_gather", "_batch_gradient",
-              "_step", "_early_stop", "_block", "_update", "_watched", "_plain_epochs"):
+for _name in ("_put", "clip", "_activate", "_times_deriv", "_loss_sum", "_loss_grad",
+              "_forward", "_hits", "_output_delta", "_backward", "_load", "_gather",
+              "_batch_gradient", "_step", "_early_stop", "_block", "_update", "_watched",
+              "_plain_epochs"):
     globals()[_name] = njit(**_fast)(globals()[_name])
 _epochs = njit(**_fast)(_epochs_py)
 _epochs_parallel_py = types.FunctionType(_epochs_py.__code__, globals(), "_epochs_parallel")
