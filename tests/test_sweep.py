@@ -180,7 +180,8 @@ def test_sweep_without_scheduler_imports_neither_dask_nor_matplotlib(tmp_path):
         "heavy = [m for m in ('dask', 'distributed', 'matplotlib', 'sklearn')\n"
         "         if m in sys.modules]\n"
         "assert not heavy, heavy\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -399,7 +400,8 @@ def test_out_dev_stdout_streams_the_rows_and_the_summary_goes_to_stderr(tmp_path
     assert main(SWEEP_ARGS + ["--out", file_out, "--quiet"]) == 0
     code = ("import sys\nfrom scratchnet.cli import main\n"
             f"sys.exit(main({SWEEP_ARGS + ['--out', '/dev/stdout']!r}))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=tmp_path,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr.decode()
     with open(file_out, "rb") as fh:
         assert proc.stdout == fh.read()  # the CSV alone, the rows a file gets

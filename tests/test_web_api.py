@@ -449,5 +449,6 @@ def test_no_web_framework_is_imported_until_the_playground_starts():
     code = ("import sys, scratchnet.cli, scratchnet.cli.web, scratchnet.web.session, "
             "scratchnet.web.inputs; scratchnet.cli.build_parser(); "
             "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=300)
     assert out.stdout.strip() == "[]"
