@@ -734,8 +734,8 @@ def run_epochs(layout, loss: str, w: np.ndarray, prob, lr: float, start: int, st
          _no_batches(prob), start, stop, _records(hist))
 
 
-def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray, prob,
-                    start: int, stop: int, record_every: int, rec: dict,
+def ensemble_engine(layout, loss: str, W: np.ndarray, W_prev: np.ndarray, lrs: np.ndarray,
+                    prob, start: int, stop: int, record_every: int, rec: dict,
                     diverged_at: np.ndarray, steps=None) -> None:
     """``ensemble.numpy_engine`` compiled: one network per core at a time (numba prange), each
     in the single-network loop ``_epochs``.  ``steps``: the run's ``ensemble.EnsembleSteps``
@@ -838,8 +838,8 @@ class CompiledLoop(Loop):
                 xj[e] = jitter(prob.x_train, self.sigma, rng).T
             if B < N:
                 order[e] = rng.permutation(N)
-        return Batches(np.ascontiguousarray(prob.x_train.T), np.ascontiguousarray(prob.y_train.T),
-                       order, xj, B)
+        return Batches(np.ascontiguousarray(prob.x_train.T),
+                       np.ascontiguousarray(prob.y_train.T), order, xj, B)
 
     def _sync_early(self) -> None:
         """The compiled early-stopping state into ``self.early`` (read by ``finish``)."""

@@ -241,8 +241,8 @@ def _header(d: ReportData) -> str:
          f"<p class='lead'>Data: <b>{data}</b>, {len(ds.y)} rows, features "
          f"{prose(', '.join(ds.feature_names))}, {n_tr} for training and {n_te} for testing. "
          f"Network <b>{lay.describe()}</b> with {lay.n_params} weights, {hidden} hidden units, "
-         f"a {lay.output} output and {LOSS_WORDS.get(c.loss, e(c.loss))}. {f['epochs']} epochs of gradient "
-         f"descent with η = {c.lr:g}. Made by scratchnet {__version__}.</p>"]
+         f"a {lay.output} output and {LOSS_WORDS.get(c.loss, e(c.loss))}. {f['epochs']} epochs "
+         f"of gradient descent with η = {c.lr:g}. Made by scratchnet {__version__}.</p>"]
     cards = [("training loss E", _per_row(f["train_loss"], n_tr)),
              ("test loss E", _per_row(f["test_loss"], n_te)),
              ("training accuracy", _num(f["train_acc"], ".3f")),

@@ -417,8 +417,8 @@ def conv_pool(proba: np.ndarray, pool: int = 8):
 
 @styled
 def conv_pool_figure(g1, g2, proba: np.ndarray, pool: int = 8):
-    """The map ``proba`` (class-1 probability on the grid), a convolution kernel run over it, and max
-    pooling of it — what a CNN layer does, on this run's own 'image'."""
+    """The map ``proba`` (class-1 probability on the grid), a convolution kernel run over it,
+    and max pooling of it — what a CNN layer does, on this run's own 'image'."""
     edges, pooled = conv_pool(proba, pool)
     fig = new_figure(11.0, 3.5)
     axes = fig.subplots(1, 3)
